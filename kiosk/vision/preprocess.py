@@ -1,0 +1,122 @@
+"""THE preprocessing function: photo -> model input. Training, evaluation and the kiosk all call it.
+
+A *recipe* names every choice (crop margin, hair removal, colour constancy), and
+the model manifest records the recipe id it was trained with, so the kiosk
+always prepares a photo exactly as the model's training images were prepared.
+
+Steps: find the lesion -> square crop around it with a margin (never tighter than
+70% of the short side, so a wrong segmentation cannot cut the lesion away) ->
+resize (area interpolation) -> optional DullRazor-style hair removal -> Shades of
+Gray colour constancy (Finlayson & Trezzi 2004, p=6), which evens out the lamp
+colour of different dermatoscopes and cameras.
+
+>>> from kiosk.synthetic import draw_lesion
+>>> x = preprocess(draw_lesion(seed=0), size=160)
+>>> x.shape, x.dtype.name
+((160, 160, 3), 'uint8')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .lesion import Lesion, find_lesion
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    id: str
+    margin: float = 0.3  # extra context on each side of the lesion box, as a fraction of its size
+    min_crop: float = 0.7  # the crop is never smaller than this fraction of the short side
+    hair_removal: bool = False
+    shades_of_gray_p: float | None = 6.0  # None: no colour constancy
+
+
+RECIPES: dict[str, Recipe] = {
+    r.id: r
+    for r in (
+        Recipe(id="crop-sog6-v1"),
+        Recipe(id="crop-hair-sog6-v1", hair_removal=True),
+        Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
+    )
+}
+DEFAULT_RECIPE = "crop-sog6-v1"
+
+
+def get_recipe(recipe: str | Recipe) -> Recipe:
+    """Look a recipe up by id; an unknown id is a ValueError naming the known ones."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    try:
+        return RECIPES[recipe]
+    except KeyError:
+        raise ValueError(f"unknown preprocessing recipe {recipe!r} (known: {', '.join(RECIPES)})") from None
+
+
+def crop_box(shape: tuple[int, ...], lesion: Lesion, recipe: Recipe) -> tuple[int, int, int]:
+    """The square crop (x, y, side) in full-image pixels around the lesion."""
+    h, w = shape[:2]
+    short = min(h, w)
+    if lesion.found:
+        x, y, bw, bh = lesion.box
+        cx, cy = x + bw / 2, y + bh / 2
+        side = max(bw, bh) * (1 + 2 * recipe.margin)
+    else:
+        cx, cy, side = w / 2, h / 2, short
+    side = int(round(min(short, max(side, recipe.min_crop * short))))
+    x0 = int(round(min(max(cx - side / 2, 0), w - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), h - side)))
+    return x0, y0, side
+
+
+def remove_hair(image: np.ndarray) -> np.ndarray:
+    """DullRazor-style: find thin dark lines with a black-hat filter and inpaint them."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    k = max(3, (image.shape[0] // 18) | 1)
+    blackhat = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    _, hair = cv2.threshold(blackhat, 12, 255, cv2.THRESH_BINARY)
+    if not hair.any():
+        return image
+    return cv2.inpaint(image, hair, 3, cv2.INPAINT_TELEA)
+
+
+def shades_of_gray(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
+    """Scale channels so the scene's Minkowski p-norm colour becomes neutral grey."""
+    rgb = image.astype(np.float32)
+    illuminant = np.power(np.mean(np.power(rgb, p), axis=(0, 1)), 1.0 / p)
+    illuminant = np.maximum(illuminant, 1e-3)
+    gains = illuminant.mean() / illuminant
+    return np.clip(rgb * gains, 0, 255).astype(np.uint8)
+
+
+def preprocess(
+    image: np.ndarray,
+    *,
+    size: int,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    lesion: Lesion | None = None,
+) -> np.ndarray:
+    """Turn an RGB uint8 photo into the size x size RGB uint8 model input.
+
+    Pass ``lesion`` when the caller already segmented the photo (the quality gate
+    does) to avoid doing it twice; the result is identical either way.
+    """
+    recipe = get_recipe(recipe)
+    if recipe.min_crop < 1.0 or recipe.margin > 0:
+        lesion = lesion if lesion is not None else find_lesion(image)
+        x0, y0, side = crop_box(image.shape, lesion, recipe)
+    else:
+        h, w = image.shape[:2]
+        side = min(h, w)
+        x0, y0 = (w - side) // 2, (h - side) // 2
+    crop = image[y0 : y0 + side, x0 : x0 + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    out = cv2.resize(crop, (size, size), interpolation=interpolation)
+    if recipe.hair_removal:
+        out = remove_hair(out)
+    if recipe.shades_of_gray_p is not None:
+        out = shades_of_gray(out, p=recipe.shades_of_gray_p)
+    return np.ascontiguousarray(out)

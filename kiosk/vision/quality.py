@@ -1,0 +1,101 @@
+"""The quality gate: is this photo good enough to screen, and if not, why not?
+
+Each failure is one reason code from :mod:`kiosk.reasons` that tells the health
+worker what to change ("blurry", "too_dark", ...). The measures are taken on
+the same working copy the lesion finder uses, i.e. at roughly the scale the
+model sees, so "sharp enough" means sharp enough for the model.
+
+Thresholds were calibrated on the real training images (see
+``tests/test_quality_realdata.py``): at least 95% of real dermoscopic images
+must pass, while blank, black, noise, blurred, dark and overexposed photos fail.
+
+>>> from kiosk.synthetic import draw_lesion
+>>> assess_quality(draw_lesion(seed=3)).reason is None
+True
+>>> assess_quality(draw_lesion(seed=3, brightness=0.15)).reason
+'too_dark'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .lesion import Lesion, find_lesion, working_copy
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityThresholds:
+    """Limits of the gate; the defaults are the calibrated ones."""
+
+    min_side: int = 128
+    min_brightness: float = 50.0  # mean grey level inside the field of view
+    max_saturated_fraction: float = 0.25  # pixels with a channel >= 250 (glare, blown out)
+    max_brightness: float = 235.0
+    min_sharpness: float = 25.0  # variance of the Laplacian on the working copy
+    min_contrast: float = 8.0  # skin minus lesion level in the pigment channel
+    min_area_fraction: float = 0.004  # lesion area / field of view
+    max_centre_offset: float = 0.38  # centroid distance from the centre, fraction of the frame
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityReport:
+    reason: str | None  # None means the photo passed
+    measures: dict[str, float] = field(default_factory=dict)
+    lesion: Lesion | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.reason is None
+
+
+def measure(image: np.ndarray, lesion: Lesion) -> dict[str, float]:
+    """Brightness, glare, sharpness and lesion measures of an RGB uint8 image."""
+    work, _ = working_copy(image)
+    grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+    inner = cv2.erode(lesion.fov.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if inner.sum() < 64:
+        inner = np.ones(grey.shape, bool)
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    saturated = (work.min(axis=2) >= 250)[inner]  # white in every channel: glare or blown out
+    offset = float(np.hypot(lesion.centre[0] - 0.5, lesion.centre[1] - 0.5))
+    return {
+        "brightness": round(float(grey[inner].mean()), 2),
+        "saturated_fraction": round(float(saturated.mean()), 4),
+        "sharpness": round(float(laplacian[inner].var()), 2),
+        "lesion_contrast": round(lesion.contrast, 2),
+        "lesion_area_fraction": round(lesion.area_fraction, 4),
+        "lesion_centre_offset": round(offset, 4),
+    }
+
+
+def assess_quality(
+    image: np.ndarray,
+    *,
+    lesion: Lesion | None = None,
+    thresholds: QualityThresholds = QualityThresholds(),
+) -> QualityReport:
+    """Check an RGB uint8 photo; the report's ``reason`` says what to fix (None = pass)."""
+    h, w = image.shape[:2]
+    if min(h, w) < thresholds.min_side:
+        return QualityReport(reason="too_small", measures={"width": float(w), "height": float(h)})
+    lesion = lesion if lesion is not None else find_lesion(image)
+    m = measure(image, lesion)
+    t = thresholds
+    if m["brightness"] < t.min_brightness:
+        reason = "too_dark"
+    elif m["saturated_fraction"] > t.max_saturated_fraction or m["brightness"] > t.max_brightness:
+        reason = "overexposed"
+    elif m["sharpness"] < t.min_sharpness:
+        reason = "blurry"
+    elif not lesion.found or lesion.contrast < t.min_contrast:
+        reason = "no_lesion"
+    elif lesion.area_fraction < t.min_area_fraction:
+        reason = "lesion_too_small"
+    elif m["lesion_centre_offset"] > t.max_centre_offset:
+        reason = "lesion_not_centred"
+    else:
+        reason = None
+    return QualityReport(reason=reason, measures=m, lesion=lesion)

@@ -1,0 +1,114 @@
+"""Dataset listing, the train/validation split, and the preprocessed-image cache.
+
+Every image goes through :func:`kiosk.vision.preprocess.preprocess` -- the same
+function the kiosk runs -- exactly once, into a cache keyed by recipe and size,
+so what is trained is exactly what the kiosk will see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.storage import atomic_write_bytes as atomic_write
+from kiosk.vision.loader import load_image
+from kiosk.vision.preprocess import preprocess
+
+LABELS = ("benign", "malignant")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "melanoma10k" / "train"
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # relative to the data root, e.g. "benign/melanoma_1.jpg"
+    label: int  # index into LABELS
+
+
+def list_samples(root: Path) -> list[Sample]:
+    """Every image under root/{benign,malignant}/, sorted; a missing or empty class is an error."""
+    samples = []
+    for index, name in enumerate(LABELS):
+        folder = root / name
+        if not folder.is_dir():
+            raise SystemExit(f"error: class folder missing: {folder}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SystemExit(f"error: class folder has no images: {folder}")
+        samples += [Sample(f"{name}/{p.name}", index) for p in files]
+    return samples
+
+
+def split_samples(root: Path, samples: list[Sample], *, val_fraction: float = 0.15, seed: int = 1234):
+    """Stratified split that keeps byte-identical files on the same side.
+
+    Files are grouped by content hash, so the duplicate pairs in the dataset
+    (listed in shared/data/duplicates.txt) can never straddle train and validation.
+    """
+    groups: dict[tuple[int, str], list[Sample]] = {}
+    for s in samples:
+        digest = hashlib.sha1((root / s.path).read_bytes()).hexdigest()
+        groups.setdefault((s.label, digest), []).append(s)
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in range(len(LABELS)):
+        keys = sorted(k for k in groups if k[0] == label)
+        rng.shuffle(keys)
+        n_label = sum(len(groups[k]) for k in keys)
+        taken = 0
+        for key in keys:
+            if taken < val_fraction * n_label:
+                val += groups[key]
+                taken += len(groups[key])
+            else:
+                train += groups[key]
+    return sorted(train, key=lambda s: s.path), sorted(val, key=lambda s: s.path)
+
+
+def save_split(path: Path, train: list[Sample], val: list[Sample]) -> None:
+    data = {"train": [s.path for s in train], "validation": [s.path for s in val]}
+    atomic_write(path, json.dumps(data, indent=1).encode())
+
+
+def load_split(path: Path) -> tuple[list[Sample], list[Sample]]:
+    data = json.loads(path.read_text())
+    def to_samples(paths):
+        return [Sample(p, LABELS.index(p.split("/")[0])) for p in paths]
+    return to_samples(data["train"]), to_samples(data["validation"])
+
+
+def preprocessed_arrays(root: Path, samples: list[Sample], *, size: int, recipe: str, cache_dir: Path):
+    """(images uint8 N x size x size x 3, labels int) through the kiosk's preprocess(), cached."""
+    key = hashlib.sha1(json.dumps([recipe, size, [s.path for s in samples]]).encode()).hexdigest()[:16]
+    cache = cache_dir / f"{recipe}-{size}-{key}.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return data["x"], data["y"]
+    x = np.empty((len(samples), size, size, 3), np.uint8)
+    y = np.array([s.label for s in samples], np.int64)
+    for i, s in enumerate(progress(samples, desc=f"preprocess {size}px")):
+        x[i] = preprocess(load_image(root / s.path), size=size, recipe=recipe)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, cache)
+    return x, y
+
+
+def progress(items, *, desc: str):
+    """A dependency-free progress bar on stderr (quiet when not a terminal)."""
+    total = len(items)
+    tty = sys.stderr.isatty()
+    for i, item in enumerate(items, 1):
+        yield item
+        if tty and (i % 50 == 0 or i == total):
+            bar = "#" * int(30 * i / total)
+            print(f"\r{desc} [{bar:<30}] {i}/{total}", end="" if i < total else "\n", file=sys.stderr, flush=True)

@@ -1,0 +1,44 @@
+"""The two architectures: the seed paper's CNN (baseline) and a compact mobile net.
+
+Both take RGB images with values 0..255 (float) and end in a 2-way softmax
+(benign, malignant); the scaling to the network's range is inside the model, so
+the int8 model's input is the plain uint8 image the kiosk's preprocess() makes.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def paper_cnn(size: int = 224) -> keras.Model:
+    """Araneta (2025): 4 x (Conv 3x3 ReLU, Dropout, MaxPool 2x2), Flatten, Dense 512, Dense 2.
+
+    At 224x224 this has exactly 19,264,322 parameters, as the paper reports.
+    """
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for filters in (32, 64, 128, 256):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.Dropout(0.2)(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    outputs = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="paper_cnn")
+
+
+def mobile_net(size: int = 160, *, alpha: float = 0.35, dropout: float = 0.2) -> keras.Model:
+    """MobileNetV2 (depthwise-separable inverted residuals) trained from scratch."""
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None, pooling="avg"
+    )
+    x = backbone(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(2, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{size}")
+
+
+ARCHITECTURES = {"paper": paper_cnn, "mobile": mobile_net}

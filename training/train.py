@@ -1,0 +1,278 @@
+"""Train a screening model, resumably, and export it for deploy/build-model.
+
+    python -m training.train --arch mobile --size 160 --epochs 40 --out runs/mobile160
+    python -m training.train --out runs/mobile160 --resume      # carries on after a stop
+
+Each epoch writes ``last.keras`` (weights + optimizer state) and ``state.json``
+atomically, so a power cut or a session limit loses at most one epoch. The best
+epoch by validation AUC is kept as ``best.keras``; training stops early when
+the AUC has not improved for ``--patience`` epochs. ``metrics.csv`` and
+``curves.png`` record the run; ``export/`` is the contract (see README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.vision.preprocess import DEFAULT_RECIPE, get_recipe
+
+from .data import DEFAULT_DATA, LABELS, REPO_ROOT, atomic_write, list_samples, load_split, preprocessed_arrays, save_split, split_samples
+from kiosk.metrics import binary_metrics, roc_auc
+
+EXPORT_FORMAT = "melanoma-kiosk-export/1"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics, export)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with benign/ and malignant/")
+    p.add_argument("--arch", choices=["mobile", "paper"], default="mobile")
+    p.add_argument("--size", type=int, default=160, help="input side in pixels")
+    p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--patience", type=int, default=10, help="early stopping on validation AUC")
+    p.add_argument("--paper-recipe", action="store_true", help="train as the paper: Adam 1e-3, no augmentation")
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out: Path = args.out
+    config_path = out / "config.json"
+    if args.resume:
+        if not config_path.exists():
+            print(f"error: nothing to resume in {out} (no config.json)", file=sys.stderr)
+            return 2
+        saved = json.loads(config_path.read_text())
+        epochs = args.epochs if "--epochs" in (argv or sys.argv) else saved["epochs"]
+        args = argparse.Namespace(**{**saved, "out": out, "resume": True, "epochs": epochs,
+                                     "data": Path(saved["data"]), "cache": Path(saved["cache"])})
+    elif (out / "state.json").exists():
+        print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
+        return 2
+    get_recipe(args.recipe)  # fail fast on a bad recipe id
+    out.mkdir(parents=True, exist_ok=True)
+    saved_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")}
+    atomic_write(config_path, json.dumps(saved_args, indent=1).encode())
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    keras.utils.set_random_seed(args.seed)
+
+    split_path = out / "split.json"
+    if split_path.exists():
+        train_samples, val_samples = load_split(split_path)
+    else:
+        samples = list_samples(args.data)
+        train_samples, val_samples = split_samples(args.data, samples, val_fraction=args.val_fraction, seed=args.seed)
+        save_split(split_path, train_samples, val_samples)
+    print(f"train {len(train_samples)} / validation {len(val_samples)} images", file=sys.stderr)
+    x_train, y_train = preprocessed_arrays(args.data, train_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
+    x_val, y_val = preprocessed_arrays(args.data, val_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
+
+    from .models import mobile_net, paper_cnn
+
+    steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
+    last_path, best_path, state_path = out / "last.keras", out / "best.keras", out / "state.json"
+    state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "history": []}
+    if args.resume and last_path.exists():
+        model = keras.models.load_model(last_path)
+        state = json.loads(state_path.read_text())
+        print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
+    else:
+        model = paper_cnn(args.size) if args.arch == "paper" else mobile_net(args.size, alpha=args.alpha)
+        if args.paper_recipe:
+            optimizer = keras.optimizers.Adam(1e-3)
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps=args.epochs * steps_per_epoch, warmup_target=args.lr,
+                warmup_steps=2 * steps_per_epoch, alpha=0.01)
+            optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.0 if args.paper_recipe else 0.05),
+                      metrics=["accuracy"])
+    print(f"{model.name}: {model.count_params():,} parameters", file=sys.stderr)
+
+    counts = np.bincount(y_train, minlength=2)
+    class_weight = {i: len(y_train) / (2.0 * c) for i, c in enumerate(counts)}
+    augment = None if args.paper_recipe else augmenter(args.size, seed=args.seed)
+
+    def train_dataset(epoch: int):
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        ds = ds.shuffle(len(x_train), seed=args.seed + epoch, reshuffle_each_iteration=False)
+        ds = ds.batch(args.batch)
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, 2)), num_parallel_calls=tf.data.AUTOTUNE)
+        if augment is not None:
+            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(2)
+
+    val_x_float = x_val.astype(np.float32)
+    history_fields = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_auc", "seconds"]
+    for epoch in range(state["epoch"] + 1, args.epochs + 1):
+        started = time.time()
+        print(f"epoch {epoch}/{args.epochs}", file=sys.stderr)
+        fit = model.fit(train_dataset(epoch), epochs=1, class_weight=class_weight,
+                        verbose=2 if not sys.stderr.isatty() else 1)
+        probs = model.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
+        val_loss = float(keras.losses.CategoricalCrossentropy()(np.eye(2)[y_val], np.stack([1 - probs, probs], 1)))
+        auc = roc_auc(y_val, probs)
+        row = {"epoch": epoch, "loss": float(fit.history["loss"][-1]), "accuracy": float(fit.history["accuracy"][-1]),
+               "val_loss": val_loss, "val_accuracy": float(np.mean((probs >= 0.5) == y_val)), "val_auc": auc,
+               "seconds": round(time.time() - started, 1)}
+        state["history"].append(row)
+        print("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), file=sys.stderr)
+        if auc > state["best_auc"]:
+            state["best_auc"], state["best_epoch"] = auc, epoch
+            save_model_atomic(model, best_path)
+        state["epoch"] = epoch
+        save_model_atomic(model, last_path)
+        atomic_write(state_path, json.dumps(state, indent=1).encode())
+        write_metrics_csv(out / "metrics.csv", state["history"], history_fields)
+        plot_curves(out / "curves.png", state["history"])
+        if epoch - state["best_epoch"] >= args.patience:
+            print(f"early stop: no AUC gain for {args.patience} epochs", file=sys.stderr)
+            break
+
+    best = keras.models.load_model(best_path)
+    probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
+    export(best, out / "export", args=args, train_samples=train_samples, val_samples=val_samples,
+           val_metrics=binary_metrics(y_val, probs, threshold=0.5), state=state)
+    print(f"exported {out / 'export'} (best epoch {state['best_epoch']}, validation AUC {state['best_auc']:.4f})", file=sys.stderr)
+    return 0
+
+
+def augmenter(size: int, *, seed: int):
+    """Dermoscopy-suited augmentation: any orientation, a little zoom, lamp and skin colour jitter."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+        layers.RandomZoom((-0.2, 0.1), fill_mode="reflect", seed=seed + 2),
+        layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
+        layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
+        layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
+        layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
+        layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
+    ], name="augment")
+
+
+def save_model_atomic(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_metrics_csv(path: Path, history: list[dict], fields: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(path, buf.getvalue().encode())
+
+
+def plot_curves(path: Path, history: list[dict]) -> None:
+    """Accuracy and loss per epoch, like the paper's figures 7 and 8."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["accuracy"] for h in history], label="train")
+    ax1.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    ax1.plot(epochs, [h["val_auc"] for h in history], label="validation AUC", linestyle="--")
+    ax1.set(title="Accuracy", xlabel="epoch")
+    ax1.legend()
+    ax2.plot(epochs, [h["loss"] for h in history], label="train")
+    ax2.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax2.set(title="Loss", xlabel="epoch")
+    ax2.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def export(model, export_dir: Path, *, args, train_samples, val_samples, val_metrics, state) -> None:
+    """Write the SavedModel + export.json contract, atomically (temp folder, then rename)."""
+    import shutil
+
+    tmp = export_dir.with_name(f".{export_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.export(str(tmp / "saved_model"), format="tf_saved_model", verbose=False)
+    model.save(tmp / "model.keras")
+    split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
+    info = {
+        "format": EXPORT_FORMAT,
+        "architecture": model.name,
+        "parameters": int(model.count_params()),
+        "input": {"height": args.size, "width": args.size, "channels": 3, "channel_order": "RGB",
+                  "dtype": "float32", "value_range": [0, 255]},
+        "labels": list(LABELS),
+        "output": "softmax probabilities, one per label",
+        "preprocessing_recipe": args.recipe,
+        "training_data": {
+            "source": "Kaggle 'Melanoma Skin Cancer Dataset of 10000 Images', training split (ISIC-derived dermoscopy)",
+            "train_images": len(train_samples),
+            "validation_images": len(val_samples),
+            "validation_split_sha256": split_hash,
+            "class_counts_train": {LABELS[i]: int(sum(1 for s in train_samples if s.label == i)) for i in range(2)},
+            "seed": args.seed,
+        },
+        "validation_metrics": val_metrics,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "git_commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (tmp / "export.json").write_text(json.dumps(info, indent=1))
+    shutil.copy(export_dir.parent / "split.json", tmp / "split.json")
+    if export_dir.exists():
+        old = export_dir.with_name(f".{export_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(export_dir, old)
+        os.replace(tmp, export_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, export_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
