@@ -1,0 +1,520 @@
+"""Screening records in SQLite, written so that a power cut loses nothing committed.
+
+The kiosk runs on a Raspberry Pi in health centres where the power goes out.
+So: the database is in WAL mode with ``synchronous=FULL`` (a committed row is
+on the SD card before ``save()`` returns); each photo is written atomically
+(temp file, fsync, rename, fsync the folder) *before* its row is committed, so
+a row never points at a half-written photo; and :meth:`RecordStore.repair`,
+run at every open, removes leftovers of a save that was cut short.
+
+No patient names are stored, only :class:`PatientInfo` (age, sex, body site).
+
+>>> import tempfile
+>>> from kiosk.result import ScreeningResult
+>>> result = ScreeningResult(status="ok", malignant_probability=0.12, risk="low", threshold=0.5)
+>>> with tempfile.TemporaryDirectory() as tmp, RecordStore(Path(tmp)) as store:
+...     sid = store.save(result, image_jpeg=b"\\xff\\xd8 jpeg bytes", patient=PatientInfo(age=54, body_site="trunk"))
+...     got = store.get(sid)
+...     got.result.risk, got.patient.age, got.image_path.read_bytes()[:2], store.count()
+('low', 54, b'\\xff\\xd8', 1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import secrets
+import sqlite3
+import tempfile
+import threading
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from .result import ScreeningResult
+
+if TYPE_CHECKING:
+    from .config import RecordsSettings
+
+__all__ = [
+    "BODY_SITES",
+    "SEXES",
+    "InvalidPatientInfo",
+    "PatientInfo",
+    "RecordStore",
+    "RecordStoreError",
+    "RepairSummary",
+    "StoredScreening",
+]
+
+Sex = Literal["female", "male", "other"]
+BodySite = Literal["head_neck", "trunk", "upper_limb", "lower_limb", "palm_sole", "nail", "genital", "other"]
+SEXES: tuple[str, ...] = typing.get_args(Sex)
+BODY_SITES: tuple[str, ...] = typing.get_args(BodySite)
+
+SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration step in _migrate()
+BUSY_TIMEOUT_MS = 10_000  # a web request waits this long for a save in another process
+
+_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-z]{4}")
+_IMAGE_RE = re.compile(_ID_RE.pattern + r"\.jpg")
+_SEQ_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_SEQ_SPACE = 36**4
+
+_COLUMNS = (
+    "id, created_at, status, reason, malignant_probability, risk, threshold, model_sha256,"
+    " features_json, quality_json, timings_json, image_file, patient_age, patient_sex, patient_body_site"
+)
+
+
+class InvalidPatientInfo(ValueError):
+    """A patient field is out of range or not one of the allowed values (one-line message)."""
+
+
+class RecordStoreError(RuntimeError):
+    """The record store cannot be used (closed, or a database from a newer kiosk)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientInfo:
+    """What the kiosk records about the patient: never a name.
+
+    >>> PatientInfo(age=61, sex="female", body_site="lower_limb").to_dict()
+    {'age': 61, 'sex': 'female', 'body_site': 'lower_limb'}
+    >>> PatientInfo(body_site="arm")
+    Traceback (most recent call last):
+    ...
+    kiosk.records.InvalidPatientInfo: body_site must be one of head_neck, trunk, upper_limb, lower_limb, palm_sole, nail, genital, other; got 'arm'
+    """
+
+    age: int | None = None
+    sex: Sex | None = None
+    body_site: BodySite | None = None
+
+    def __post_init__(self) -> None:
+        age = self.age
+        if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 120):
+            raise InvalidPatientInfo(f"age must be a whole number from 0 to 120; got {_show(age)}")
+        if self.sex is not None and self.sex not in SEXES:
+            raise InvalidPatientInfo(f"sex must be one of {', '.join(SEXES)}; got {_show(self.sex)}")
+        if self.body_site is not None and self.body_site not in BODY_SITES:
+            raise InvalidPatientInfo(f"body_site must be one of {', '.join(BODY_SITES)}; got {_show(self.body_site)}")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.age is None and self.sex is None and self.body_site is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PatientInfo:
+        """Build from JSON or a web form: ``""`` means not given; age may be a digit string.
+
+        >>> PatientInfo.from_dict({"age": "7", "sex": "", "body_site": "nail"})
+        PatientInfo(age=7, sex=None, body_site='nail')
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:  # also how a stray "name" field from a form is refused
+            raise InvalidPatientInfo(f"unknown patient field {unknown[0]!r}; the kiosk records only {', '.join(names)}")
+        values = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
+        age = values.get("age")
+        if isinstance(age, str):
+            if not re.fullmatch(r"\s*[0-9]{1,3}\s*", age):
+                raise InvalidPatientInfo(f"age must be a whole number from 0 to 120; got {_show(age)}")
+            values["age"] = int(age)
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredScreening:
+    """One saved screening as read back from the store."""
+
+    id: str
+    created_at: datetime  # UTC, timezone-aware
+    result: ScreeningResult
+    patient: PatientInfo | None
+    image_path: Path | None  # absolute; None when no photo was kept
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "result": self.result.to_dict(),
+            "patient": self.patient.to_dict() if self.patient else None,
+            "image_path": str(self.image_path) if self.image_path else None,
+        }
+
+
+@dataclass(frozen=True)
+class RepairSummary:
+    """What :meth:`RecordStore.repair` cleaned up."""
+
+    temp_files: int = 0  # half-written photos from a save cut short
+    orphan_images: int = 0  # complete photos whose row was never committed
+    missing_images: int = 0  # rows whose photo is gone; their image reference was cleared
+
+
+class RecordStore:
+    """Screening records under ``data_dir``: ``records.sqlite3`` and ``images/``.
+
+    Safe to share between threads (each thread gets its own connection; saves
+    are serialised) and between processes (SQLite's write lock is held for the
+    whole save). ``clock`` returns the current time; tests inject one.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        retention_days: int = 365,
+        keep_images: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 0:
+            raise ValueError(f"retention_days must be a whole number >= 0 (0 = keep forever); got {retention_days!r}")
+        self.data_dir = Path(data_dir).expanduser()
+        self.images_dir = self.data_dir / "images"
+        self.db_path = self.data_dir / "records.sqlite3"
+        self.retention_days = retention_days
+        self.keep_images = keep_images
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        # 0o700: these are health records (applies only when the folder is new).
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.images_dir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            self._migrate()
+            self.repair()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: RecordsSettings, **kwargs: Any) -> RecordStore:
+        """Open the store that ``[records]`` settings describe."""
+        return cls(settings.data_dir, retention_days=settings.retention_days, keep_images=settings.keep_images, **kwargs)
+
+    # --- connections and transactions ---------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RecordStoreError(f"the record store at {self.data_dir} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread
+            # is off only so close() can close every thread's connection.
+            conn = sqlite3.connect(
+                self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every commit
+            conn.execute("PRAGMA secure_delete = ON")  # purged records are overwritten, not just unlinked
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from the start."""
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent in the file; not allowed inside a transaction
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RecordStoreError(
+                    f"{self.db_path} was written by a newer kiosk (schema {version}; this one knows {SCHEMA_VERSION})"
+                )
+            if version < 1:
+                conn.execute(
+                    """CREATE TABLE IF NOT EXISTS screenings (
+                        id TEXT PRIMARY KEY,
+                        created_at TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        reason TEXT,
+                        malignant_probability REAL,
+                        risk TEXT,
+                        threshold REAL,
+                        model_sha256 TEXT,
+                        features_json TEXT NOT NULL,
+                        quality_json TEXT NOT NULL,
+                        timings_json TEXT NOT NULL,
+                        image_file TEXT,
+                        patient_age INTEGER,
+                        patient_sex TEXT,
+                        patient_body_site TEXT
+                    )"""
+                )
+                conn.execute("CREATE INDEX IF NOT EXISTS screenings_created_at ON screenings (created_at)")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # inside the transaction: atomic with the DDL
+
+    # --- writing -------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return _utc(self._clock())
+
+    def save(
+        self,
+        result: ScreeningResult,
+        *,
+        image_jpeg: bytes | None = None,
+        patient: PatientInfo | None = None,
+    ) -> str:
+        """Store ``result`` (and its photo, unless ``keep_images`` is off); return the new id.
+
+        Ids look like ``20250314-093015-k3f9``: UTC time, then a per-second
+        sequence that starts at a random point (so ids in a URL are hard to
+        guess) and only grows (so ids sort in save order).
+        """
+        if not isinstance(result, ScreeningResult):
+            raise TypeError(f"result must be a ScreeningResult, not {type(result).__name__}")
+        if image_jpeg is not None and not image_jpeg:
+            raise ValueError("image_jpeg is empty")
+        patient = patient or PatientInfo()
+        # Serialise before touching the disk, so a bad result fails with nothing written.
+        values = {
+            "status": result.status,
+            "reason": result.reason,
+            "malignant_probability": _float_or_none(result.malignant_probability),
+            "risk": result.risk,
+            "threshold": _float_or_none(result.threshold),
+            "model_sha256": result.model_sha256,
+            "features_json": _to_json(result.features),
+            "quality_json": _to_json(result.quality),
+            "timings_json": _to_json(result.timings_ms),
+            "patient_age": patient.age,
+            "patient_sex": patient.sex,
+            "patient_body_site": patient.body_site,
+        }
+        now = self._now()
+        with self._write() as conn:
+            sid = self._next_id(conn, now)
+            image_file = None
+            if image_jpeg is not None and self.keep_images:
+                image_file = f"{sid}.jpg"
+                _write_atomic(self.images_dir / image_file, bytes(image_jpeg))
+            try:
+                conn.execute(
+                    f"INSERT INTO screenings ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})",
+                    (sid, _iso(now), values["status"], values["reason"], values["malignant_probability"],
+                     values["risk"], values["threshold"], values["model_sha256"], values["features_json"],
+                     values["quality_json"], values["timings_json"], image_file, values["patient_age"],
+                     values["patient_sex"], values["patient_body_site"]),
+                )
+            except BaseException:
+                if image_file:  # no row will point at it
+                    with contextlib.suppress(OSError):
+                        (self.images_dir / image_file).unlink()
+                raise
+        return sid
+
+    def _next_id(self, conn: sqlite3.Connection, now: datetime) -> str:
+        prefix = now.strftime("%Y%m%d-%H%M%S")
+        last = conn.execute(
+            "SELECT id FROM screenings WHERE id > ? AND id < ? ORDER BY id DESC LIMIT 1",
+            (prefix + "-", prefix + "-~"),  # "~" sorts after every base-36 digit
+        ).fetchone()
+        if last is None:
+            seq = secrets.randbelow(_SEQ_SPACE // 2)
+        else:
+            seq = int(last[0][len(prefix) + 1:], 36) + 1 + secrets.randbelow(36)
+        if seq >= _SEQ_SPACE:
+            raise RecordStoreError(f"too many screenings saved within {prefix}")
+        digits = []
+        for _ in range(4):
+            seq, d = divmod(seq, 36)
+            digits.append(_SEQ_DIGITS[d])
+        return f"{prefix}-{''.join(reversed(digits))}"
+
+    def repair(self) -> RepairSummary:
+        """Clean up after a save cut short (run at every open; safe to run any time).
+
+        Removes half-written temp photos and complete photos without a row,
+        and clears the image reference of rows whose photo is gone. Only files
+        named like the store's own are touched.
+        """
+        temp_files = orphans = 0
+        with self._write() as conn:  # the write lock: no save is mid-flight, in any process
+            referenced = {
+                row[0] for row in conn.execute("SELECT image_file FROM screenings WHERE image_file IS NOT NULL")
+            }
+            with os.scandir(self.images_dir) as entries:
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    is_temp = entry.name.startswith(".") and entry.name.endswith(".tmp")
+                    is_orphan = entry.name not in referenced and _IMAGE_RE.fullmatch(entry.name) is not None
+                    if is_temp or is_orphan:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                        temp_files += is_temp
+                        orphans += is_orphan
+            missing = [name for name in referenced if not (self.images_dir / name).is_file()]
+            conn.executemany("UPDATE screenings SET image_file = NULL WHERE image_file = ?", [(n,) for n in missing])
+        return RepairSummary(temp_files=temp_files, orphan_images=orphans, missing_images=len(missing))
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete records (and photos) older than ``retention_days``; return how many rows went.
+
+        ``retention_days == 0`` keeps everything.
+        """
+        if self.retention_days == 0:
+            return 0
+        now = self._now() if now is None else _utc(now)
+        cutoff = _iso(now - timedelta(days=self.retention_days))
+        with self._write() as conn:
+            expired = conn.execute("SELECT image_file FROM screenings WHERE created_at < ?", (cutoff,)).fetchall()
+            conn.execute("DELETE FROM screenings WHERE created_at < ?", (cutoff,))
+        # Rows first: a power cut here leaves orphan photos, which repair() removes.
+        for (image_file,) in expired:
+            if image_file:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.images_dir / image_file).unlink()
+        return len(expired)
+
+    # --- reading -------------------------------------------------------------
+
+    def get(self, screening_id: str) -> StoredScreening | None:
+        """The screening with this id, or None (also for ids that are not well-formed)."""
+        if not isinstance(screening_id, str) or not _ID_RE.fullmatch(screening_id):
+            return None
+        row = self._conn().execute(f"SELECT {_COLUMNS} FROM screenings WHERE id = ?", (screening_id,)).fetchone()
+        return self._from_row(row) if row else None
+
+    def list(self, *, limit: int = 50, offset: int = 0) -> list[StoredScreening]:
+        """Screenings newest first, ``limit`` at a time from ``offset``."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must be >= 0; got limit={limit}, offset={offset}")
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM screenings ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [self._from_row(row) for row in rows]
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM screenings").fetchone()[0])
+
+    def _from_row(self, row: sqlite3.Row) -> StoredScreening:
+        patient = PatientInfo(age=row["patient_age"], sex=row["patient_sex"], body_site=row["patient_body_site"])
+        result = ScreeningResult(
+            status=row["status"],
+            reason=row["reason"],
+            malignant_probability=row["malignant_probability"],
+            risk=row["risk"],
+            threshold=row["threshold"],
+            features=json.loads(row["features_json"]),
+            quality=json.loads(row["quality_json"]),
+            model_sha256=row["model_sha256"],
+            timings_ms=json.loads(row["timings_json"]),
+        )
+        return StoredScreening(
+            id=row["id"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            result=result,
+            patient=None if patient.is_empty else patient,
+            image_path=self.images_dir / row["image_file"] if row["image_file"] else None,
+        )
+
+    # --- lifetime --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every thread's connection; further use raises RecordStoreError."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    # Fixed width (always microseconds, always +00:00) so text order is time order in SQL.
+    return moment.isoformat(timespec="microseconds")
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)  # numpy float32 cannot be bound by sqlite3
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, sort_keys=True, separators=(",", ":"))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that after a crash it is either absent or complete."""
+    # The temp name is hidden and ends in .tmp, so it never looks like a real photo.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)  # make the rename itself durable
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a directory for fsync
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
