@@ -175,7 +175,6 @@ def augmenter(size: int, *, seed: int):
         layers.RandomFlip("horizontal_and_vertical", seed=seed),
         layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
         layers.RandomZoom((-0.2, 0.1), fill_mode="reflect", seed=seed + 2),
-        layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
         layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
         layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
         layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
