@@ -71,9 +71,9 @@ def open_camera(spec: str, *, log: Callable[[str], None] | None = None) -> Camer
     if kind == "opencv":
         if arg.isdigit():
             return OpenCVCamera(int(arg))
-        if arg.startswith("/dev/"):
+        if arg.startswith("/"):  # /dev/videoN, or a stable /dev/v4l/by-id/... link
             return OpenCVCamera(arg)
-        raise _bad(spec, "opencv needs a camera index or a /dev/video path, got")
+        raise _bad(spec, "opencv needs a camera index or an absolute device path, got")
     if kind == "replay":
         if not arg:
             raise _bad(spec, "replay needs a folder, got")
