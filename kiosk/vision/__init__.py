@@ -1,0 +1,1 @@
+"""Image handling for the kiosk: loading, quality checks, lesion finding, preprocessing."""
