@@ -112,3 +112,29 @@ def progress(items, *, desc: str):
         if tty and (i % 50 == 0 or i == total):
             bar = "#" * int(30 * i / total)
             print(f"\r{desc} [{bar:<30}] {i}/{total}", end="" if i < total else "\n", file=sys.stderr, flush=True)
+
+
+def materialise_split(root: Path, run_dir: Path, *, calibration_count: int = 400, seed: int = 1234) -> tuple[Path, Path]:
+    """Symlink folders for deploy/build-model: ``validation/{benign,malignant}`` and ``calibration/``.
+
+    Calibration images are a seeded, class-balanced sample of the *training*
+    side, so int8 calibration never sees a validation image.
+    """
+    train, val = load_split(run_dir / "split.json")
+    val_dir, cal_dir = run_dir / "validation", run_dir / "calibration"
+    for s in val:
+        link = val_dir / s.path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((root / s.path).resolve())
+    rng = random.Random(seed)
+    picked = []
+    for label in range(len(LABELS)):
+        same = [s for s in train if s.label == label]
+        picked += rng.sample(same, min(len(same), calibration_count // len(LABELS)))
+    cal_dir.mkdir(parents=True, exist_ok=True)
+    for s in picked:
+        link = cal_dir / s.path.replace("/", "_")
+        if not link.exists():
+            link.symlink_to((root / s.path).resolve())
+    return cal_dir, val_dir

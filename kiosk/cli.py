@@ -1,0 +1,361 @@
+"""The ``kiosk`` command: screen, evaluate, bench, doctor, demo (and serve, with the touchscreen).
+
+Every expected failure prints one line ``kiosk: error: ...`` and exits 2; a
+traceback is never shown for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .reasons import KioskError, message
+
+EXIT_OK, EXIT_ERROR = 0, 2
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Offline melanoma screening kiosk (a referral aid, not a diagnosis).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", help="settings TOML file (default: $KIOSK_CONFIG, else built-in defaults)")
+    parser.add_argument("--model", help="model .tflite (its manifest is the .json beside it)")
+    parser.add_argument("--threads", type=int, help="inference threads (default from settings: 1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("screen", help="screen image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+
+    p = sub.add_parser("evaluate", help="measure the model on a labelled folder (benign/, malignant/)")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--predictions", metavar="FILE.csv", help="write path,label,malignant_probability per image")
+
+    p = sub.add_parser("bench", help="time every stage of a screening and report peak memory")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-n", "--count", type=int, default=50, help="images to time (default 50)")
+    p.add_argument("--size", default="300x300", help="WxH of drawn test images (e.g. 4056x3040 for 12 MP)")
+    p.add_argument("--images", metavar="DIR", help="time these image files instead of drawn ones")
+    p.add_argument("--frames", action="store_true", help="time camera-style frames (no decode) instead of JPEG files")
+
+    p = sub.add_parser("doctor", help="check runtime, model, camera, GPIO, disk and data folder")
+    p.add_argument("--camera", help="camera source to check (default from settings)")
+
+    p = sub.add_parser("demo", help="screen a few drawn lesions from the demo camera")
+    p.add_argument("-n", "--count", type=int, default=5)
+
+    sub.add_parser("serve", help="run the touchscreen kiosk (arrives with the touchscreen release)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KioskError as exc:
+        print(f"kiosk: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("kiosk: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- shared set-up -------------------------------------------------------------
+
+def load_settings_for(args: argparse.Namespace):
+    from .config import load_settings
+
+    return load_settings(args.config)
+
+
+def load_screener(args: argparse.Namespace):
+    from .model import Model
+    from .screening import Screener
+    from .vision.quality import QualityThresholds
+
+    settings = load_settings_for(args)
+    model_path = Path(args.model) if args.model else settings.model.path
+    threads = args.threads or settings.model.threads
+    model = Model.load(model_path, threads=threads)
+    thresholds = QualityThresholds(min_side=settings.vision.min_side)
+    return Screener(model, thresholds=thresholds, mm_per_pixel=settings.camera.mm_per_pixel)
+
+
+def progress(items: Sequence, *, label: str) -> Iterable:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    total = len(items)
+    tty = sys.stderr.isatty()
+    started = time.monotonic()
+    for i, item in enumerate(items, 1):
+        yield item
+        if tty and (i == total or i % 10 == 0):
+            rate = i / max(time.monotonic() - started, 1e-6)
+            bar = "#" * int(30 * i / total)
+            print(f"\r{label} [{bar:<30}] {i}/{total} {rate:.0f}/s", end="\n" if i == total else "", file=sys.stderr, flush=True)
+
+
+# --- screen ------------------------------------------------------------------
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    screener = load_screener(args)
+    any_error = False
+    for image in args.images:
+        result = screener.screen_file(image)
+        any_error |= result.status == "error"
+        if args.json:
+            row = {"image": image, **{k: v for k, v in result.to_dict().items()
+                                      if k in ("status", "reason", "malignant_probability", "risk", "threshold",
+                                               "features", "model_sha256", "timings_ms")}}
+            print(json.dumps(row), flush=True)
+        else:
+            print(describe(image, result), flush=True)
+    return EXIT_ERROR if any_error else EXIT_OK
+
+
+def describe(image: str, result) -> str:
+    if result.status == "ok":
+        band = "REFER to a doctor" if result.risk == "refer" else "low risk"
+        return (f"{image}: {band} (malignant probability {result.malignant_probability:.1%}, "
+                f"threshold {result.threshold:.1%}) - a referral aid, not a diagnosis")
+    word = "retake" if result.status == "retake" else "error"
+    return f"{image}: {word}: {message(result.reason)}"
+
+
+# --- evaluate ------------------------------------------------------------------
+
+def labelled_images(directory: Path) -> list[tuple[Path, int]]:
+    if not directory.is_dir():
+        raise KioskError("file_not_found", path=str(directory))
+    items = []
+    for label, name in enumerate(("benign", "malignant")):
+        folder = directory / name
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise KioskError("file_not_found", path=f"{folder} (needs {name} images)")
+        items += [(p, label) for p in files]
+    return items
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import binary_metrics, roc_auc
+
+    screener = load_screener(args)
+    items = labelled_images(Path(args.directory))
+    labels, probs, rows, retakes, errors = [], [], [], 0, 0
+    for path, label in progress(items, label="evaluate"):
+        result = screener.screen_file(path, apply_quality_gate=False)
+        if result.status == "error":
+            errors += 1
+            print(f"kiosk: skipped {path}: {message(result.reason)}", file=sys.stderr)
+            continue
+        retakes += result.reason is not None
+        labels.append(label)
+        probs.append(result.malignant_probability)
+        rows.append((str(path), ("benign", "malignant")[label], result.malignant_probability))
+    if args.predictions:
+        from .storage import atomic_write_bytes
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["path", "label", "malignant_probability"])
+        writer.writerows(rows)
+        atomic_write_bytes(Path(args.predictions), buf.getvalue().encode())
+    threshold = screener.model.manifest.threshold
+    at_threshold = binary_metrics(labels, probs, threshold=threshold)
+    argmax = binary_metrics(labels, probs, threshold=0.5)
+    report = {
+        "n": len(labels),
+        "auc": roc_auc(labels, probs),
+        **{k: at_threshold[k] for k in ("threshold", "accuracy", "sensitivity", "specificity", "precision", "f1", "confusion")},
+        "argmax": {k: argmax[k] for k in ("accuracy", "sensitivity", "specificity", "precision", "f1")},
+        "retake_count": retakes,
+        "error_count": errors,
+        "model_sha256": screener.model.sha256,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        c = report["confusion"]
+        print(f"{report['n']} images, AUC {report['auc']:.4f}")
+        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, sensitivity {report['sensitivity']:.2%}, "
+              f"specificity {report['specificity']:.2%}, precision {report['precision']:.2%} "
+              f"(tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']})")
+        a = report["argmax"]
+        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, specificity {a['specificity']:.2%}")
+        print(f"quality gate would ask to retake {retakes} of them; {errors} unreadable")
+    return EXIT_OK
+
+
+# --- bench ---------------------------------------------------------------------
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 16 or h < 16:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise KioskError("config_invalid", key="--size", detail=f"expected WxH such as 300x300, got {text!r}") from None
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .synthetic import random_lesion
+    from .vision.loader import encode_jpeg
+
+    screener = load_screener(args)
+    rss_after_load = current_rss_mb()
+    if args.images:
+        files = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: args.count]
+        if not files:
+            raise KioskError("file_not_found", path=f"{args.images} (no images)")
+        inputs = [p.read_bytes() for p in files]
+        source = f"{len(files)} files from {args.images}"
+    else:
+        w, h = parse_size(args.size)
+        frames = [random_lesion(i, width=w, height=h) for i in range(min(args.count, 10))]
+        inputs = frames if args.frames else [encode_jpeg(f, quality=92) for f in frames]
+        source = f"{len(frames)} drawn {w}x{h} {'frames' if args.frames else 'JPEGs'}"
+    results = []
+    for i in progress(range(args.count), label="bench"):
+        item = inputs[i % len(inputs)]
+        result = screener.screen_image(item) if isinstance(item, np.ndarray) else screener.screen_file(item)
+        results.append(result)
+    stages = ("decode", "quality", "preprocess", "inference", "features", "total")
+    summary = {}
+    for stage in stages:
+        values = [r.timings_ms[stage] for r in results if stage in r.timings_ms]
+        if values:
+            summary[stage] = {"median_ms": round(float(np.median(values)), 2),
+                              "p90_ms": round(float(np.percentile(values, 90)), 2), "n": len(values)}
+    report = {"source": source, "count": args.count, "threads": screener.model._interpreter and (args.threads or 1),
+              "runtime": screener.model.runtime, "model_sha256": screener.model.sha256,
+              "stages": summary, "statuses": {s: sum(r.status == s for r in results) for s in ("ok", "retake", "error")},
+              "rss_after_load_mb": round(rss_after_load, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{source}, {args.count} screenings, runtime {report['runtime']}")
+        for stage, s in summary.items():
+            print(f"  {stage:<10} median {s['median_ms']:8.2f} ms   p90 {s['p90_ms']:8.2f} ms")
+        print(f"  RSS after model load {report['rss_after_load_mb']:.1f} MB, peak {report['peak_rss_mb']:.1f} MB")
+    return EXIT_OK
+
+
+# --- doctor --------------------------------------------------------------------
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    checks: list[tuple[str, str, str]] = []  # (OK|WARN|FAIL, what, detail)
+    try:
+        settings = load_settings_for(args)
+        checks.append(("OK", "config", args.config or os.environ.get("KIOSK_CONFIG") or "built-in defaults"))
+    except KioskError as exc:
+        print(f"FAIL config: {exc}")
+        return EXIT_ERROR
+    try:
+        from .model import Model, load_interpreter_class
+
+        interpreter_class, runtime = load_interpreter_class()
+        checks.append(("OK", "runtime", runtime))
+        model_path = Path(args.model) if args.model else settings.model.path
+        model = Model.load(model_path, threads=args.threads or settings.model.threads)
+        checks.append(("OK", "model", f"{model_path} sha256 {model.sha256[:12]}... verified, "
+                                      f"recipe {model.manifest.preprocessing_recipe}, threshold {model.manifest.threshold:.3f}"))
+    except KioskError as exc:
+        checks.append(("FAIL", "model", str(exc)))
+    source = args.camera or settings.camera.source
+    try:
+        from .camera import open_camera
+
+        notes: list[str] = []
+        with open_camera(source, log=notes.append) as camera:
+            frame = camera.capture()
+        checks.append(("OK" if camera.name != "synthetic" or source == "synthetic" else "WARN", "camera",
+                       f"{camera.name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+    except KioskError as exc:
+        checks.append(("FAIL", "camera", str(exc)))
+    checks.append(gpio_check(settings))
+    data_dir = settings.records.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".doctor-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        checks.append(("OK", "data dir", f"{data_dir} writable"))
+        free_mb = shutil.disk_usage(data_dir).free / 2**20
+        checks.append(("OK" if free_mb >= 500 else "WARN", "disk", f"{free_mb:,.0f} MB free in {data_dir}"))
+    except OSError as exc:
+        checks.append(("FAIL", "data dir", f"{data_dir} not writable ({exc.strerror})"))
+    for status, what, detail in checks:
+        print(f"{status:<4} {what}: {detail}")
+    return EXIT_ERROR if any(c[0] == "FAIL" for c in checks) else EXIT_OK
+
+
+def gpio_check(settings) -> tuple[str, str, str]:
+    if not settings.gpio.enabled:
+        return ("OK", "gpio", "disabled in settings")
+    try:
+        from gpiozero import Device
+        from gpiozero.exc import BadPinFactory
+
+        try:
+            factory = Device.pin_factory or Device._default_pin_factory()
+        except BadPinFactory:
+            return ("WARN", "gpio", "no GPIO on this machine; the kiosk runs with the touchscreen only")
+        return ("OK", "gpio", f"{type(factory).__name__}, button on BCM {settings.gpio.button_pin}")
+    except Exception as exc:  # noqa: BLE001 - any GPIO trouble is a warning, not a crash
+        return ("WARN", "gpio", f"unavailable ({type(exc).__name__}: {exc})")
+
+
+# --- demo / serve --------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .camera import open_camera
+
+    screener = load_screener(args)
+    print("Demo: drawn lesions from the synthetic camera (not real patients). A referral aid, not a diagnosis.")
+    with open_camera("synthetic") as camera:
+        for i in range(args.count):
+            print(describe(f"demo photo {i + 1}", screener.screen_image(camera.capture())))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    print("kiosk: error: 'kiosk serve' arrives with the touchscreen release; use 'kiosk demo' for now", file=sys.stderr)
+    return EXIT_ERROR
+
+
+COMMANDS = {"screen": cmd_screen, "evaluate": cmd_evaluate, "bench": cmd_bench, "doctor": cmd_doctor,
+            "demo": cmd_demo, "serve": cmd_serve}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""One screening, end to end: photo -> quality gate -> preprocess -> int8 model -> result.
+
+This is the only place the stages are wired together; the CLI, the web page
+and ``kiosk evaluate`` all go through :class:`Screener`, so they cannot drift.
+
+>>> from kiosk.model import Model                                  # doctest: +SKIP
+>>> screener = Screener(Model.load("models/melanoma_int8.tflite"))  # doctest: +SKIP
+>>> screener.screen_file("lesion.jpg").risk                         # doctest: +SKIP
+'low'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .model import Model
+from .reasons import ImageError
+from .result import ScreeningResult
+from .vision.features import lesion_features
+from .vision.lesion import find_lesion
+from .vision.loader import load_image
+from .vision.preprocess import preprocess
+from .vision.quality import QualityThresholds, assess_quality
+
+
+class Screener:
+    """Screens photos with one loaded model. Thread-compatible, not thread-safe: one call at a time."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        thresholds: QualityThresholds = QualityThresholds(),
+        mm_per_pixel: float | None = None,
+    ) -> None:
+        self.model = model
+        self.thresholds = thresholds
+        self.mm_per_pixel = mm_per_pixel
+
+    def screen_file(self, source: bytes | str | os.PathLike, *, apply_quality_gate: bool = True) -> ScreeningResult:
+        """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
+        started = time.perf_counter()
+        try:
+            image = load_image(source if isinstance(source, bytes) else Path(source))
+        except ImageError as exc:
+            return ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
+                                         timings_ms={"decode": _ms(started), "total": _ms(started)})
+        decoded = time.perf_counter()
+        return self.screen_image(image, apply_quality_gate=apply_quality_gate,
+                                 _started=started, _decode_ms=(decoded - started) * 1000)
+
+    def screen_image(self, image: np.ndarray, *, apply_quality_gate: bool = True,
+                     _started: float | None = None, _decode_ms: float = 0.0) -> ScreeningResult:
+        """Screen an RGB uint8 image (e.g. a camera frame).
+
+        With ``apply_quality_gate=False`` (evaluation) a failed gate is still
+        reported in ``reason`` but the model runs anyway.
+        """
+        started = _started if _started is not None else time.perf_counter()
+        timings = {"decode": round(_decode_ms, 2)}
+        t = time.perf_counter()
+        lesion = find_lesion(image)
+        report = assess_quality(image, lesion=lesion, thresholds=self.thresholds)
+        timings["quality"] = _ms(t)
+        common = {"quality": report.measures, "model_sha256": self.model.sha256,
+                  "threshold": self.model.manifest.threshold}
+        if not report.passed and apply_quality_gate:
+            timings["total"] = _ms(started)
+            # No lesion (or an unusable photo) must never come out as "low risk".
+            return ScreeningResult.retake(report.reason, timings_ms=timings, **common)
+
+        t = time.perf_counter()
+        model_input = preprocess(image, size=self.model.input_size,
+                                 recipe=self.model.manifest.preprocessing_recipe, lesion=lesion)
+        timings["preprocess"] = _ms(t)
+        t = time.perf_counter()
+        probability = self.model.malignant_probability(model_input)
+        timings["inference"] = _ms(t)
+        t = time.perf_counter()
+        features = lesion_features(image, lesion, mm_per_pixel=self.mm_per_pixel)
+        timings["features"] = _ms(t)
+        timings["total"] = _ms(started)
+        risk = "refer" if probability >= self.model.manifest.threshold else "low"
+        return ScreeningResult(status="ok", reason=report.reason, malignant_probability=round(probability, 4),
+                               risk=risk, features=features, timings_ms=timings, **common)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
