@@ -37,7 +37,8 @@ from kiosk.storage import atomic_write_bytes
 from kiosk.vision.loader import load_image
 from kiosk.vision.preprocess import get_recipe, preprocess
 
-EXPORT_FORMAT = "melanoma-kiosk-export/1"
+from .train import EXPORT_FORMAT
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 

@@ -160,8 +160,18 @@ def main(argv=None) -> int:
 
     best = keras.models.load_model(best_path)
     probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
-    export(best, out / "export", args=args, train_samples=train_samples, val_samples=val_samples,
-           val_metrics=binary_metrics(y_val, probs, threshold=0.5), state=state)
+    split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
+    training_data = {
+        "source": "Kaggle 'Melanoma Skin Cancer Dataset of 10000 Images', training split (ISIC-derived dermoscopy)",
+        "train_images": len(train_samples),
+        "validation_images": len(val_samples),
+        "validation_split_sha256": split_hash,
+        "class_counts_train": {LABELS[i]: int(np.sum(y_train == i)) for i in range(2)},
+        "seed": args.seed,
+    }
+    export(best, out / "export", size=args.size, recipe=args.recipe, training_data=training_data,
+           validation_metrics=binary_metrics(y_val, probs, threshold=0.5),
+           extra={"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}, split_file=split_path)
     print(f"exported {out / 'export'} (best epoch {state['best_epoch']}, validation AUC {state['best_auc']:.4f})", file=sys.stderr)
     return 0
 
@@ -228,7 +238,8 @@ def git_commit() -> str | None:
         return None
 
 
-def export(model, export_dir: Path, *, args, train_samples, val_samples, val_metrics, state) -> None:
+def export(model, export_dir: Path, *, size: int, recipe: str, training_data: dict,
+           validation_metrics: dict, extra: dict | None = None, split_file: Path | None = None) -> None:
     """Write the SavedModel + export.json contract, atomically (temp folder, then rename)."""
     import shutil
 
@@ -237,40 +248,30 @@ def export(model, export_dir: Path, *, args, train_samples, val_samples, val_met
     tmp.mkdir(parents=True)
     model.export(str(tmp / "saved_model"), format="tf_saved_model", verbose=False)
     model.save(tmp / "model.keras")
-    split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
     info = {
         "format": EXPORT_FORMAT,
         "architecture": model.name,
         "parameters": int(model.count_params()),
-        "input": {"height": args.size, "width": args.size, "channels": 3, "channel_order": "RGB",
+        "input": {"height": size, "width": size, "channels": 3, "channel_order": "RGB",
                   "dtype": "float32", "value_range": [0, 255]},
         "labels": list(LABELS),
         "output": "softmax probabilities, one per label",
-        "preprocessing_recipe": args.recipe,
-        "training_data": {
-            "source": "Kaggle 'Melanoma Skin Cancer Dataset of 10000 Images', training split (ISIC-derived dermoscopy)",
-            "train_images": len(train_samples),
-            "validation_images": len(val_samples),
-            "validation_split_sha256": split_hash,
-            "class_counts_train": {LABELS[i]: int(sum(1 for s in train_samples if s.label == i)) for i in range(2)},
-            "seed": args.seed,
-        },
-        "validation_metrics": val_metrics,
-        "best_epoch": state["best_epoch"],
-        "epochs_run": state["epoch"],
+        "preprocessing_recipe": recipe,
+        "training_data": training_data,
+        "validation_metrics": validation_metrics,
+        **(extra or {}),
         "git_commit": git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (tmp / "export.json").write_text(json.dumps(info, indent=1))
-    shutil.copy(export_dir.parent / "split.json", tmp / "split.json")
+    if split_file is not None and split_file.exists():
+        shutil.copy(split_file, tmp / "split.json")
+    old = export_dir.with_name(f".{export_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
     if export_dir.exists():
-        old = export_dir.with_name(f".{export_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(export_dir, old)
-        os.replace(tmp, export_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, export_dir)
+    os.replace(tmp, export_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

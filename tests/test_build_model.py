@@ -1,0 +1,131 @@
+"""deploy/build-model: int8 conversion, manifest integrity, threshold rule, refusals that touch nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from kiosk.manifest import read_manifest
+from kiosk.model import Model
+from tests.conftest import REPO_ROOT, write_drawn_images
+
+pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts models")
+
+
+def test_build_writes_int8_model_manifest_and_report(tiny_build):
+    model_path = tiny_build["model"]
+    manifest = read_manifest(model_path.with_suffix(".json"))
+    assert manifest.sha256 == hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert manifest.input_dtype == "uint8"
+    assert manifest.quantization["input"]["dtype"] == "uint8" and manifest.quantization["output"]["dtype"] == "uint8"
+    assert manifest.preprocessing_recipe == "crop-sog6-v1"
+    report = model_path.with_name("tiny_int8-report")
+    assert (report / "report.md").read_text().startswith("# Model build report")
+    for png in ("roc.png", "confusion.png"):
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The threshold rule: validation sensitivity at the chosen threshold is at least 95%.
+    at = manifest.extra["validation_metrics"]["int8"]["at_threshold"]
+    assert at["sensitivity"] >= 0.95
+    assert at["threshold"] == pytest.approx(manifest.threshold, abs=1e-6)
+    # The int8 model really is integer inside: its input tensor is uint8 with a real scale.
+    model = Model.load(model_path)
+    assert model._input["dtype"].__name__ == "uint8" and model._input["quantization"][0] > 0
+
+
+def test_evaluation_in_manifest_matches_kiosk_inference(tiny_build):
+    """The manifest's metrics were computed through kiosk.model on the validation folder."""
+    import numpy as np
+
+    from kiosk.metrics import roc_auc
+    from kiosk.vision.loader import load_image
+    from kiosk.vision.preprocess import preprocess
+
+    model = Model.load(tiny_build["model"])
+    labels, probs = [], []
+    for label, name in enumerate(("benign", "malignant")):
+        for path in sorted((tiny_build["validation"] / name).iterdir()):
+            labels.append(label)
+            probs.append(model.malignant_probability(preprocess(load_image(path), size=model.input_size)))
+    recorded = model.manifest.extra["validation_metrics"]["int8"]["auc"]
+    assert roc_auc(np.array(labels), np.array(probs)) == pytest.approx(recorded, abs=1e-9)
+
+
+def run_build(*args):
+    return subprocess.run([str(REPO_ROOT / "deploy" / "build-model"), *map(str, args)],
+                          capture_output=True, text=True, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture()
+def models_dir(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("untouched")
+    return folder
+
+
+def assert_untouched(models_dir):
+    assert sorted(p.name for p in models_dir.iterdir()) == ["keep.txt"]
+
+
+def test_missing_export_is_one_line_and_touches_nothing(tiny_build, models_dir, tmp_path):
+    r = run_build(tmp_path / "nope", "--calibration", tiny_build["calibration"], "--validation",
+                  tiny_build["validation"], "--out", models_dir / "x")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "export folder not found" in r.stderr
+    assert_untouched(models_dir)
+
+
+def test_too_few_calibration_images(tiny_build, models_dir, tmp_path):
+    few = tmp_path / "few"
+    write_drawn_images(few, range(10))
+    r = run_build(tiny_build["export"], "--calibration", few, "--validation", tiny_build["validation"],
+                  "--out", models_dir / "x")
+    assert r.returncode == 2 and "at least 300 needed" in r.stderr
+    assert_untouched(models_dir)
+
+
+def test_empty_class_folder(tiny_build, models_dir, tmp_path):
+    val = tmp_path / "val"
+    shutil.copytree(tiny_build["validation"] / "benign", val / "benign")
+    (val / "malignant").mkdir()
+    r = run_build(tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val,
+                  "--out", models_dir / "x")
+    assert r.returncode == 2 and "validation malignant folder is empty" in r.stderr
+    assert_untouched(models_dir)
+
+
+def test_non_image_file_is_named(tiny_build, models_dir, tmp_path):
+    val = tmp_path / "val"
+    shutil.copytree(tiny_build["validation"], val)
+    (val / "benign" / "notes.txt").write_text("hello")
+    r = run_build(tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val,
+                  "--out", models_dir / "x")
+    assert r.returncode == 2 and "notes.txt" in r.stderr and "not an image" in r.stderr
+    assert_untouched(models_dir)
+
+
+def test_wrong_input_shape_in_export(tiny_build, models_dir, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_build["export"], export)
+    info = json.loads((export / "export.json").read_text())
+    info["input"]["width"] = 32
+    (export / "export.json").write_text(json.dumps(info))
+    r = run_build(export, "--calibration", tiny_build["calibration"], "--validation", tiny_build["validation"],
+                  "--out", models_dir / "x")
+    assert r.returncode == 2 and "square RGB" in r.stderr
+    assert_untouched(models_dir)
+
+
+def test_int8_accuracy_guard_refuses_and_touches_nothing(tiny_build, models_dir):
+    from training.convert import BuildError, build
+
+    # A negative allowance can never be met, so the guard must refuse before writing anything.
+    with pytest.raises(BuildError, match="int8 loses"):
+        build(tiny_build["export"], tiny_build["calibration"], tiny_build["validation"], models_dir / "x",
+              max_int8_loss=-1.0, log=lambda s: None)
+    assert_untouched(models_dir)
