@@ -37,6 +37,7 @@ class Lesion:
     centre: tuple[float, float]  # centroid as a fraction of width, height
     area_fraction: float  # lesion area / field-of-view area
     contrast: float  # skin minus lesion level in the pigment channel (0-255)
+    edge_ratio: float  # gradient on the lesion border / gradient of the surrounding skin
     work_scale: float  # full-image pixels per working pixel
 
 
@@ -91,7 +92,7 @@ def find_lesion(image: np.ndarray) -> Lesion:
     values = channel[fov]
     not_found = Lesion(
         found=False, mask=np.zeros((wh, ww), bool), fov=fov, box=(0, 0, w, h),
-        centre=(0.5, 0.5), area_fraction=0.0, contrast=0.0, work_scale=scale,
+        centre=(0.5, 0.5), area_fraction=0.0, contrast=0.0, edge_ratio=0.0, work_scale=scale,
     )
     if values.size < 64:
         return not_found
@@ -141,6 +142,7 @@ def find_lesion(image: np.ndarray) -> Lesion:
         centre=(float(xs.mean() + 0.5) / ww, float(ys.mean() + 0.5) / wh),
         area_fraction=float(mask.sum()) / fov_area,
         contrast=skin_level - lesion_level,
+        edge_ratio=_edge_ratio(channel, mask, fov),
         work_scale=scale,
     )
 
@@ -150,3 +152,21 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     filled = np.zeros(mask.shape, np.uint8)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled.astype(bool)
+
+
+def _edge_ratio(channel: np.ndarray, mask: np.ndarray, fov: np.ndarray) -> float:
+    """How much sharper the lesion's border is than the skin around it.
+
+    A real lesion has a border; a patch of uneven skin or a lighting gradient
+    that Otsu happened to split in two does not (ratio near 1).
+    """
+    ch = channel.astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(ch, cv2.CV_32F, 1, 0), cv2.Sobel(ch, cv2.CV_32F, 0, 1))
+    m = mask.astype(np.uint8)
+    ring = np.ones((3, 3), np.uint8)
+    inner = cv2.erode(fov.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    border = ((cv2.dilate(m, ring) - cv2.erode(m, ring)) > 0) & inner
+    skin = inner & (cv2.dilate(m, np.ones((15, 15), np.uint8)) == 0)
+    if border.sum() < 10 or skin.sum() < 50:
+        return 1.0  # the lesion fills the view: no skin to compare with, so no evidence either way
+    return float(np.median(gradient[border]) / (np.median(gradient[skin]) + 1.0))

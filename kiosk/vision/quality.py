@@ -35,7 +35,8 @@ class QualityThresholds:
     max_saturated_fraction: float = 0.25  # pixels with a channel >= 250 (glare, blown out)
     max_brightness: float = 235.0
     min_sharpness: float = 25.0  # variance of the Laplacian on the working copy
-    min_contrast: float = 8.0  # skin minus lesion level in the pigment channel
+    min_lesion_evidence: float = 9.0  # contrast x (edge ratio - 0.8): a darker patch WITH a border
+    min_texture: float = 3.0  # grey-level spread; below it the view is featureless (a wall, a lens cap)
     min_area_fraction: float = 0.004  # lesion area / field of view
     max_centre_offset: float = 0.38  # centroid distance from the centre, fraction of the frame
 
@@ -49,6 +50,13 @@ class QualityReport:
     @property
     def passed(self) -> bool:
         return self.reason is None
+
+
+def lesion_evidence(lesion: Lesion) -> float:
+    """Contrast weighted by border sharpness; calibrated so blank skin scores below 9."""
+    if not lesion.found:
+        return 0.0
+    return max(0.0, lesion.contrast) * max(0.0, lesion.edge_ratio - 0.8)
 
 
 def measure(image: np.ndarray, lesion: Lesion) -> dict[str, float]:
@@ -65,7 +73,10 @@ def measure(image: np.ndarray, lesion: Lesion) -> dict[str, float]:
         "brightness": round(float(grey[inner].mean()), 2),
         "saturated_fraction": round(float(saturated.mean()), 4),
         "sharpness": round(float(laplacian[inner].var()), 2),
+        "texture": round(float(grey[inner].std()), 2),
         "lesion_contrast": round(lesion.contrast, 2),
+        "lesion_edge_ratio": round(lesion.edge_ratio, 3),
+        "lesion_evidence": round(lesion_evidence(lesion), 2),
         "lesion_area_fraction": round(lesion.area_fraction, 4),
         "lesion_centre_offset": round(offset, 4),
     }
@@ -88,9 +99,11 @@ def assess_quality(
         reason = "too_dark"
     elif m["saturated_fraction"] > t.max_saturated_fraction or m["brightness"] > t.max_brightness:
         reason = "overexposed"
+    elif m["texture"] < t.min_texture:
+        reason = "no_lesion"  # nothing in view at all; "blurry" would send the worker the wrong way
     elif m["sharpness"] < t.min_sharpness:
         reason = "blurry"
-    elif not lesion.found or lesion.contrast < t.min_contrast:
+    elif not lesion.found or m["lesion_evidence"] < t.min_lesion_evidence:
         reason = "no_lesion"
     elif lesion.area_fraction < t.min_area_fraction:
         reason = "lesion_too_small"

@@ -1,0 +1,75 @@
+"""The whole pipeline on drawn photos: ok, retake and error results, never a wrong "low"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.synthetic import draw_lesion, draw_skin, random_lesion
+from kiosk.vision.loader import encode_jpeg
+
+
+def test_good_photo_gives_a_full_result(screener):
+    result = screener.screen_image(random_lesion(5, width=640, height=480))
+    assert result.status == "ok" and result.reason is None
+    assert 0.0 <= result.malignant_probability <= 1.0
+    assert result.risk == ("refer" if result.malignant_probability >= result.threshold else "low")
+    assert result.threshold == screener.model.manifest.threshold
+    assert result.model_sha256 == screener.model.sha256
+    assert {"asymmetry", "border_irregularity", "colour_count", "diameter_px"} <= set(result.features)
+    assert {"decode", "quality", "preprocess", "inference", "features", "total"} <= set(result.timings_ms)
+    assert result.timings_ms["total"] >= result.timings_ms["inference"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blank_skin_is_never_low_risk(screener, seed):
+    result = screener.screen_image(draw_skin(seed=seed))
+    assert result.status == "retake" and result.risk is None and result.malignant_probability is None
+    assert result.reason == "no_lesion"
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        (np.zeros((480, 640, 3), np.uint8), "too_dark"),
+        (np.full((480, 640, 3), 255, np.uint8), "overexposed"),
+        (draw_lesion(seed=2, blur_sigma=8), "blurry"),
+        (np.full((90, 90, 3), 120, np.uint8), "too_small"),
+    ],
+)
+def test_unusable_photos_ask_for_a_retake(screener, image, reason):
+    result = screener.screen_image(image)
+    assert (result.status, result.reason, result.risk) == ("retake", reason, None)
+
+
+def test_bad_bytes_are_an_error_result_not_an_exception(screener):
+    result = screener.screen_file(b"definitely not an image")
+    assert result.status == "error" and result.reason == "not_an_image"
+    assert result.model_sha256 == screener.model.sha256
+
+
+def test_file_and_array_paths_agree(screener, tmp_path):
+    image = random_lesion(9, width=640, height=480)
+    data = encode_jpeg(image, quality=95)
+    path = tmp_path / "x.jpg"
+    path.write_bytes(data)
+    from_file = screener.screen_file(path)
+    from_bytes = screener.screen_file(data)
+    assert from_file.malignant_probability == from_bytes.malignant_probability
+    assert from_file.features == from_bytes.features
+
+
+def test_evaluation_mode_scores_even_failed_photos(screener):
+    result = screener.screen_image(draw_skin(seed=1), apply_quality_gate=False)
+    assert result.status == "ok" and result.reason == "no_lesion"
+    assert result.malignant_probability is not None
+
+
+def test_mm_diameter_with_configured_scale(model):
+    from kiosk.screening import Screener
+
+    image = draw_lesion(seed=3, radius=0.2, irregularity=0.0)
+    plain = Screener(model).screen_image(image)
+    scaled = Screener(model, mm_per_pixel=0.05).screen_image(image)
+    assert plain.features["diameter_mm"] is None
+    assert scaled.features["diameter_mm"] == pytest.approx(plain.features["diameter_px"] * 0.05, abs=0.1)
