@@ -35,6 +35,11 @@ def mobile_net(size: int = 160, *, alpha: float = 0.35, dropout: float = 0.2) ->
     backbone = keras.applications.MobileNetV2(
         input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None, pooling="avg"
     )
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            # Keras' default 0.999 needs thousands of steps before the inference-time
+            # statistics are usable; with ~130 steps an epoch validation would be noise.
+            layer.momentum = 0.99
     x = backbone(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(2, activation="softmax", name="probabilities")(x)
