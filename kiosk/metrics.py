@@ -93,4 +93,4 @@ def wilson_interval(successes: int, total: int, *, z: float = 1.96) -> tuple[flo
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))  # p inside despite float rounding
