@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .lesion import Lesion, working_copy
+from .lesion import Lesion
 from .preprocess import shades_of_gray
 
 # Reference colours in CIE L*a*b* (L 0-100), after colour constancy.
@@ -102,11 +102,14 @@ def diameter_pixels(mask: np.ndarray) -> float:
 
 
 def lesion_features(image: np.ndarray, lesion: Lesion, *, mm_per_pixel: float | None = None) -> dict:
-    """The ABCD features of ``lesion`` in the RGB uint8 ``image`` (empty dict when none was found)."""
+    """The ABCD features of ``lesion`` in the RGB uint8 ``image`` (empty dict when none was found).
+
+    Known limit: the colour references are absolute, so on very dark skin
+    (Fitzpatrick V-VI) light-brown and red zones tend to be reported as black.
+    """
     if not lesion.found:
         return {}
-    work, _ = working_copy(image)
-    colours = colours_present(work, lesion.mask)
+    colours = colours_present(lesion.work, lesion.mask)
     diameter_px = diameter_pixels(lesion.mask) * lesion.work_scale
     return {
         "asymmetry": round(asymmetry(lesion.mask), 3),

@@ -39,6 +39,7 @@ class Lesion:
     contrast: float  # skin minus lesion level in the pigment channel (0-255)
     edge_ratio: float  # gradient on the lesion border / gradient of the surrounding skin
     work_scale: float  # full-image pixels per working pixel
+    work: np.ndarray  # the RGB working copy itself, so later stages need not shrink the photo again
 
 
 def working_copy(image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -92,7 +93,7 @@ def find_lesion(image: np.ndarray) -> Lesion:
     values = channel[fov]
     not_found = Lesion(
         found=False, mask=np.zeros((wh, ww), bool), fov=fov, box=(0, 0, w, h),
-        centre=(0.5, 0.5), area_fraction=0.0, contrast=0.0, edge_ratio=0.0, work_scale=scale,
+        centre=(0.5, 0.5), area_fraction=0.0, contrast=0.0, edge_ratio=0.0, work_scale=scale, work=work,
     )
     if values.size < 64:
         return not_found
@@ -140,10 +141,11 @@ def find_lesion(image: np.ndarray) -> Lesion:
         fov=fov,
         box=(int(x * scale), int(y * scale), max(1, int(round(bw * scale))), max(1, int(round(bh * scale)))),
         centre=(float(xs.mean() + 0.5) / ww, float(ys.mean() + 0.5) / wh),
-        area_fraction=float(mask.sum()) / fov_area,
+        area_fraction=float((mask & fov).sum()) / fov_area,
         contrast=skin_level - lesion_level,
         edge_ratio=_edge_ratio(channel, mask, fov),
         work_scale=scale,
+        work=work,
     )
 
 

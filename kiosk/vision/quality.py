@@ -6,7 +6,7 @@ the same working copy the lesion finder uses, i.e. at roughly the scale the
 model sees, so "sharp enough" means sharp enough for the model.
 
 Thresholds were calibrated on the real training images (see
-``tests/test_quality_realdata.py``): at least 95% of real dermoscopic images
+``tests/test_realdata.py``): at least 95% of real dermoscopic images
 must pass, while blank, black, noise, blurred, dark and overexposed photos fail.
 
 >>> from kiosk.synthetic import draw_lesion
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .lesion import Lesion, find_lesion, working_copy
+from .lesion import Lesion, find_lesion
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,8 @@ class QualityThresholds:
 
     min_side: int = 128
     min_brightness: float = 50.0  # mean grey level inside the field of view
-    max_saturated_fraction: float = 0.25  # pixels with a channel >= 250 (glare, blown out)
+    max_saturated_fraction: float = 0.25  # pixels white in every channel (glare, blown out)
+    max_clipped_fraction: float = 0.8  # pixels with ANY channel >= 250: blown-out darker skin stays coloured
     max_brightness: float = 235.0
     min_sharpness: float = 25.0  # variance of the Laplacian on the working copy
     min_lesion_evidence: float = 9.0  # contrast x (edge ratio - 0.8): a darker patch WITH a border
@@ -61,7 +62,7 @@ def lesion_evidence(lesion: Lesion) -> float:
 
 def measure(image: np.ndarray, lesion: Lesion) -> dict[str, float]:
     """Brightness, glare, sharpness and lesion measures of an RGB uint8 image."""
-    work, _ = working_copy(image)
+    work = lesion.work
     grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
     inner = cv2.erode(lesion.fov.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     if inner.sum() < 64:
@@ -72,6 +73,7 @@ def measure(image: np.ndarray, lesion: Lesion) -> dict[str, float]:
     return {
         "brightness": round(float(grey[inner].mean()), 2),
         "saturated_fraction": round(float(saturated.mean()), 4),
+        "clipped_fraction": round(float((work.max(axis=2) >= 250)[inner].mean()), 4),
         "sharpness": round(float(laplacian[inner].var()), 2),
         "texture": round(float(grey[inner].std()), 2),
         "lesion_contrast": round(lesion.contrast, 2),
@@ -97,7 +99,8 @@ def assess_quality(
     t = thresholds
     if m["brightness"] < t.min_brightness:
         reason = "too_dark"
-    elif m["saturated_fraction"] > t.max_saturated_fraction or m["brightness"] > t.max_brightness:
+    elif (m["saturated_fraction"] > t.max_saturated_fraction or m["clipped_fraction"] > t.max_clipped_fraction
+          or m["brightness"] > t.max_brightness):
         reason = "overexposed"
     elif m["texture"] < t.min_texture:
         reason = "no_lesion"  # nothing in view at all; "blurry" would send the worker the wrong way
