@@ -83,13 +83,17 @@ def remove_hair(image: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, hair, 3, cv2.INPAINT_TELEA)
 
 
+def illuminant_gains(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
+    """Per-channel gains that make the scene's Minkowski p-norm colour neutral grey."""
+    rgb = image.reshape(-1, 3).astype(np.float32)
+    illuminant = np.power(np.mean(np.power(rgb, p), axis=0), 1.0 / p)
+    illuminant = np.maximum(illuminant, 1e-3)
+    return illuminant.mean() / illuminant
+
+
 def shades_of_gray(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
     """Scale channels so the scene's Minkowski p-norm colour becomes neutral grey."""
-    rgb = image.astype(np.float32)
-    illuminant = np.power(np.mean(np.power(rgb, p), axis=(0, 1)), 1.0 / p)
-    illuminant = np.maximum(illuminant, 1e-3)
-    gains = illuminant.mean() / illuminant
-    return np.clip(rgb * gains, 0, 255).astype(np.uint8)
+    return np.clip(image.astype(np.float32) * illuminant_gains(image, p=p), 0, 255).astype(np.uint8)
 
 
 def preprocess(
