@@ -28,7 +28,6 @@ import os
 import re
 import secrets
 import sqlite3
-import tempfile
 import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .result import ScreeningResult
+from .storage import atomic_write_bytes
 
 if TYPE_CHECKING:
     from .config import RecordsSettings
@@ -317,7 +317,7 @@ class RecordStore:
             image_file = None
             if image_jpeg is not None and self.keep_images:
                 image_file = f"{sid}.jpg"
-                _write_atomic(self.images_dir / image_file, bytes(image_jpeg))
+                atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg))
             try:
                 conn.execute(
                     f"INSERT INTO screenings ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})",
@@ -491,30 +491,3 @@ def _jsonable(value: Any) -> Any:
 
 def _to_json(value: Any) -> str:
     return json.dumps(value, default=_jsonable, sort_keys=True, separators=(",", ":"))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that after a crash it is either absent or complete."""
-    # The temp name is hidden and ends in .tmp, so it never looks like a real photo.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself durable
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a directory for fsync
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

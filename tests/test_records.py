@@ -242,11 +242,11 @@ def test_power_cut_after_image_before_commit(tmp_path: Path) -> None:
     proc = _run_child(
         tmp_path,
         """
-        original = records._write_atomic
+        original = records.atomic_write_bytes
         def write_then_die(path, data):
             original(path, data)
             os._exit(7)
-        records._write_atomic = write_then_die
+        records.atomic_write_bytes = write_then_die
         store.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.5),
                    image_jpeg=b"\\xff\\xd8photo")
         """,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.manifest import FORMAT, ModelManifest, write_manifest
+from kiosk.manifest import ModelManifest, write_manifest
 from kiosk.metrics import binary_metrics, roc_auc, roc_curve, threshold_for_sensitivity, wilson_interval
 from kiosk.model import Model, sha256_of
 from kiosk.reasons import ImageError
