@@ -1,0 +1,251 @@
+"""The systemd units: key settings, systemd-analyze verify, and the security exposure score."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import load_settings
+from tests.conftest import REPO_ROOT
+
+UNITS = REPO_ROOT / "systemd"
+SERVICE = UNITS / "melanoma-kiosk.service"
+BROWSER = UNITS / "melanoma-kiosk-browser.service"
+AUTOSTART = UNITS / "labwc-autostart"
+MAX_EXPOSURE = 3.0
+
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze is not installed (apt install systemd; .ci/run does)")
+
+
+def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """section -> key -> every value in order, as systemd reads them.
+
+    Handles what configparser gets wrong for unit files: repeated keys
+    (DeviceAllow=, Environment=), backslash line continuations, and
+    ``#``/``;`` comments.
+    """
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line[0] in "#;"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"{path.name}: {line!r} outside a section"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not a key=value line: {line!r}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
+    values = unit[section].get(key)
+    assert values is not None, f"[{section}] {key}= is missing"
+    assert len(values) == 1, f"[{section}] {key}= is set {len(values)} times"
+    return values[0]
+
+
+# --- the kiosk service ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service():
+    return parse_unit(SERVICE)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("Type", "notify"),
+    ("NotifyAccess", "main"),
+    ("ExecStart", "/opt/melanoma-kiosk/venv/bin/kiosk --config /etc/melanoma-kiosk/kiosk.toml serve"),
+    ("WatchdogSec", "30"),
+    ("Restart", "on-failure"),
+    ("RestartSec", "5"),
+    ("TimeoutStopSec", "10"),
+    ("User", "kiosk"),
+    ("Group", "kiosk"),
+    ("StateDirectory", "melanoma-kiosk"),
+    ("UMask", "0077"),
+])
+def test_service_essentials(service, key, value):
+    assert one(service, "Service", key) == value
+
+
+def test_service_groups_give_camera_and_gpio(service):
+    assert set(one(service, "Service", "SupplementaryGroups").split()) == {"video", "gpio"}
+
+
+def test_data_dir_is_the_state_directory_and_a_real_setting(service):
+    env = dict(v.split("=", 1) for v in service["Service"]["Environment"])
+    assert env["KIOSK_RECORDS_DATA_DIR"] == "/var/lib/" + one(service, "Service", "StateDirectory")
+    # The variable must name a real setting, or the kiosk would write somewhere read-only.
+    settings = load_settings(env={"KIOSK_RECORDS_DATA_DIR": env["KIOSK_RECORDS_DATA_DIR"]})
+    assert settings.records.data_dir == Path("/var/lib/melanoma-kiosk")
+
+
+def test_lgpio_gets_a_writable_working_directory(service):
+    env = dict(v.split("=", 1) for v in service["Service"]["Environment"])
+    run_dir = "/run/" + one(service, "Service", "RuntimeDirectory")
+    assert one(service, "Service", "WorkingDirectory") == run_dir
+    assert env["LG_WD"] == run_dir
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("ProtectSystem", "strict"),
+    ("NoNewPrivileges", "yes"),
+    ("PrivateTmp", "yes"),
+    ("ProtectHome", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelLogs", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("ProtectClock", "yes"),
+    ("ProtectHostname", "yes"),
+    ("RestrictNamespaces", "yes"),
+    ("LockPersonality", "yes"),
+    ("RestrictRealtime", "yes"),
+    ("RestrictSUIDSGID", "yes"),
+    ("SystemCallArchitectures", "native"),
+    ("CapabilityBoundingSet", ""),
+    ("AmbientCapabilities", ""),
+    ("DevicePolicy", "closed"),
+    ("IPAddressDeny", "any"),
+    ("IPAddressAllow", "localhost"),
+])
+def test_service_hardening(service, key, value):
+    assert one(service, "Service", key) == value
+
+
+def test_service_syscall_filter(service):
+    filters = service["Service"]["SystemCallFilter"]
+    assert filters[0] == "@system-service"
+    assert set(filters[1].lstrip("~").split()) >= {"@privileged", "@resources"} and filters[1].startswith("~")
+    assert one(service, "Service", "SystemCallErrorNumber") == "EPERM"
+
+
+def test_service_address_families(service):
+    families = set(one(service, "Service", "RestrictAddressFamilies").split())
+    assert families <= {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
+    assert {"AF_UNIX", "AF_INET"} <= families  # sd_notify and the page on 127.0.0.1
+
+
+def test_service_devices_are_camera_and_gpio_only(service):
+    allowed = {entry.split()[0] for entry in service["Service"]["DeviceAllow"]}
+    assert allowed == {"char-video4linux", "char-media", "char-dma_heap", "char-gpiochip", "/dev/gpiomem"}
+    assert one(service, "Service", "PrivateDevices") == "no"  # the device nodes must stay visible
+
+
+# --- the browser ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    return parse_unit(BROWSER)
+
+
+CHROMIUM_FLAGS = [
+    "--kiosk", "--noerrdialogs", "--disable-session-crashed-bubble", "--disable-pinch",
+    "--overscroll-history-navigation=0", "--kiosk-printing", "--disable-features=Translate",
+    "--no-first-run", "--disable-background-networking", "--password-store=basic",
+    "--ozone-platform=wayland",
+]
+
+
+def test_browser_runs_chromium_in_kiosk_mode(browser):
+    assert one(browser, "Service", "Restart") == "always"
+    words = one(browser, "Service", "ExecStart").rstrip("'").split()
+    assert "chromium" in " ".join(words)
+    for flag in CHROMIUM_FLAGS:
+        assert flag in words, flag
+    assert words[-1] == "http://127.0.0.1:8080/"
+
+
+def test_browser_waits_for_healthz_with_a_bound(browser):
+    pre = browser["Service"]["ExecStartPre"]
+    wait = next(p for p in pre if "healthz" in p)
+    assert "http://127.0.0.1:8080/healthz" in wait
+    assert "--max-time" in wait and re.search(r"-ge \d+", wait), "the wait must give up eventually"
+    assert one(browser, "Service", "TimeoutStartSec")
+
+
+def test_browser_dollars_are_escaped_for_systemd(browser):
+    # systemd expands $VAR in command lines; a literal "$" for sh must be written "$$".
+    for key in ("ExecStart", "ExecStartPre"):
+        for command in browser["Service"][key]:
+            assert "$" not in command.replace("$$", ""), command
+
+
+def test_browser_shell_commands_parse(browser):
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    for key in ("ExecStart", "ExecStartPre"):
+        for command in browser["Service"][key]:
+            if command.startswith("/bin/sh -c '"):
+                script = command[len("/bin/sh -c '"):-1].replace("$$", "$")
+                subprocess.run([sh, "-n", "-c", script], check=True, timeout=10)
+
+
+def test_labwc_autostart_starts_the_browser_unit():
+    text = AUTOSTART.read_text(encoding="utf-8")
+    assert "systemctl --user import-environment WAYLAND_DISPLAY" in text
+    assert f"systemctl --user start {BROWSER.name}" in text
+    sh = shutil.which("sh")
+    if sh is not None:
+        subprocess.run([sh, "-n", str(AUTOSTART)], check=True, timeout=10)
+
+
+# --- systemd-analyze ----------------------------------------------------------------
+
+# Complaints that only mean "this is not an installed kiosk": the venv is not in /opt here.
+EXPECTED_ON_A_BUILD_MACHINE = (
+    re.compile(r"Command /opt/melanoma-kiosk/\S+ is not executable"),
+)
+
+
+def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LC_ALL": "C.UTF-8", "SYSTEMD_COLORS": "0", **(env or {})})
+
+
+def unexpected(output: str) -> list[str]:
+    return [line for line in output.splitlines()
+            if line.strip() and not any(p.search(line) for p in EXPECTED_ON_A_BUILD_MACHINE)]
+
+
+@needs_analyze
+def test_service_verifies():
+    proc = analyze("verify", "--man=no", str(SERVICE))
+    assert unexpected(proc.stdout + proc.stderr) == []
+
+
+@needs_analyze
+def test_browser_user_unit_verifies(tmp_path):
+    # A user manager needs $XDG_RUNTIME_DIR; give it an empty one.
+    proc = analyze("verify", "--user", "--man=no", str(BROWSER), env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert unexpected(proc.stdout + proc.stderr) == []
+    assert proc.returncode == 0
+
+
+@needs_analyze
+def test_service_exposure_score():
+    proc = analyze("security", "--offline=true", "--threshold=30", str(SERVICE))
+    output = proc.stdout + proc.stderr
+    match = re.search(rf"Overall exposure level for {re.escape(SERVICE.name)}: (\d+(?:\.\d+)?)", output)
+    assert match, output
+    score = float(match.group(1))
+    assert score <= MAX_EXPOSURE, output
+    assert proc.returncode == 0, output  # --threshold=30 means an exposure of at most 3.0
