@@ -1,0 +1,95 @@
+"""The reference trainer: split rules, the shared preprocessing cache, resumable runs, the export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_drawn_images
+from training.data import LABELS, Sample, list_samples, load_split, materialise_split, preprocessed_arrays, split_samples
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    root = tmp_path / "data"
+    write_drawn_images(root / "benign", range(0, 30), width=200, height=200)
+    write_drawn_images(root / "malignant", range(100, 126), width=200, height=200)
+    # Byte-identical pairs, like the ones listed in shared/data/duplicates.txt.
+    for i in range(4):
+        shutil.copy(root / "benign" / f"drawn_{i}.png", root / "benign" / f"copy_{i}.png")
+    return root
+
+
+def test_split_is_stratified_seeded_and_keeps_duplicates_together(dataset):
+    samples = list_samples(dataset)
+    train, val = split_samples(dataset, samples, val_fraction=0.2, seed=7)
+    assert sorted(s.path for s in train + val) == sorted(s.path for s in samples)
+    assert not {s.path for s in train} & {s.path for s in val}
+    for label in range(len(LABELS)):
+        n = sum(s.label == label for s in samples)
+        n_val = sum(s.label == label for s in val)
+        assert 0.15 * n <= n_val <= 0.3 * n
+    val_paths = {s.path for s in val}
+    for i in range(4):
+        assert (f"benign/drawn_{i}.png" in val_paths) == (f"benign/copy_{i}.png" in val_paths)
+    again = split_samples(dataset, samples, val_fraction=0.2, seed=7)
+    assert again == (train, val)
+    assert split_samples(dataset, samples, val_fraction=0.2, seed=8)[1] != val
+
+
+def test_missing_or_empty_class_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "benign").mkdir()
+    with pytest.raises(SystemExit, match="class folder has no images"):
+        list_samples(tmp_path)
+    write_drawn_images(tmp_path / "benign", [1])
+    with pytest.raises(SystemExit, match="class folder missing: .*malignant"):
+        list_samples(tmp_path)
+
+
+def test_cache_holds_exactly_the_kiosk_preprocessing(dataset, tmp_path):
+    from kiosk.vision.loader import load_image
+    from kiosk.vision.preprocess import preprocess
+
+    samples = [Sample("benign/drawn_1.png", 0), Sample("malignant/drawn_101.png", 1)]
+    x, y = preprocessed_arrays(dataset, samples, size=48, recipe="crop-sog6-v1", cache_dir=tmp_path / "cache")
+    assert list(y) == [0, 1]
+    for i, s in enumerate(samples):
+        assert np.array_equal(x[i], preprocess(load_image(dataset / s.path), size=48, recipe="crop-sog6-v1"))
+    # A second call is served from the cache file.
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    x2, _ = preprocessed_arrays(dataset, samples, size=48, recipe="crop-sog6-v1", cache_dir=tmp_path / "cache")
+    assert np.array_equal(x, x2)
+
+
+@pytest.mark.slow
+def test_training_resumes_and_exports(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    from training.train import main
+
+    out = tmp_path / "run"
+    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    assert main([*common, "--arch", "mobile", "--alpha", "0.35", "--size", "32", "--epochs", "1",
+                 "--batch", "16", "--val-fraction", "0.2"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 1 and (out / "last.keras").exists() and (out / "best.keras").exists()
+    # A second start without --resume refuses to overwrite the run.
+    assert main([*common, "--epochs", "1"]) == 2
+    assert main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,loss,accuracy,val_loss,val_accuracy,val_auc") and len(lines) == 3
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    info = json.loads((out / "export" / "export.json").read_text())
+    assert info["format"] == "melanoma-kiosk-export/1" and info["preprocessing_recipe"] == "crop-sog6-v1"
+    assert info["input"]["height"] == 32 and info["labels"] == ["benign", "malignant"]
+    assert (out / "export" / "saved_model" / "saved_model.pb").exists()
+    train, val = load_split(out / "split.json")
+    assert json.loads((out / "export" / "split.json").read_text())["validation"] == [s.path for s in val]
+    cal, val_dir = materialise_split(dataset, out, calibration_count=10)
+    assert len(list(cal.iterdir())) == 10
+    assert sorted(p.name for p in (val_dir / "malignant").iterdir()) == sorted(
+        s.path.split("/")[1] for s in val if s.label == 1)
