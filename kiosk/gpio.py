@@ -3,7 +3,7 @@
 A short press of the button takes a photo; holding it for
 ``shutdown_hold_seconds`` asks for a clean shutdown instead (and takes no
 photo). The LEDs say what the kiosk is doing: *ready* (green), *busy*
-(amber) and *refer* (red). The refer LED stays lit after a "refer" result
+(amber; blinking when the camera is reconnecting) and *refer* (red). The refer LED stays lit after a "refer" result
 until the next patient's photo starts, so the health worker can look away
 from the screen and still see it.
 
@@ -46,6 +46,8 @@ Log = Callable[[str], None]
 #: Default debounce: long enough for a worn push button's contact chatter,
 #: short enough that a quick tap still counts as a press.
 BOUNCE_TIME = 0.05
+#: Half-period of the amber blink that says "no photo possible now".
+FAULT_BLINK = 0.5
 
 
 def _stderr(line: str) -> None:
@@ -211,13 +213,38 @@ class Panel:
         """
         self._set(ready=True, busy=False, refer=risk == "refer")
 
-    def follow(self, event: str | ScreeningResult) -> None:
-        """Show a station event: ``"ready"``, ``"busy"`` or a :class:`ScreeningResult`.
+    def show_fault(self) -> None:
+        """Amber blinking: no photo can be taken now (the camera is reconnecting).
 
-        Pass it as a station's event listener (``station.subscribe(panel.follow)``).
-        Events this panel has no light for are ignored.
+        The screen says why. A lit refer LED stays lit: the last result still stands.
         """
-        if isinstance(event, ScreeningResult):
+        with self._lock:
+            if self._closed:
+                return
+            self.ready_led.off()
+            self.busy_led.blink(on_time=FAULT_BLINK, off_time=FAULT_BLINK)
+
+    def follow(self, event: object) -> None:
+        """Show a station event on the LEDs; pass it to ``station.subscribe(panel.follow)``.
+
+        Takes a :class:`kiosk.station.StationEvent` (``kind`` "busy",
+        "result", "ready" or "camera"), or simply ``"ready"``, ``"busy"`` or a
+        :class:`ScreeningResult`. Events this panel has no light for are
+        ignored, so a newer station cannot break an older panel.
+        """
+        kind = getattr(event, "kind", None)
+        if kind is not None:  # a StationEvent (duck-typed: the station must not need gpiozero, nor we it)
+            if kind == "result":
+                screening = getattr(event, "screening", None)
+                if screening is not None:
+                    self.follow(screening.result)
+            elif kind == "camera" and getattr(event, "camera_status", "ok") != "ok":
+                self.show_fault()
+            elif kind == "busy" or (kind == "camera" and getattr(event, "busy", False)):
+                self.show_busy()
+            elif kind in ("ready", "camera"):
+                self.show_ready()
+        elif isinstance(event, ScreeningResult):
             self.show_result(event.risk if event.status == "ok" else None)
         elif event == "ready":
             self.show_ready()

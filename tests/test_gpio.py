@@ -7,10 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+import kiosk.gpio
 from kiosk.config import GpioSettings
 from kiosk.gpio import Panel, open_panel
 from kiosk.result import ScreeningResult
@@ -49,7 +52,8 @@ def factory():
 
 
 @pytest.fixture
-def panel(factory):
+def panel(factory, monkeypatch):
+    monkeypatch.setattr(kiosk.gpio, "FAULT_BLINK", 0.05)  # blink fast: tests wait for a few blinks
     capture, shutdown = Recorder(), Recorder()
     p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
               shutdown_hold_seconds=HOLD, bounce_time=BOUNCE,
@@ -208,6 +212,64 @@ def test_follow_maps_station_events(panel, factory):
     assert leds(factory) == (True, False, False)
 
 
+@dataclass(frozen=True)
+class Event:
+    """Shaped like kiosk.station.StationEvent (the panel duck-types it)."""
+
+    kind: str
+    busy: bool = False
+    camera_status: str = "ok"
+    screening: object = None
+
+
+def refer_screening():
+    return SimpleNamespace(result=ScreeningResult(status="ok", malignant_probability=0.9, risk="refer",
+                                                  threshold=0.5))
+
+
+def wait_for_blinking(factory, pin: int, changes: int = 3, timeout: float = 2.0) -> bool:
+    factory.pin(pin).clear_states()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(factory.pin(pin).states) > changes:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_follow_maps_station_events_objects(panel, factory):
+    panel.follow(Event("busy", busy=True))
+    assert leds(factory) == (False, True, False)
+    panel.follow(Event("result", screening=refer_screening()))
+    panel.follow(Event("ready"))
+    assert leds(factory) == (True, False, True)
+    panel.follow(Event("camera", camera_status="reconnecting: unplugged"))
+    assert not panel.ready_led.is_lit and panel.refer_led.is_lit  # the last result still stands
+    assert wait_for_blinking(factory, BUSY), "amber should blink while the camera is away"
+    panel.follow(Event("camera", camera_status="ok"))  # it came back
+    assert leds(factory) == (True, False, True)
+    panel.follow(Event("result"))  # a result without a screening changes nothing
+    panel.follow(Event("something-new"))
+    assert leds(factory) == (True, False, True)
+
+
+def test_follow_a_real_station_event(panel, factory):
+    station = pytest.importorskip("kiosk.station")
+    panel.follow(station.StationEvent(kind="busy", busy=True, camera_status="ok"))
+    assert leds(factory) == (False, True, False)
+    panel.follow(station.StationEvent(kind="ready", busy=False, camera_status="ok"))
+    assert leds(factory) == (True, False, False)
+
+
+def test_fault_blink_stops_on_the_next_state(panel, factory):
+    panel.show_fault()
+    assert wait_for_blinking(factory, BUSY)
+    panel.show_busy()
+    factory.pin(BUSY).clear_states()
+    time.sleep(0.2)  # several blink half-periods
+    assert len(factory.pin(BUSY).states) == 1 and factory.pin(BUSY).state
+
+
 def test_close_turns_leds_off_and_later_events_are_ignored(factory):
     p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
               on_capture=lambda: None, on_shutdown_request=lambda: None, pin_factory=factory)
@@ -258,6 +320,7 @@ def test_open_panel_pins_in_use_returns_none(factory):
 
 
 NO_GPIO_SCRIPT = """
+import kiosk.gpio
 from kiosk.config import GpioSettings
 from kiosk.gpio import open_panel
 lines = []

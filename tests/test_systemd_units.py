@@ -178,7 +178,46 @@ def test_browser_waits_for_healthz_with_a_bound(browser):
     wait = next(p for p in pre if "healthz" in p)
     assert "http://127.0.0.1:8080/healthz" in wait
     assert "--max-time" in wait and re.search(r"-ge \d+", wait), "the wait must give up eventually"
+    # Any HTTP answer ends the wait (a 503 while the camera reconnects is for the page to explain).
+    assert not re.search(r"curl -\w*f", wait)
     assert one(browser, "Service", "TimeoutStartSec")
+
+
+def _wait_script(browser, port: int) -> str:
+    """The unit's wait loop, pointed at ``port`` and made quick (3 tries, 0.1 s apart)."""
+    wait = next(p for p in browser["Service"]["ExecStartPre"] if "healthz" in p)
+    script = wait[len("/bin/sh -c '"):-1].replace("$$", "$")
+    return (script.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            .replace(re.search(r"-ge \d+", script).group(0), "-ge 3").replace("sleep 2", "sleep 0.1"))
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("sh") is None, reason="needs sh and curl")
+@pytest.mark.parametrize(("status", "expected_rc"), [(None, 1), (200, 0), (503, 0)])
+def test_browser_wait_loop(browser, status, expected_rc):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    if status is None:
+        server.server_close()  # nothing listens: the loop must give up, not hang
+    else:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.run(["sh", "-c", _wait_script(browser, port)], capture_output=True, timeout=30)
+    finally:
+        if status is not None:
+            server.shutdown()
+            server.server_close()
+    assert proc.returncode == expected_rc, proc.stderr
 
 
 def test_browser_dollars_are_escaped_for_systemd(browser):
