@@ -260,7 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if values:
             summary[stage] = {"median_ms": round(float(np.median(values)), 2),
                               "p90_ms": round(float(np.percentile(values, 90)), 2), "n": len(values)}
-    report = {"source": source, "count": args.count, "threads": screener.model._interpreter and (args.threads or 1),
+    report = {"source": source, "count": args.count, "threads": screener.model.threads,
               "runtime": screener.model.runtime, "model_sha256": screener.model.sha256,
               "stages": summary, "statuses": {s: sum(r.status == s for r in results) for s in ("ok", "retake", "error")},
               "rss_after_load_mb": round(rss_after_load, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}

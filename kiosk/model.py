@@ -45,8 +45,9 @@ def sha256_of(data: bytes) -> str:
 class Model:
     """A verified, warmed-up TFLite screening model. Build it with :meth:`load`."""
 
-    def __init__(self, *, path: Path, manifest: ModelManifest, interpreter: Any, runtime: str) -> None:
+    def __init__(self, *, path: Path, manifest: ModelManifest, interpreter: Any, runtime: str, threads: int = 1) -> None:
         self.path = path
+        self.threads = threads
         self.manifest = manifest
         self.runtime = runtime
         self._interpreter = interpreter
@@ -71,7 +72,7 @@ class Model:
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError):
             raise ModelError("model_corrupt", path=str(path)) from None
-        model = cls(path=path, manifest=manifest, interpreter=interpreter, runtime=runtime)
+        model = cls(path=path, manifest=manifest, interpreter=interpreter, runtime=runtime, threads=threads)
         model._check_against_manifest(manifest_path or manifest_path_for(path))
         model.malignant_probability(np.zeros((manifest.input_height, manifest.input_width, 3), np.uint8))  # warm-up
         return model
