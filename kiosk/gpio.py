@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from gpiozero import LED, Button
 
@@ -278,7 +278,7 @@ class Panel:
                 pass
         self._devices.clear()
 
-    def __enter__(self) -> "Panel":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -29,6 +29,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Self
 
 __all__ = ["Watchdog", "notify", "ready", "status", "stopping", "watchdog", "watchdog_interval"]
 
@@ -166,7 +167,7 @@ class Watchdog:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> "Watchdog":
+    def start(self) -> Self:
         """Start pinging (the first check and ping happen at once)."""
         if self.interval is None or self._thread is not None:
             return self
@@ -206,7 +207,7 @@ class Watchdog:
             self.check()
             self._stop.wait(period)
 
-    def __enter__(self) -> "Watchdog":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -163,8 +163,8 @@ def test_a_raising_health_check_counts_as_unhealthy(fake):
     assert dog.check() is False
     assert dog.check() is False
     assert fake.drain() == []
-    assert lines == ["watchdog: health check raised RuntimeError: camera thread died; "
-                     "not pinging systemd, which restarts the kiosk if this lasts 0.2 s"]
+    assert lines == [("watchdog: health check raised RuntimeError: camera thread died; "
+                      "not pinging systemd, which restarts the kiosk if this lasts 0.2 s")]
 
 
 def test_watchdog_uses_watchdog_usec(fake, monkeypatch):

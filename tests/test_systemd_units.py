@@ -198,7 +198,7 @@ def test_browser_wait_loop(browser, status, expected_rc):
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             self.send_response(status)
             self.end_headers()
 
@@ -212,7 +212,7 @@ def test_browser_wait_loop(browser, status, expected_rc):
     else:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        proc = subprocess.run(["sh", "-c", _wait_script(browser, port)], capture_output=True, timeout=30)
+        proc = subprocess.run(["sh", "-c", _wait_script(browser, port)], capture_output=True, timeout=30, check=False)
     finally:
         if status is not None:
             server.shutdown()
@@ -256,7 +256,7 @@ EXPECTED_ON_A_BUILD_MACHINE = (
 
 
 def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "LC_ALL": "C.UTF-8", "SYSTEMD_COLORS": "0", **(env or {})})
 
 
