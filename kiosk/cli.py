@@ -24,12 +24,22 @@ EXIT_OK, EXIT_ERROR = 0, 2
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
+def thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 8, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Offline melanoma screening kiosk (a referral aid, not a diagnosis).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", help="settings TOML file (default: $KIOSK_CONFIG, else built-in defaults)")
     parser.add_argument("--model", help="model .tflite (its manifest is the .json beside it)")
-    parser.add_argument("--threads", type=int, help="inference threads (default from settings: 1)")
+    parser.add_argument("--threads", type=thread_count, help="inference threads, 1-8 (default from settings: 1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("screen", help="screen image files")
@@ -54,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="screen a few drawn lesions from the demo camera")
     p.add_argument("-n", "--count", type=int, default=5)
 
-    sub.add_parser("serve", help="run the touchscreen kiosk (arrives with the touchscreen release)")
+    p = sub.add_parser("serve", help="run the touchscreen kiosk: the web page, served by waitress")
+    p.add_argument("--camera", help="camera source (default from settings: camera.source)")
+    p.add_argument("--host", help="address to listen on (default from settings: web.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default from settings: web.port, 8080)")
+    p.add_argument("--data-dir", metavar="DIR", help="records folder (default from settings: records.data_dir)")
     return parser
 
 
@@ -68,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kiosk: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must still not spill a traceback on a health worker's screen
+        if os.environ.get("KIOSK_DEBUG"):
+            raise
+        print(f"kiosk: error: {message('internal_error')} ({type(exc).__name__}: {exc}; "
+              "set KIOSK_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 # --- shared set-up -------------------------------------------------------------
@@ -355,8 +375,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    print("kiosk: error: 'kiosk serve' arrives with the touchscreen release; use 'kiosk demo' for now", file=sys.stderr)
-    return EXIT_ERROR
+    import dataclasses
+    import logging
+
+    from .daemon import run_server
+
+    settings = load_settings_for(args)
+    if args.model or args.threads:
+        # Validated like the settings file: a bad --threads is a one-line ConfigError.
+        model = dataclasses.replace(settings.model, path=Path(args.model).resolve() if args.model else settings.model.path,
+                                    threads=args.threads or settings.model.threads)
+        settings = dataclasses.replace(settings, model=model)
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise KioskError("config_invalid", key="--port", detail=f"expected 0 to 65535, got {args.port}")
+    logging.basicConfig(level=logging.INFO, format="kiosk: %(message)s", stream=sys.stderr)
+    return run_server(settings=settings, camera_spec=args.camera, host=args.host, port=args.port,
+                      data_dir=args.data_dir)
 
 
 COMMANDS = {"screen": cmd_screen, "evaluate": cmd_evaluate, "bench": cmd_bench, "doctor": cmd_doctor,
