@@ -52,6 +52,7 @@ __all__ = [
     "ModelSettings",
     "RecordsSettings",
     "Settings",
+    "UpdatesSettings",
     "VisionSettings",
     "WebSettings",
     "dump_settings",
@@ -217,6 +218,47 @@ class GpioSettings(_Section):
             seen[pin] = name
 
 
+def _absolute_dirs(value: str) -> bool:
+    # Absolute only: a mount point relative to the project root is always a mistake.
+    return all(part.startswith("/") for part in value.split(":"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdatesSettings(_Section):
+    """Signed model updates from a USB stick (see deploy/UPDATES.md).
+
+    Updates are installed where ``model.path`` points: its folder gets the
+    versions, and ``model.path`` becomes a link to the active one.
+    """
+
+    SECTION: ClassVar[str] = "updates"
+
+    public_key: Path = _setting(
+        Path("/etc/melanoma-kiosk/update-key.pub"),
+        "The team's ed25519 public key; only updates signed with its private key are installed. "
+        "Root-owned outside the project, so the kiosk service cannot replace it.",
+    )
+    watch_dirs: str = _setting(
+        "/media:/mnt",
+        "Where USB sticks are mounted, separated by ':'; *.kioskupdate files up to 4 folders "
+        "deep are offered.",
+        check=_absolute_dirs,
+        expect="absolute folders separated by ':', e.g. \"/media:/mnt\"",
+    )
+    keep_previous: int = _setting(
+        1, "Earlier models kept on disk (the newest is the one-tap rollback).", ge=1, le=10
+    )
+
+    @property
+    def watch_paths(self) -> tuple[Path, ...]:
+        """``watch_dirs`` as paths.
+
+        >>> UpdatesSettings(watch_dirs="/media:/mnt/usb").watch_paths
+        (PosixPath('/media'), PosixPath('/mnt/usb'))
+        """
+        return tuple(Path(part) for part in self.watch_dirs.split(":"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """All kiosk settings; build it with :func:`load_settings`.
@@ -231,6 +273,7 @@ class Settings:
     records: RecordsSettings = field(default_factory=RecordsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
+    updates: UpdatesSettings = field(default_factory=UpdatesSettings)
 
     def to_toml(self) -> str:
         """Same as :func:`dump_settings`."""
