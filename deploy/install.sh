@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Install the melanoma screening kiosk @KIOSK_VERSION@ from this offline bundle.
+#
+#   sudo ./install.sh          (on the Pi: 64-bit Raspberry Pi OS, Bookworm or Trixie)
+#
+# Needs no network. Safe to run again: to repair, or with a newer bundle to update. It never
+# overwrites /etc/melanoma-kiosk/kiosk.toml once it exists. Written by deploy/build-bundle
+# from deploy/install.sh; see deploy/README.md.
+#
+# Everything outside the bundle can be redirected, so the tests run this in a throwaway root:
+#   KIOSK_ROOT=/           prefix for every path written
+#   PYTHON3 SYSTEMCTL USERADD USERMOD GETENT CHOWN    the commands used (default: by name)
+#   KIOSK_DESKTOP_USER     who gets the browser unit and labwc autostart (default: uid 1000)
+#   KIOSK_START=0          enable the service but do not start it (the first-boot hook reboots)
+set -euo pipefail
+umask 022  # the service user must be able to read the venv and the models
+
+prog=install.sh
+die() { echo "$prog: error: $*" >&2; exit 1; }
+say() { echo "$prog: $*"; }
+
+version="@KIOSK_VERSION@"
+model_file="@MODEL_FILE@"
+pythons="@PYTHONS@"
+
+bundle="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="${KIOSK_ROOT:-/}"
+root="${root%/}"
+python3="${PYTHON3:-python3}"
+systemctl="${SYSTEMCTL:-systemctl}"
+useradd="${USERADD:-useradd}"
+usermod="${USERMOD:-usermod}"
+getent="${GETENT:-getent}"
+chown="${CHOWN:-chown}"
+start="${KIOSK_START:-1}"
+
+# Paths as the running system sees them (they go into config files), and r() for where
+# this script writes them.
+opt=/opt/melanoma-kiosk
+etc=/etc/melanoma-kiosk
+r() { printf '%s%s' "$root" "$1"; }
+
+if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
+    die "run as root: sudo $0"
+fi
+
+# --- 1. integrity: change nothing unless every file matches SHA256SUMS --------------
+cd "$bundle"
+[ -f SHA256SUMS ] || die "$bundle/SHA256SUMS is missing: not a complete bundle, nothing installed"
+if ! sha256sum --check --strict --quiet SHA256SUMS >/dev/null 2>&1; then
+    bad="$(sha256sum --check --strict SHA256SUMS 2>&1 | grep -v ': OK$' | head -n 3 | tr '\n' ' ' || true)"
+    die "bundle damaged, nothing installed (copy it again): ${bad}"
+fi
+# pip --find-links would pick up any extra wheel, so an unlisted file is refused too.
+unlisted="$(LC_ALL=C comm -13 <(sed 's/^[0-9a-f]\{64\}  //' SHA256SUMS | LC_ALL=C sort) \
+                     <(find . -type f ! -path ./SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort) | head -n 3 | tr '\n' ' ')"
+[ -z "$unlisted" ] || die "bundle has files SHA256SUMS does not list, nothing installed: ${unlisted}"
+say "bundle verified (melanoma-kiosk $version)"
+
+# --- 2. the wheelhouse for this Python ----------------------------------------------
+pyver="$("$python3" -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || die "cannot run $python3 (Raspberry Pi OS ships it: is this Raspberry Pi OS?)"
+tag="cp$pyver"
+case " $pythons " in
+    *" $tag "*) ;;
+    *) die "this bundle has wheels for Python $(echo "$pythons" | sed 's/cp3/3./g; s/ /, /g'), but $python3 is ${pyver:0:1}.${pyver:1} (use 64-bit Raspberry Pi OS Bookworm or Trixie)" ;;
+esac
+wheels="$bundle/wheels/$tag"
+kiosk_wheel="$wheels/melanoma_kiosk-$version-py3-none-any.whl"
+[ -f "$kiosk_wheel" ] || die "bundle lacks $kiosk_wheel"
+"$python3" -m venv --help >/dev/null 2>&1 || die "$python3 has no venv module (install python3-venv)"
+
+# --- 3. the service user ------------------------------------------------------------
+if "$getent" passwd kiosk >/dev/null 2>&1; then
+    say "user kiosk exists"
+else
+    say "creating system user kiosk"
+    "$useradd" --system --user-group --home-dir /var/lib/melanoma-kiosk --no-create-home \
+        --shell /usr/sbin/nologin kiosk
+fi
+groups=""
+for group in video gpio; do
+    if "$getent" group "$group" >/dev/null 2>&1; then groups="${groups:+$groups,}$group"; fi
+done
+[ -z "$groups" ] || "$usermod" --append --groups "$groups" kiosk
+
+# --- 4. the code: a venv that also sees apt's picamera2 and lgpio --------------------
+venv="$(r "$opt")/venv"
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null)" != "$pyver" ]; then
+    say "the venv was made for another Python; recreating it"
+    rm -rf "$venv"
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating $opt/venv (--system-site-packages)"
+    mkdir -p "$(r "$opt")"
+    "$python3" -m venv --system-site-packages "$venv"
+fi
+say "installing melanoma-kiosk and its dependencies from wheels/$tag (offline)"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
+# The pins (-c) also win over older copies in the system site-packages (apt's numpy).
+"${pip[@]}" install --quiet --no-index --find-links "$wheels" -c "$bundle/constraints.txt" \
+    --upgrade --upgrade-strategy eager melanoma-kiosk
+# Same version number, newer build: replace the kiosk's own files every time.
+"${pip[@]}" install --quiet --no-index --no-deps --force-reinstall "$kiosk_wheel"
+"$venv/bin/python" -c 'import kiosk' || die "the kiosk does not import in $opt/venv"
+
+# --- 5. models, docs, settings -------------------------------------------------------
+# Merged, not replaced: a model installed later by a signed update stays.
+install -d -m 0755 "$(r "$opt")/models" "$(r "$opt")/systemd"
+for file in models/*; do
+    install -m 0644 "$file" "$(r "$opt")/models/"
+done
+for file in systemd/*; do
+    install -m 0644 "$file" "$(r "$opt")/systemd/"  # the unit's Documentation= points here
+done
+install -m 0644 BUNDLE.txt "$(r "$opt")/BUNDLE.txt"
+
+install -d -m 0755 "$(r "$etc")"
+install -m 0644 config/kiosk.example.toml "$(r "$etc")/kiosk.example.toml"
+conf="$(r "$etc")/kiosk.toml"
+model_path="$opt/models/$model_file"
+if [ -e "$conf" ]; then
+    say "keeping the existing $etc/kiosk.toml"
+    grep -Eq '^[[:space:]]*path[[:space:]]*=' "$conf" \
+        || say "warning: $etc/kiosk.toml sets no model.path; add path = \"$model_path\" under [model]"
+else
+    say "writing $etc/kiosk.toml (model.path = $model_path)"
+    sed "/^\[model\]\$/a path = \"$model_path\"" config/kiosk.example.toml >"$conf.new"
+    grep -q "^path = \"$model_path\"\$" "$conf.new" || die "config/kiosk.example.toml has no [model] section"
+    chmod 0640 "$conf.new"
+    "$chown" root:kiosk "$conf.new"
+    mv "$conf.new" "$conf"
+fi
+
+# --- 6. the service, and polkit's leave for the hold-to-shut-down button ---------------
+install -d -m 0755 "$(r /etc/systemd/system)"
+install -m 0644 systemd/melanoma-kiosk.service "$(r /etc/systemd/system)/melanoma-kiosk.service"
+install -d -m 0755 "$(r /etc/polkit-1/rules.d)"
+cat >"$(r /etc/polkit-1/rules.d)/50-melanoma-kiosk.rules" <<'EOF'
+// Written by the melanoma kiosk's install.sh: holding the kiosk's button powers the Pi off.
+polkit.addRule(function (action, subject) {
+    if ((action.id == "org.freedesktop.login1.power-off" ||
+         action.id == "org.freedesktop.login1.power-off-multiple-sessions") &&
+        subject.user == "kiosk") {
+        return polkit.Result.YES;
+    }
+});
+EOF
+
+# --- 7. the screen: Chromium unit and labwc autostart for the desktop user -------------
+desk="${KIOSK_DESKTOP_USER:-$("$getent" passwd 1000 2>/dev/null | cut -d: -f1 || true)}"
+if [ -z "$desk" ]; then
+    say "warning: no desktop user (uid 1000): the screen is not set up; run again with KIOSK_DESKTOP_USER=NAME"
+else
+    entry="$("$getent" passwd "$desk" 2>/dev/null)" || die "desktop user $desk does not exist"
+    home="$(r "$(echo "$entry" | cut -d: -f6)")"
+    userunits="$home/.config/systemd/user"
+    install -d -m 0755 "$home/.config" "$home/.config/systemd" "$userunits" \
+        "$userunits/graphical-session.target.wants" "$home/.config/labwc"
+    install -m 0644 systemd/melanoma-kiosk-browser.service "$userunits/"
+    # What `systemctl --user enable` does; done by hand as the user's manager is not running.
+    ln -sfn ../melanoma-kiosk-browser.service "$userunits/graphical-session.target.wants/melanoma-kiosk-browser.service"
+    autostart="$home/.config/labwc/autostart"
+    if [ -f "$autostart" ] && ! grep -q melanoma-kiosk-browser "$autostart" && [ ! -e "$autostart.before-kiosk" ]; then
+        say "keeping the desktop user's own labwc autostart as autostart.before-kiosk"
+        cp -p "$autostart" "$autostart.before-kiosk"
+    fi
+    install -m 0644 systemd/labwc-autostart "$autostart"
+    "$chown" "$desk:" "$home/.config" "$home/.config/systemd"
+    "$chown" -R -h "$desk:" "$userunits" "$home/.config/labwc"
+    say "screen set up for desktop user $desk"
+fi
+
+# --- 8. start ---------------------------------------------------------------------------
+was_active=0
+"$systemctl" is-active --quiet melanoma-kiosk.service 2>/dev/null && was_active=1
+"$systemctl" daemon-reload
+if [ "$start" = 0 ]; then
+    "$systemctl" enable melanoma-kiosk.service
+    say "installed melanoma-kiosk $version; the service starts at the next boot"
+else
+    "$systemctl" enable --now melanoma-kiosk.service \
+        || die "installed, but the service did not start: journalctl -u melanoma-kiosk -b"
+    if [ "$was_active" = 1 ]; then
+        "$systemctl" restart melanoma-kiosk.service \
+            || die "installed, but the service did not restart: journalctl -u melanoma-kiosk -b"
+    fi
+    say "installed and started melanoma-kiosk $version (systemctl status melanoma-kiosk)"
+fi
