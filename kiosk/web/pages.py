@@ -1,0 +1,202 @@
+"""The touchscreen pages: home, live preview and capture, result or retake, slip, PIN, history, settings.
+
+The pages work without JavaScript (the capture button is a plain form post);
+``static/kiosk.js`` makes them smoother: it captures through the JSON API,
+shows a busy screen, follows the physical button through ``/api/state`` and
+drives the PIN pad.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
+
+from .. import __version__
+from ..reasons import N_, CameraError
+from ..records import StoredScreening
+from ..result import ScreeningResult
+from .context import kiosk
+from .errors import WebError
+from .i18n import LANGUAGES, current_language, reason_message, translate
+from .present import result_view
+
+bp = Blueprint("pages", __name__)
+
+PAPERS = ("58", "80", "a6")
+DEFAULT_PAPER = "80"
+HISTORY_PAGE = 20
+LAST_RESULT_MAX_AGE = timedelta(minutes=30)  # "last" is for the screen in front of the worker, not a history
+
+
+@bp.app_context_processor
+def _globals() -> dict[str, object]:
+    return {"languages": LANGUAGES, "language": current_language(), "language_url": language_url,
+            "camera_status_text": camera_status_text, "camera_ok": lambda: kiosk().station.camera_ok,
+            "reason_message": reason_message}
+
+
+def language_url(code: str) -> str:
+    """This page in another language (its other query parameters kept)."""
+    args = request.args.to_dict()
+    args["lang"] = code
+    return f"{request.path}?{urlencode(args)}"
+
+
+def camera_status_text() -> str:
+    status = kiosk().station.camera_status
+    if status == "ok":
+        return translate(N_("Camera ready"))
+    return translate(N_("Camera reconnecting: %(reason)s"), reason=status.partition(": ")[2])
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    return render_template("home.html", last_seq=_last_seq())
+
+
+@bp.get("/screen")
+def screen() -> ResponseReturnValue:
+    return render_template("screen.html", last_seq=_last_seq(), error=None)
+
+
+@bp.post("/screen")
+def capture() -> ResponseReturnValue:
+    """The capture button without JavaScript: take the photo, then show its result."""
+    try:
+        sid, _ = kiosk().station.capture_and_screen()
+    except CameraError as exc:
+        return render_template("screen.html", last_seq=_last_seq(), error=reason_message(exc.code, **exc.params)), 503
+    return redirect(url_for("pages.result", sid=sid or "last"), code=303)
+
+
+def _last_seq() -> int:
+    last = kiosk().station.last
+    return last.seq if last else 0
+
+
+def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
+    """(id, result, when) of a stored screening, or of the station's last one for ``sid == "last"``."""
+    station = kiosk().station
+    if sid == "last":
+        last = station.last
+        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE:
+            raise WebError(404, "not_found")
+        return last.id, last.result, last.at
+    stored: StoredScreening | None = station.records.get(sid) if station.records is not None else None
+    if stored is None:
+        raise WebError(404, "not_found")
+    return stored.id, stored.result, stored.created_at
+
+
+def _view(sid: str):
+    ctx = kiosk()
+    found_id, result, at = _find(sid)
+    web = ctx.settings.web
+    return result_view(found_id, result, at=at, facility=web.referral_facility, days=web.referral_within_days,
+                       min_side=ctx.min_side)
+
+
+@bp.get("/screenings/<sid>")
+def result(sid: str) -> ResponseReturnValue:
+    view = _view(sid)
+    return render_template("result.html", view=view, last_seq=_last_seq())
+
+
+@bp.get("/screenings/<sid>/slip")
+def slip(sid: str) -> ResponseReturnValue:
+    view = _view(sid)
+    if view.result.status != "ok":
+        return redirect(url_for("pages.result", sid=sid), code=303)  # a retake has nothing to refer
+    paper = request.args.get("paper", DEFAULT_PAPER).lower()
+    if paper not in PAPERS:
+        paper = DEFAULT_PAPER
+    return render_template("slip.html", view=view, paper=paper, papers=PAPERS)
+
+
+# --- PIN-guarded pages ----------------------------------------------------------------
+
+
+def _guard(next_page: str) -> ResponseReturnValue | None:
+    """None when the session may see the page; else the page to show instead."""
+    pin = kiosk().pin
+    if not pin.configured:
+        return render_template("pin_missing.html"), 403
+    if not pin.session_unlocked():
+        return redirect(url_for("pages.pin_form", next=next_page), code=303)
+    return None
+
+
+@bp.get("/history")
+def history() -> ResponseReturnValue:
+    refused = _guard(request.full_path.rstrip("?"))
+    if refused is not None:
+        return refused
+    records = kiosk().station.records
+    page = request.args.get("page", "1")
+    page_no = int(page) if page.isdigit() and int(page) >= 1 else 1
+    items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
+    total = records.count() if records is not None else 0
+    rows = [(s, s.created_at.astimezone()) for s in items]
+    return render_template("history.html", rows=rows, page=page_no, total=total,
+                           has_more=page_no * HISTORY_PAGE < total, records=records is not None)
+
+
+@bp.get("/settings")
+def settings_page() -> ResponseReturnValue:
+    refused = _guard(request.path)
+    if refused is not None:
+        return refused
+    ctx = kiosk()
+    model = ctx.station.screener.model
+    records = ctx.station.records
+    return render_template("settings.html", settings=ctx.settings, model=model, manifest=model.manifest,
+                           camera_name=ctx.station.camera_name, records=records,
+                           record_count=records.count() if records is not None else 0, version=__version__)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this kiosk: never an open redirect to another site.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("pages.history")
+    return target
+
+
+@bp.get("/pin")
+def pin_form() -> ResponseReturnValue:
+    pin = kiosk().pin
+    if not pin.configured:
+        return render_template("pin_missing.html"), 403
+    return render_template("pin.html", next=_safe_next(request.args.get("next")), message=None,
+                           retry_after=pin.retry_after())
+
+
+@bp.post("/pin")
+def pin_submit() -> ResponseReturnValue:
+    pin = kiosk().pin
+    next_page = _safe_next(request.form.get("next"))
+    outcome = pin.check(request.form.get("pin", ""))
+    if outcome.status == "ok":
+        pin.unlock_session()
+        return redirect(next_page, code=303)
+    if outcome.status == "not_configured":
+        return render_template("pin_missing.html"), 403
+    if outcome.status == "locked":
+        minutes = max(1, -(-int(outcome.retry_after) // 60))
+        text = translate(N_("Too many wrong PINs. Try again in %(minutes)s minutes."), minutes=minutes)
+    else:
+        text = translate(N_("Wrong PIN. %(left)s tries left before a 5-minute lock."), left=outcome.attempts_left)
+    return render_template("pin.html", next=next_page, message=text, retry_after=pin.retry_after()), 403
+
+
+@bp.post("/pin/lock")
+def pin_lock() -> ResponseReturnValue:
+    kiosk().pin.lock_session()
+    return redirect(url_for("pages.home"), code=303)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    return send_from_directory(current_app.static_folder or "static", "favicon.ico", mimetype="image/x-icon")
