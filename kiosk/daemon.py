@@ -16,6 +16,7 @@ listens and the station is up (the place for ``sd_notify("READY=1")``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -23,12 +24,13 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from waitress.server import create_server
 from waitress import wasyncore
+from waitress.server import create_server
 
 from .camera import open_camera
 from .config import Settings
 from .model import Model
+from .reasons import ConfigError
 from .records import RecordStore
 from .screening import Screener
 from .station import Station
@@ -86,8 +88,12 @@ def run_server(
                      log=log) as station:
             app = create_app(settings=settings, station=station)
             socket_map: dict = {}
-            server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
-                                   ident="kiosk", clear_untrusted_proxy_headers=True)
+            try:
+                server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
+                                       ident="kiosk", clear_untrusted_proxy_headers=True)
+            except OSError as exc:  # port taken, or an address this machine does not have
+                raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
+                                  detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
             with _stop_on_signals(stop):
                 log(f"serving on http://{host}:{getattr(server, 'effective_port', port)} "
                     f"(model {screener.model.sha256[:12]}, camera {station.camera_name or station.camera_status})")

@@ -38,6 +38,7 @@ The back-off schedule on its own:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -527,9 +528,11 @@ class Station:
     def preview_frames(self, *, keepalive: float = 2.0) -> Iterator[bytes]:
         """Yield JPEG bytes of live preview frames until the station closes (for MJPEG).
 
-        While the camera is reconnecting the last frame is repeated every
-        ``keepalive`` seconds, so a viewer that went away is noticed. Close
-        the generator when done (a web server does, on disconnect).
+        While no new frame comes (the camera is reconnecting) the last frame,
+        or a plain grey one, is repeated every ``keepalive`` seconds: a web
+        server only notices a viewer that went away when it writes, and a
+        silent stream would hold one of its threads until the camera returns.
+        Close the generator when done (a web server does, on disconnect).
         """
         with self._frames:
             self._clients += 1
@@ -543,8 +546,7 @@ class Station:
                     if self._closing.is_set():
                         return
                     frame, seen = self._frame, self._frame_seq
-                if frame is not None:
-                    yield frame
+                yield frame if frame is not None else _placeholder()
         finally:
             with self._frames:
                 self._clients -= 1
@@ -574,6 +576,12 @@ class Station:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@functools.cache
+def _placeholder() -> bytes:
+    """A plain dark-grey preview frame, for when there is no camera picture to show."""
+    return encode_jpeg(np.full((240, 320, 3), 48, np.uint8), quality=PREVIEW_JPEG_QUALITY)
 
 
 def _detail(exc: BaseException) -> str:

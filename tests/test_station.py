@@ -185,3 +185,13 @@ def test_close_ends_preview_streams(screener, rig):
     assert list(frames) == []  # the generator ends instead of blocking
     assert rig.closed == 1
     assert st.camera_status.startswith("reconnecting: ")
+
+
+def test_without_a_camera_the_preview_still_sends_a_placeholder(screener, rig):
+    # A silent stream would pin a web server thread until the camera returns.
+    rig.fail_open = True
+    with Station(screener=screener, camera_factory=rig.factory, records=None, **FAST_RETRY) as st:
+        frames = st.preview_frames(keepalive=0.05)
+        frame = next(frames)
+        assert load_image(frame).shape == (240, 320, 3)
+        frames.close()

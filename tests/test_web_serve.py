@@ -84,3 +84,17 @@ def test_kiosk_serve_refuses_a_bad_camera_spec_in_one_line(tiny_model_path, tmp_
                        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "camera.source" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_kiosk_serve_on_a_taken_port_is_one_line(tiny_model_path, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera",
+                            "synthetic", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert f"Setting web.port is invalid: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr

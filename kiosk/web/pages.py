@@ -169,8 +169,14 @@ def pin_form() -> ResponseReturnValue:
     pin = kiosk().pin
     if not pin.configured:
         return render_template("pin_missing.html"), 403
-    return render_template("pin.html", next=_safe_next(request.args.get("next")), message=None,
-                           retry_after=pin.retry_after())
+    left = pin.retry_after()
+    return render_template("pin.html", next=_safe_next(request.args.get("next")),
+                           message=_lockout_text(left) if left > 0 else None, retry_after=left)
+
+
+def _lockout_text(seconds: float) -> str:
+    minutes = max(1, -(-int(seconds) // 60))  # round up: "try again in 0 minutes" would be wrong
+    return translate(N_("Too many wrong PINs. Try again in %(minutes)s minutes."), minutes=minutes)
 
 
 @bp.post("/pin")
@@ -184,8 +190,7 @@ def pin_submit() -> ResponseReturnValue:
     if outcome.status == "not_configured":
         return render_template("pin_missing.html"), 403
     if outcome.status == "locked":
-        minutes = max(1, -(-int(outcome.retry_after) // 60))
-        text = translate(N_("Too many wrong PINs. Try again in %(minutes)s minutes."), minutes=minutes)
+        text = _lockout_text(outcome.retry_after)
     else:
         text = translate(N_("Wrong PIN. %(left)s tries left before a 5-minute lock."), left=outcome.attempts_left)
     return render_template("pin.html", next=next_page, message=text, retry_after=pin.retry_after()), 403
