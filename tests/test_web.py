@@ -441,16 +441,26 @@ def test_right_pin_unlocks_history_settings_and_the_list(client):
 
 
 def test_five_wrong_pins_lock_everyone_out_for_five_minutes(client, app, clock):
+    wrong = tr("en", "Wrong PIN. %(left)s tries left before a 5-minute lock.")
     for attempt in range(4):
         r = enter_pin(client, "0000")
-        assert r.status_code == 403 and 'data-testid="pin-message"' in r.get_data(as_text=True)
+        assert r.status_code == 200  # the pad again, with the reason
+        assert text_of(r.get_data(as_text=True), "pin-message") == wrong % {"left": 4 - attempt}
+    locked = tr("en", "Too many wrong PINs. Try again in %(minutes)s minutes.")
     r = enter_pin(client, "1111")
-    assert r.status_code == 403 and "5" in text_of(r.get_data(as_text=True), "pin-message")
-    assert enter_pin(client, PIN).status_code == 403  # locked: even the right PIN is refused
-    other = app.test_client()  # a fresh browser session is locked out too
-    assert enter_pin(other, PIN).status_code == 403
+    assert text_of(r.get_data(as_text=True), "pin-message") == locked % {"minutes": 5}
+
+    def refused(c) -> bool:
+        r = enter_pin(c, PIN)
+        return r.status_code == 200 and 'data-testid="pin-message"' in r.get_data(as_text=True) \
+            and c.get("/history").status_code == 303
+
+    assert refused(client)  # locked: even the right PIN is refused
+    assert refused(app.test_client())  # a fresh browser session is locked out too
+    assert text_of(client.get("/pin").get_data(as_text=True), "pin-message") == locked % {"minutes": 5}
     clock.advance(299)
-    assert enter_pin(client, PIN).status_code == 403
+    assert refused(client)
+    assert text_of(client.get("/pin").get_data(as_text=True), "pin-message") == locked % {"minutes": 1}
     clock.advance(2)
     r = enter_pin(client, PIN)
     assert r.status_code == 303 and client.get("/history").status_code == 200
@@ -473,11 +483,13 @@ def test_history_says_a_pin_must_be_configured(screener, rig, tmp_path):
     with Station(screener=screener, camera_factory=rig.factory, records=None, **FAST_RETRY) as st:
         client = create_app(settings=make_settings(tmp_path, pin=None), station=st, testing=True).test_client()
         for page in ("/history", "/settings", "/pin"):
-            r = client.get(page)
-            assert r.status_code == 403
-            assert 'data-testid="pin-not-configured"' in r.get_data(as_text=True)
-        assert client.get("/api/screenings").get_json()["reason"] == "pin_not_configured"
-        assert enter_pin(client, "2580").status_code == 403
+            html = client.get(page).get_data(as_text=True)
+            assert 'data-testid="pin-not-configured"' in html and 'data-testid="history-list"' not in html
+        r = client.get("/api/screenings")
+        assert r.status_code == 403 and r.get_json()["reason"] == "pin_not_configured"
+        r = client.post("/pin", data={"pin": "2580", "next": "/history", "csrf_token": csrf_of(client)})
+        assert 'data-testid="pin-not-configured"' in r.get_data(as_text=True)
+        assert client.get("/history").status_code == 200 and "history-row" not in client.get("/history").get_data(as_text=True)
 
 
 # --- assets ---------------------------------------------------------------------------------------------

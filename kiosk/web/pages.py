@@ -123,7 +123,7 @@ def _guard(next_page: str) -> ResponseReturnValue | None:
     """None when the session may see the page; else the page to show instead."""
     pin = kiosk().pin
     if not pin.configured:
-        return render_template("pin_missing.html"), 403
+        return render_template("pin_missing.html")
     if not pin.session_unlocked():
         return redirect(url_for("pages.pin_form", next=next_page), code=303)
     return None
@@ -168,7 +168,7 @@ def _safe_next(target: str | None) -> str:
 def pin_form() -> ResponseReturnValue:
     pin = kiosk().pin
     if not pin.configured:
-        return render_template("pin_missing.html"), 403
+        return render_template("pin_missing.html")
     left = pin.retry_after()
     return render_template("pin.html", next=_safe_next(request.args.get("next")),
                            message=_lockout_text(left) if left > 0 else None, retry_after=left)
@@ -188,12 +188,14 @@ def pin_submit() -> ResponseReturnValue:
         pin.unlock_session()
         return redirect(next_page, code=303)
     if outcome.status == "not_configured":
-        return render_template("pin_missing.html"), 403
+        return render_template("pin_missing.html")
     if outcome.status == "locked":
         text = _lockout_text(outcome.retry_after)
     else:
         text = translate(N_("Wrong PIN. %(left)s tries left before a 5-minute lock."), left=outcome.attempts_left)
-    return render_template("pin.html", next=next_page, message=text, retry_after=pin.retry_after()), 403
+    # 200, not 403: the pad is shown again with the reason, like any form with a mistake in it
+    # (and the browser's console stays clean for the page's tests).
+    return render_template("pin.html", next=next_page, message=text, retry_after=pin.retry_after())
 
 
 @bp.post("/pin/lock")
