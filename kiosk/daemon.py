@@ -78,8 +78,12 @@ def run_server(
     stop = stop_event or threading.Event()
 
     screener = build_screener(settings)
-    records = RecordStore(folder, retention_days=settings.records.retention_days,
-                          keep_images=settings.records.keep_images)
+    try:
+        records = RecordStore(folder, retention_days=settings.records.retention_days,
+                              keep_images=settings.records.keep_images)
+    except OSError as exc:  # a read-only card, a folder owned by someone else
+        raise ConfigError("config_invalid", key="records.data_dir",
+                          detail=f"cannot use {folder} ({exc.strerror or exc})") from None
     try:
         purged = records.purge_expired()
         if purged:

@@ -51,7 +51,7 @@ from typing import Literal
 import numpy as np
 
 from .camera import Camera
-from .reasons import CameraError, ImageError
+from .reasons import CameraError, ImageError, KioskError
 from .records import PatientInfo, RecordStore, RecordStoreError
 from .result import ScreeningResult
 from .screening import Screener
@@ -294,8 +294,11 @@ class Station:
                 owner = True
         if not owner:
             job.done.wait()
-            if job.error is not None:
-                raise job.error
+            error = job.error
+            if isinstance(error, KioskError):  # each caller gets its own exception object
+                raise type(error)(error.code, **error.params) from error
+            if error is not None:
+                raise error
             assert job.outcome is not None
             return job.outcome
         try:

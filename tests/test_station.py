@@ -195,3 +195,27 @@ def test_without_a_camera_the_preview_still_sends_a_placeholder(screener, rig):
         frame = next(frames)
         assert load_image(frame).shape == (240, 320, 3)
         frames.close()
+
+
+def test_a_tap_that_joins_a_failing_capture_gets_the_same_error(screener, rig):
+    rig.hold_capture = threading.Event()  # never set: the driver hangs, the capture times out
+    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=1.0,
+                 **FAST_RETRY) as st:
+        errors = []
+
+        def tap():
+            try:
+                st.capture_and_screen()
+            except CameraError as exc:
+                errors.append(exc)
+
+        taps = [threading.Thread(target=tap) for _ in range(2)]
+        taps[0].start()
+        assert rig.capture_entered.wait(5)
+        taps[1].start()
+        assert wait_until(lambda: st.pending_requests == 2)
+        for t in taps:
+            t.join(10)
+    assert rig.captures == 1
+    assert len(errors) == 2 and errors[0] is not errors[1]
+    assert all(e.code == "camera_unavailable" and "stalled" in str(e) for e in errors)
