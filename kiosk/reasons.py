@@ -44,6 +44,35 @@ REASONS: dict[str, str] = {
     "camera_unavailable": N_("The camera is not available: {detail}"),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
+    # Model updates from a USB stick (kiosk/updates.py, deploy/UPDATES.md). A refused update never
+    # changes the model in use, so every refusal can say so.
+    "update_not_a_package": N_("This file is not a kiosk model update (make one with deploy/sign-model): {path}"),
+    "update_damaged": N_("The update file is incomplete or damaged. Copy it to the stick again: {path}"),
+    "update_too_large": N_("The update file is too large ({size_mb:.0f} MB; the limit is {limit_mb:.0f} MB): {path}"),
+    "update_unsigned": N_("The update is not signed, so it was not installed. Ask for a signed update: {path}"),
+    "update_bad_signature": N_("The update does not match its signature (changed or damaged after signing), "
+                               "so it was not installed: {path}"),
+    "update_other_key": N_("The update was signed with a key this kiosk does not trust (key {key_id}), "
+                           "so it was not installed: {path}"),
+    "update_incompatible": N_("The update is not for this kiosk ({detail}), so it was not installed: {path}"),
+    "update_model_unusable": N_("The new model cannot be loaded ({detail}); the current model is kept."),
+    "update_selftest_failed": N_("The new model failed its self-test on this kiosk ({detail}); "
+                                 "the current model is kept."),
+    "update_already_installed": N_("This model is already the one in use; nothing was changed."),
+    "update_install_failed": N_("The new model could not be saved ({detail}); the current model is kept."),
+    "update_busy": N_("Another model update is running. Wait for it to finish, then try again."),
+    "update_no_previous": N_("There is no earlier model to go back to."),
+    "update_previous_unusable": N_("The earlier model cannot be loaded ({detail}); the current model is kept."),
+    "update_installed": N_("The new model is in use ({name}, {sha})."),
+    "update_rolled_back": N_("The earlier model is back in use ({name}, {sha})."),
+    # Signing side (deploy/keygen, deploy/sign-model), seen by maintainers only.
+    "update_key_missing": N_("The update key file is missing: {path}. Install the team's update-key.pub there."),
+    "update_key_invalid": N_("This is not a usable ed25519 {kind} key ({detail}): {path}"),
+    "update_key_exists": N_("A key already exists and was not overwritten: {path}"),
+    "update_crypto_missing": N_("The cryptography package is not installed (pip install cryptography)."),
+    "update_model_not_int8": N_("Only int8 models can be signed for the kiosk (this one takes {dtype} input): {path}"),
+    "update_model_ambiguous": N_("The folder holds several models; name the .tflite file to sign: {path}"),
+    "update_bad_output": N_("The update must be saved as a .kioskupdate file (or into a folder): {path}"),
 }
 
 
