@@ -16,6 +16,8 @@ bug, a damaged file that still parses), which a hash check alone cannot.
 True
 >>> check_outputs([0.25, 0.5], [0.25, 0.6]).passed
 False
+>>> check_outputs([0.25, float("nan")], [0.25, 0.5]).passed
+False
 
 With a loaded model (see :mod:`kiosk.model`)::
 
@@ -114,7 +116,7 @@ def check_outputs(outputs: Sequence[float], expected: Sequence[float], *,
     diffs = [abs(a - b) for a, b in zip(got, want)]
     worst = int(np.argmax(diffs)) if diffs else 0
     largest = max(diffs, default=0.0)
-    if not np.all(np.isfinite(got)):  # NaN would compare as "not larger" and slip through
+    if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):  # NaN never compares as "too far"
         largest = float("inf")
     passed = largest <= tolerance
     detail = (f"all {len(got)} images within {tolerance:.4f}" if passed else
