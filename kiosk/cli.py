@@ -1,4 +1,4 @@
-"""The ``kiosk`` command: screen, evaluate, bench, doctor, demo (and serve, with the touchscreen).
+"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen) and demo.
 
 Every expected failure prints one line ``kiosk: error: ...`` and exits 2; a
 traceback is never shown for bad input.
@@ -61,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check runtime, model, camera, GPIO, disk and data folder")
     p.add_argument("--camera", help="camera source to check (default from settings)")
 
-    p = sub.add_parser("demo", help="screen a few drawn lesions from the demo camera")
-    p.add_argument("-n", "--count", type=int, default=5)
+    p = sub.add_parser("demo", help="the touchscreen page in demo mode: drawn demo camera, no GPIO, demo records")
+    p.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080)")
+    p.add_argument("--data-dir", metavar="DIR", default="demo-data", help="demo records folder (default ./demo-data)")
+    p.add_argument("--text", action="store_true", help="no page: print the results of a few drawn lesions")
+    p.add_argument("-n", "--count", type=int, default=5, help="with --text: how many lesions")
 
     p = sub.add_parser("serve", help="run the touchscreen kiosk: the web page, served by waitress")
     p.add_argument("--camera", help="camera source (default from settings: camera.source)")
@@ -363,15 +366,29 @@ def gpio_check(settings) -> tuple[str, str, str]:
 
 # --- demo / serve --------------------------------------------------------------
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .camera import open_camera
+DEMO_PIN = "2580"
 
-    screener = load_screener(args)
-    print("Demo: drawn lesions from the synthetic camera (not real patients). A referral aid, not a diagnosis.")
-    with open_camera("synthetic") as camera:
-        for i in range(args.count):
-            print(describe(f"demo photo {i + 1}", screener.screen_image(camera.capture())))
-    return EXIT_OK
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Demo mode on the embedded defaults: the bundled model, the drawn camera, the page on 127.0.0.1."""
+    if args.text:
+        from .camera import open_camera
+
+        screener = load_screener(args)
+        print("Demo: drawn lesions from the synthetic camera (not real patients). A referral aid, not a diagnosis.")
+        with open_camera("synthetic") as camera:
+            for i in range(args.count):
+                print(describe(f"demo photo {i + 1}", screener.screen_image(camera.capture())))
+        return EXIT_OK
+
+    # Demo defaults unless the environment says otherwise: a laptop has no buttons,
+    # and the history pages need a PIN before anyone can look at them.
+    os.environ.setdefault("KIOSK_GPIO_ENABLED", "false")
+    os.environ.setdefault("KIOSK_WEB_PIN", DEMO_PIN)
+    print(f"Demo mode: drawn lesions (not real patients); open http://127.0.0.1:{args.port}/ "
+          f"(history PIN {os.environ['KIOSK_WEB_PIN']}); Ctrl+C stops.", file=sys.stderr, flush=True)
+    serve_args = argparse.Namespace(**{**vars(args), "camera": "synthetic", "host": "127.0.0.1"})
+    return cmd_serve(serve_args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
