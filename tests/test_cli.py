@@ -126,3 +126,16 @@ def test_doctor_fails_on_a_broken_model(tmp_path):
     r = kiosk("doctor", "--camera", "synthetic", model=tmp_path / "gone.tflite",
               env={"KIOSK_RECORDS_DATA_DIR": str(tmp_path)})
     assert r.returncode == 2 and any(line.startswith("FAIL model:") for line in r.stdout.splitlines())
+
+
+def test_demo_text_screens_drawn_lesions(tiny_model_path):
+    r = kiosk("demo", "--text", "-n", "3", model=tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "not a diagnosis" in lines[0]
+    assert [line.split(":")[0] for line in lines[1:]] == ["demo photo 1", "demo photo 2", "demo photo 3"]
+
+
+def test_threads_option_is_validated():
+    r = kiosk("--threads", "0", "doctor")
+    assert r.returncode == 2 and "1 to 8" in r.stderr and "Traceback" not in r.stderr
