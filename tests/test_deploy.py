@@ -259,9 +259,9 @@ def test_install_twice_gives_the_same_tree(bundle, throwaway):
     assert snapshot(root) == after_first
 
     log = calls.read_text().splitlines()
-    assert [c for c in log if c.startswith("useradd")] == [
-        "useradd --system --user-group --home-dir /var/lib/melanoma-kiosk --no-create-home "
-        "--shell /usr/sbin/nologin kiosk"]
+    useradd = ("useradd --system --user-group --home-dir /var/lib/melanoma-kiosk --no-create-home "
+               "--shell /usr/sbin/nologin kiosk")
+    assert [c for c in log if c.startswith("useradd")] == [useradd]
     assert log.count("usermod --append --groups video,gpio kiosk") == 2
     assert log.count("systemctl enable --now melanoma-kiosk.service") == 2
     assert "systemctl daemon-reload" in log
@@ -607,9 +607,8 @@ def test_real_build_has_aarch64_wheels_for_both_pythons(real_bundle):
         for name in runtime_deps():
             assert name in wheels, f"{tag}: no wheel for {name}"
             assert wheels[name].split("-")[1] == pinned[name]
-        for name, filename in wheels.items():
-            platform_tag = filename[:-4].split("-")[-1]
-            python_tag, abi_tag = filename[:-4].split("-")[-3:-1]
+        for filename in wheels.values():
+            abi_tag, platform_tag = filename[:-4].split("-")[-2:]
             assert platform_tag == "any" or "aarch64" in platform_tag, filename
             assert abi_tag in ("none", "abi3", tag), filename
         for heavy in ("ai-edge-litert", "numpy", "opencv-python-headless"):
