@@ -171,6 +171,8 @@ class Station:
         self._camera_reason = "starting"
         self._job: _Job | None = None
         self._busy = False
+        self._busy_since: float | None = None  # monotonic start of the running screening
+        self._pump_thread: threading.Thread | None = None  # the current camera generation's preview reader
         self._seq = 0
         self._last: Screening | None = None
         self._observers: list[Callable[[StationEvent], None]] = []
@@ -233,6 +235,27 @@ class Station:
     @property
     def model_sha256(self) -> str:
         return self.screener.model.sha256
+
+    def health(self, *, stuck_after: float = 20.0) -> tuple[str, ...]:
+        """What is wrong with the station's own machinery; empty when it is healthy.
+
+        For a supervisor (the systemd watchdog): the camera watchdog thread
+        has died, the current camera's preview reader has died, or one
+        screening has run for more than ``stuck_after`` seconds. A camera
+        that is reconnecting is *not* a problem here: the station is already
+        dealing with it, and restarting the kiosk would not plug it back in.
+        Quick and non-blocking apart from the station's own short lock.
+        """
+        problems = []
+        if not self._closing.is_set() and not self._watchdog.is_alive():
+            problems.append("the camera watchdog thread has stopped")
+        with self._lock:
+            camera, pump, since = self._camera, self._pump_thread, self._busy_since
+        if camera is not None and pump is not None and not pump.is_alive():
+            problems.append("the preview reader thread has stopped")
+        if since is not None and time.monotonic() - since > stuck_after:
+            problems.append(f"a screening has been running for {time.monotonic() - since:.0f} s")
+        return tuple(problems)
 
     # --- observers -------------------------------------------------------------
 
@@ -325,6 +348,7 @@ class Station:
         with self._screen_lock:
             with self._lock:
                 self._busy = True
+                self._busy_since = time.monotonic()
             self._emit("busy")
             screening: Screening | None = None
             try:
@@ -339,6 +363,7 @@ class Station:
             finally:
                 with self._lock:
                     self._busy = False
+                    self._busy_since = None
                 if screening is not None:
                     self._emit("result", screening)
                 self._emit("ready" if self.camera_ok else "camera")
@@ -413,8 +438,10 @@ class Station:
             self._generation += 1
             self._camera_reason = ""
             generation = self._generation
-        threading.Thread(target=self._pump, args=(camera, generation), name=f"station-preview-{generation}",
-                         daemon=True).start()
+            # Started under the lock, so health() never sees a camera whose reader is not running yet.
+            self._pump_thread = threading.Thread(target=self._pump, args=(camera, generation),
+                                                 name=f"station-preview-{generation}", daemon=True)
+            self._pump_thread.start()
 
     def _camera_failed(self, generation: int, reason: str) -> None:
         """Drop the camera of ``generation`` (once) and let the watchdog reopen it."""
