@@ -105,10 +105,16 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 "$venv/bin/python" -c 'import kiosk' || die "the kiosk does not import in $opt/venv"
 
 # --- 5. models, docs, settings -------------------------------------------------------
-# Merged, not replaced: a model installed later by a signed update stays.
+# Merged, not replaced: other models stay, and a model that a signed USB update manages
+# (NAME.tflite is then a link into NAME.versions/, see deploy/UPDATES.md) is left alone.
 install -d -m 0755 "$(r "$opt")/models" "$(r "$opt")/systemd"
 for file in models/*; do
-    install -m 0644 "$file" "$(r "$opt")/models/"
+    dest="$(r "$opt")/$file"
+    if [ -L "$dest" ]; then
+        say "keeping $opt/$file: a signed update installed it (roll back on the kiosk, not here)"
+        continue
+    fi
+    install -m 0644 "$file" "$dest"
 done
 for file in systemd/*; do
     install -m 0644 "$file" "$(r "$opt")/systemd/"  # the unit's Documentation= points here
@@ -117,6 +123,12 @@ install -m 0644 BUNDLE.txt "$(r "$opt")/BUNDLE.txt"
 
 install -d -m 0755 "$(r "$etc")"
 install -m 0644 config/kiosk.example.toml "$(r "$etc")/kiosk.example.toml"
+if [ -f config/update-key.pub ]; then
+    # The team's key for signed model updates (updates.public_key); root's, so the
+    # unprivileged service cannot swap it.
+    install -m 0644 config/update-key.pub "$(r "$etc")/update-key.pub"
+    say "installed the model-update public key $etc/update-key.pub"
+fi
 conf="$(r "$etc")/kiosk.toml"
 model_path="$opt/models/$model_file"
 if [ -e "$conf" ]; then

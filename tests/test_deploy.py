@@ -107,10 +107,17 @@ def stand_in_wheels(tmp_path_factory) -> Path:
     return root
 
 
+UPDATE_KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"
+
+
 @pytest.fixture(scope="session")
 def bundle(tiny_models, stand_in_wheels, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bundle-parent") / "bundle"
-    proc = run([sys.executable, BUILD, "--out", out, "--models", tiny_models, "--wheels-from", stand_in_wheels])
+    parent = tmp_path_factory.mktemp("bundle-parent")
+    key = parent / "update-key.pub"
+    key.write_text(UPDATE_KEY)
+    out = parent / "bundle"
+    proc = run([sys.executable, BUILD, "--out", out, "--models", tiny_models, "--wheels-from", stand_in_wheels,
+                "--update-key", key])
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return out
 
@@ -118,6 +125,7 @@ def bundle(tiny_models, stand_in_wheels, tmp_path_factory) -> Path:
 def test_bundle_contents(bundle, tiny_models):
     files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
     for required in ("install.sh", "SHA256SUMS", "BUNDLE.txt", "constraints.txt", "config/kiosk.example.toml",
+                     "config/update-key.pub",
                      "systemd/melanoma-kiosk.service", "systemd/melanoma-kiosk-browser.service",
                      "systemd/labwc-autostart", "models/tiny_int8.tflite", "models/tiny_int8.json"):
         assert required in files
@@ -157,6 +165,13 @@ def test_build_refuses_existing_output_and_leaves_nothing_half_done(tiny_models,
     proc = run([sys.executable, BUILD, "--out", fresh, "--models", tiny_models, "--wheels-from", broken])
     assert proc.returncode == 1 and "numpy" in proc.stderr and "3.13" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "wheels"]
+
+    private = tmp_path / "update-key.pem"
+    private.write_text("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n")
+    proc = run([sys.executable, BUILD, "--out", fresh, "--models", tiny_models, "--wheels-from", stand_in_wheels,
+                "--update-key", private])
+    assert proc.returncode == 1 and "PRIVATE key" in proc.stderr
+    private.unlink()
 
     empty = tmp_path / "no-models"
     empty.mkdir()
@@ -287,11 +302,22 @@ def test_install_twice_gives_the_same_tree(bundle, throwaway):
     assert load_settings(conf).model.path == Path("/opt/melanoma-kiosk/models/tiny_int8.tflite")
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
 
-    # A maintainer's settings survive a reinstall.
+    assert (root / "etc/melanoma-kiosk/update-key.pub").read_text() == UPDATE_KEY
+
+    # A maintainer's settings, and a model a signed update installed, survive a reinstall.
     conf.write_text('[model]\npath = "/opt/melanoma-kiosk/models/tiny_int8.tflite"\nthreads = 4\n')
+    models = root / "opt/melanoma-kiosk/models"
+    version = models / "tiny_int8.versions/0002-aa11bb22cc33"
+    version.mkdir(parents=True)
+    (version / "tiny_int8.tflite").write_bytes(b"newer model")
+    (models / "tiny_int8.versions/current").symlink_to("0002-aa11bb22cc33")
+    (models / "tiny_int8.tflite").unlink()
+    (models / "tiny_int8.tflite").symlink_to("tiny_int8.versions/current/tiny_int8.tflite")
     third = run(["bash", bundle / "install.sh"], env=env)
     assert third.returncode == 0, third.stderr
     assert "threads = 4" in conf.read_text()
+    assert (models / "tiny_int8.tflite").is_symlink() and (models / "tiny_int8.tflite").read_bytes() == b"newer model"
+    assert "keeping /opt/melanoma-kiosk/models/tiny_int8.tflite" in third.stdout
 
 
 def test_install_refuses_a_tampered_bundle_and_changes_nothing(bundle, throwaway, tmp_path):
