@@ -607,6 +607,22 @@ def test_provision_refuses_and_leaves_the_image_byte_identical(case, bundle, sec
     assert sha256(image) == before
 
 
+@needs_image_tools
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (.ci/run installs it)")
+def test_shell_scripts_pass_shellcheck(bundle, secrets, tmp_path):
+    scripts = [bundle / "install.sh"]
+    for flavour, hook in (("bookworm", "firstrun.sh"), ("trixie", "melanoma-kiosk-firstboot.sh")):
+        image = tmp_path / f"{flavour}.img"
+        layout = make_pi_image(image, flavour)
+        proc = provision(image, bundle, "--hostname", "kiosk-1", "--wifi-ssid", SSID,
+                         "--wifi-psk-file", secrets["psk"], "--ssh-key", secrets["key"])
+        assert proc.returncode == 0, proc.stderr
+        scripts.append(tmp_path / hook)
+        scripts[-1].write_text(boot_file(image, layout, hook))
+    proc = run(["shellcheck", "--shell=bash", *scripts])
+    assert proc.returncode == 0, proc.stdout
+
+
 # --- the real wheels, and the real wheels under qemu -------------------------------------------
 
 @pytest.fixture(scope="module")
