@@ -116,6 +116,8 @@ for file in models/*; do
     fi
     install -m 0644 "$file" "$dest"
 done
+# The service applies signed model updates here (ReadWritePaths in the unit).
+"$chown" -R -h kiosk:kiosk "$(r "$opt")/models"
 for file in systemd/*; do
     install -m 0644 "$file" "$(r "$opt")/systemd/"  # the unit's Documentation= points here
 done
