@@ -20,22 +20,10 @@ import numpy as np
 from kiosk.model import Model
 from kiosk.storage import atomic_write_bytes
 
+from .convert import median_inference_ms
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER = {"accuracy": 0.9208, "precision": 0.9160, "recall": 0.9336, "size_mb": 73.5, "params": 19_264_322}
-
-
-def time_model(model: Model, *, repeats: int = 200) -> float:
-    import time
-
-    image = np.random.default_rng(0).integers(0, 256, (model.input_size, model.input_size, 3), dtype=np.uint8)
-    for _ in range(10):
-        model.malignant_probability(image)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model.malignant_probability(image)
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def pct(value) -> str:
@@ -50,7 +38,7 @@ def row(name: str, path: Path) -> tuple[str, dict]:
     model = Model.load(path, threads=1)
     vm = model.manifest.extra["validation_metrics"]["int8"]
     at, arg = vm["at_threshold"], vm["argmax"]
-    ms = time_model(model)
+    ms = median_inference_ms(model, repeats=200)
     size = path.stat().st_size
     line = (f"| {name} | {model.manifest.extra.get('parameters', 0):,} | {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} "
             f"| {pct(arg['precision'])} | {pct(arg['sensitivity'])} | {vm['auc']:.4f} "
