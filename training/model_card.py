@@ -15,7 +15,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 from kiosk.model import Model
 from kiosk.storage import atomic_write_bytes
