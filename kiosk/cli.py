@@ -351,12 +351,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def gpio_check(settings) -> tuple[str, str, str]:
     if not settings.gpio.enabled:
         return ("OK", "gpio", "disabled in settings")
+    import warnings
+
     try:
         from gpiozero import Device
         from gpiozero.exc import BadPinFactory
 
         try:
-            factory = Device.pin_factory or Device._default_pin_factory()
+            with warnings.catch_warnings():  # gpiozero warns once per pin library it tries
+                warnings.simplefilter("ignore")
+                factory = Device.pin_factory or Device._default_pin_factory()
         except BadPinFactory:
             return ("WARN", "gpio", "no GPIO on this machine; the kiosk runs with the touchscreen only")
         return ("OK", "gpio", f"{type(factory).__name__}, button on BCM {settings.gpio.button_pin}")
