@@ -56,7 +56,12 @@ class SyntheticCamera(Camera):
                 raise unavailable("the synthetic camera is closed")
             seed = self._seed
             self._seed += 1
-        return random_lesion(seed, width=self._size[0], height=self._size[1])
+            base = self._preview_of(seed)
+        # Drawn at preview size and scaled up: drawing a full-size still costs ~100 MB of
+        # float buffers for a moment, which is most of the kiosk's peak memory otherwise.
+        if base.shape[1::-1] == self._size:
+            return base.copy()
+        return cv2.resize(base, self._size, interpolation=cv2.INTER_CUBIC)
 
     def _preview_of(self, seed: int) -> np.ndarray:
         cached = self._preview
