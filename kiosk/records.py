@@ -317,7 +317,7 @@ class RecordStore:
             image_file = None
             if image_jpeg is not None and self.keep_images:
                 image_file = f"{sid}.jpg"
-                atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg))
+                atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg), mode=0o600)
             try:
                 conn.execute(
                     f"INSERT INTO screenings ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})",

@@ -243,8 +243,8 @@ def test_power_cut_after_image_before_commit(tmp_path: Path) -> None:
         tmp_path,
         """
         original = records.atomic_write_bytes
-        def write_then_die(path, data):
-            original(path, data)
+        def write_then_die(path, data, **kwargs):
+            original(path, data, **kwargs)
             os._exit(7)
         records.atomic_write_bytes = write_then_die
         store.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.5),

@@ -238,6 +238,7 @@ def write_outputs(out: Path, model_bytes: bytes, manifest: ModelManifest, metric
     report_dir = out.with_name(out.name + "-report")
     tmp_report = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-report."))
     try:
+        tmp_report.chmod(0o755)
         write_report(tmp_report, manifest, metrics, y, probs, threshold)
         if report_dir.exists():
             shutil.rmtree(report_dir)
