@@ -99,3 +99,15 @@ def screener(model):
     from kiosk.screening import Screener
 
     return Screener(model)
+
+
+@pytest.fixture
+def short_dir(tmp_path):
+    """A folder short enough for AF_UNIX socket paths (107 bytes; pytest's tmp_path can be longer)."""
+    import tempfile
+
+    if len(str(tmp_path / "notify")) < 100:
+        yield tmp_path
+    else:
+        with tempfile.TemporaryDirectory(prefix="sdn") as folder:
+            yield Path(folder)

@@ -9,12 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -43,16 +41,6 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture
-def short_dir(tmp_path):
-    # AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    if len(str(tmp_path / "notify")) < 100:
-        yield tmp_path
-    else:
-        with tempfile.TemporaryDirectory(prefix="sdn") as folder:
-            yield Path(folder)
 
 
 class FakeSystemd:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -38,16 +36,6 @@ class FakeSystemd:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture
-def short_dir(tmp_path):
-    # AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    if len(str(tmp_path / "notify")) < 100:
-        yield tmp_path
-    else:
-        with tempfile.TemporaryDirectory(prefix="sdn") as folder:
-            yield Path(folder)
 
 
 @pytest.fixture
