@@ -11,17 +11,17 @@ import csv
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from . import __version__
+from .progress import progress
 from .reasons import KioskError, message
+from .vision.loader import IMAGE_SUFFIXES
 
 EXIT_OK, EXIT_ERROR = 0, 2
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 def thread_count(text: str) -> int:
@@ -112,19 +112,6 @@ def load_screener(args: argparse.Namespace):
     model = Model.load(model_path, threads=threads)
     thresholds = QualityThresholds(min_side=settings.vision.min_side)
     return Screener(model, thresholds=thresholds, mm_per_pixel=settings.camera.mm_per_pixel)
-
-
-def progress(items: Sequence, *, label: str) -> Iterable:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-    total = len(items)
-    tty = sys.stderr.isatty()
-    started = time.monotonic()
-    for i, item in enumerate(items, 1):
-        yield item
-        if tty and (i == total or i % 10 == 0):
-            rate = i / max(time.monotonic() - started, 1e-6)
-            bar = "#" * int(30 * i / total)
-            print(f"\r{label} [{bar:<30}] {i}/{total} {rate:.0f}/s", end="\n" if i == total else "", file=sys.stderr, flush=True)
 
 
 # --- screen ------------------------------------------------------------------

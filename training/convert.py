@@ -34,12 +34,11 @@ from kiosk.metrics import binary_metrics, roc_auc, roc_curve, threshold_for_sens
 from kiosk.model import Model, sha256_of
 from kiosk.reasons import ImageError
 from kiosk.storage import atomic_write_bytes
-from kiosk.vision.loader import load_image
+from kiosk.vision.loader import IMAGE_SUFFIXES, load_image
 from kiosk.vision.preprocess import get_recipe, preprocess
 
 from .train import EXPORT_FORMAT
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 class BuildError(Exception):

@@ -11,18 +11,17 @@ import hashlib
 import json
 import os
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kiosk.storage import atomic_write_bytes as atomic_write
-from kiosk.vision.loader import load_image
+from kiosk.storage import atomic_write_bytes
+from kiosk.progress import progress
+from kiosk.vision.loader import IMAGE_SUFFIXES, load_image
 from kiosk.vision.preprocess import preprocess
 
 LABELS = ("benign", "malignant")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "melanoma10k" / "train"
 
@@ -75,7 +74,7 @@ def split_samples(root: Path, samples: list[Sample], *, val_fraction: float = 0.
 
 def save_split(path: Path, train: list[Sample], val: list[Sample]) -> None:
     data = {"train": [s.path for s in train], "validation": [s.path for s in val]}
-    atomic_write(path, json.dumps(data, indent=1).encode())
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
 def load_split(path: Path) -> tuple[list[Sample], list[Sample]]:
@@ -94,24 +93,13 @@ def preprocessed_arrays(root: Path, samples: list[Sample], *, size: int, recipe:
             return data["x"], data["y"]
     x = np.empty((len(samples), size, size, 3), np.uint8)
     y = np.array([s.label for s in samples], np.int64)
-    for i, s in enumerate(progress(samples, desc=f"preprocess {size}px")):
+    for i, s in enumerate(progress(samples, label=f"preprocess {size}px")):
         x[i] = preprocess(load_image(root / s.path), size=size, recipe=recipe)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, x=x, y=y)
     os.replace(tmp, cache)
     return x, y
-
-
-def progress(items, *, desc: str):
-    """A dependency-free progress bar on stderr (quiet when not a terminal)."""
-    total = len(items)
-    tty = sys.stderr.isatty()
-    for i, item in enumerate(items, 1):
-        yield item
-        if tty and (i % 50 == 0 or i == total):
-            bar = "#" * int(30 * i / total)
-            print(f"\r{desc} [{bar:<30}] {i}/{total}", end="" if i < total else "\n", file=sys.stderr, flush=True)
 
 
 def materialise_split(root: Path, run_dir: Path, *, calibration_count: int = 400, seed: int = 1234) -> tuple[Path, Path]:

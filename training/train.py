@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk.storage import atomic_write_bytes
 from kiosk.vision.preprocess import DEFAULT_RECIPE, get_recipe
 
-from .data import DEFAULT_DATA, LABELS, REPO_ROOT, atomic_write, list_samples, load_split, preprocessed_arrays, save_split, split_samples
+from .data import DEFAULT_DATA, LABELS, REPO_ROOT, list_samples, load_split, preprocessed_arrays, save_split, split_samples
 from kiosk.metrics import binary_metrics, roc_auc
 
 EXPORT_FORMAT = "melanoma-kiosk-export/1"
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     get_recipe(args.recipe)  # fail fast on a bad recipe id
     out.mkdir(parents=True, exist_ok=True)
     saved_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")}
-    atomic_write(config_path, json.dumps(saved_args, indent=1).encode())
+    atomic_write_bytes(config_path, json.dumps(saved_args, indent=1).encode())
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
             save_model_atomic(model, best_path)
         state["epoch"] = epoch
         save_model_atomic(model, last_path)
-        atomic_write(state_path, json.dumps(state, indent=1).encode())
+        atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
         write_metrics_csv(out / "metrics.csv", state["history"], history_fields)
         plot_curves(out / "curves.png", state["history"])
         if epoch - state["best_epoch"] >= args.patience:
@@ -241,7 +242,7 @@ def write_metrics_csv(path: Path, history: list[dict], fields: list[str]) -> Non
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write(path, buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def plot_curves(path: Path, history: list[dict]) -> None:
@@ -265,7 +266,7 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def git_commit() -> str | None:

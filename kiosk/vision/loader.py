@@ -45,7 +45,10 @@ import numpy as np  # noqa: E402
 
 from ..reasons import ImageError, KioskError  # noqa: E402
 
-__all__ = ["ImageInfo", "probe_image", "load_image", "encode_jpeg"]
+__all__ = ["IMAGE_SUFFIXES", "ImageInfo", "probe_image", "load_image", "encode_jpeg"]
+
+#: File name endings of the formats load_image reads (for listing folders of photos).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
 ImageFormat = Literal["jpeg", "png", "webp", "bmp"]
 

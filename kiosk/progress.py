@@ -1,0 +1,28 @@
+"""A dependency-free progress bar for long loops (evaluate, bench, the trainer's cache).
+
+It writes to stderr only when stderr is a terminal, so logs and CI output stay clean.
+
+>>> list(progress([1, 2, 3], label="demo"))
+[1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def progress(items: Sequence[T], *, label: str) -> Iterable[T]:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    total = len(items)
+    tty = sys.stderr.isatty()
+    started = time.monotonic()
+    for i, item in enumerate(items, 1):
+        yield item
+        if tty and (i == total or i % 10 == 0):
+            rate = i / max(time.monotonic() - started, 1e-6)
+            bar = "#" * int(30 * i / total)
+            print(f"\r{label} [{bar:<30}] {i}/{total} {rate:.0f}/s", end="\n" if i == total else "", file=sys.stderr, flush=True)
