@@ -93,3 +93,24 @@ def test_training_resumes_and_exports(dataset, tmp_path):
     assert len(list(cal.iterdir())) == 10
     assert sorted(p.name for p in (val_dir / "malignant").iterdir()) == sorted(
         s.path.split("/")[1] for s in val if s.label == 1)
+
+
+def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    from training.train import main
+
+    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2"]
+    # Patience 0: no epoch can improve on the best one, so the run stops after its first epoch.
+    assert main([*common, "--out", str(tmp_path / "mobile"), "--arch", "mobile", "--size", "32",
+                 "--epochs", "3", "--patience", "0"]) == 0
+    assert json.loads((tmp_path / "mobile" / "state.json").read_text())["epoch"] == 1
+    # The paper trained a fixed number of epochs; its reproduction ignores early stopping.
+    paper = tmp_path / "paper"
+    assert main([*common, "--out", str(paper), "--arch", "paper", "--paper-recipe", "--size", "48",
+                 "--epochs", "2", "--patience", "0"]) == 0
+    assert json.loads((paper / "state.json").read_text())["epoch"] == 2
+    # On resume only the run's length may change; the rest is read back from the run.
+    assert main(["--out", str(paper), "--resume", "--epochs", "3", "--patience", "5", "--size", "96"]) == 0
+    config = json.loads((paper / "config.json").read_text())
+    assert (config["epochs"], config["patience"], config["size"]) == (3, 5, 48)
+    assert json.loads((paper / "state.json").read_text())["epoch"] == 3
