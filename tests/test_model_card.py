@@ -1,0 +1,58 @@
+"""training.model_card: every number in the card comes from the manifests beside it or is measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
+
+from training.model_card import main  # noqa: E402
+
+
+def place(tiny_build, folder, name):
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".tflite", ".json"):
+        shutil.copy(tiny_build["model"].with_suffix(suffix), folder / f"{name}{suffix}")
+
+
+def test_card_without_baseline_says_so_and_keeps_the_medical_limits(tiny_build, tmp_path):
+    models = tmp_path / "models"
+    place(tiny_build, models, "melanoma_int8")
+    assert main(["--models", str(models)]) == 0
+    card = (models / "MODEL_CARD.md").read_text()
+    manifest = json.loads((models / "melanoma_int8.json").read_text())
+    assert "not a diagnosis" in card and "Fitzpatrick I-III" in card and "Fitzpatrick III-V" in card
+    assert f"{manifest['validation_metrics']['int8']['auc']:.4f}" in card
+    assert f"**{manifest['threshold']:.4f}**" in card
+    assert "| Paper CNN reproduced here | 19,264,322 | not trained yet" in card
+
+
+def test_card_times_the_paper_float32_in_the_same_run(tiny_build, tmp_path, capsys):
+    models = tmp_path / "models"
+    place(tiny_build, models, "melanoma_int8")
+    place(tiny_build, models / "baseline", "paper_int8")
+    assert main(["--models", str(models), "--paper-export", str(tiny_build["export"])]) == 0
+    card = (models / "MODEL_CARD.md").read_text()
+    float32 = json.loads((models / "baseline" / "paper_int8.json").read_text())["validation_metrics"]["float32"]
+    row = next(line for line in card.splitlines() if line.startswith("| Paper CNN reproduced here, float32 TFLite"))
+    assert f"{float32['auc']:.4f}" in row and "(at build)" not in row and row.endswith(" ms |")
+    assert "| Paper CNN reproduced here, int8 |" in card and "faster** than the paper CNN's float32" in card
+    # Without the export, the build-time measurement is used and labelled as such.
+    assert main(["--models", str(models)]) == 0
+    assert f"{float32['inference_ms_1thread']:.2f} ms (at build)" in (models / "MODEL_CARD.md").read_text()
+
+
+def test_bad_paper_export_is_one_line(tiny_build, tmp_path, capsys):
+    models = tmp_path / "models"
+    place(tiny_build, models, "melanoma_int8")
+    place(tiny_build, models / "baseline", "paper_int8")
+    assert main(["--models", str(models)]) == 0
+    before = (models / "MODEL_CARD.md").read_bytes()
+    capsys.readouterr()
+    assert main(["--models", str(models), "--paper-export", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "export folder not found" in err
+    assert (models / "MODEL_CARD.md").read_bytes() == before
