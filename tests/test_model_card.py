@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
 
-from training.model_card import main  # noqa: E402
+from training.model_card import main
 
 
 def place(tiny_build, folder, name):

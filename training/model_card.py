@@ -18,11 +18,16 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-
 from kiosk.model import Model, sha256_of
 from kiosk.storage import atomic_write_bytes
 
-from .convert import BuildError, convert, median_inference_ms, model_from_bytes, read_export
+from .convert import (
+    BuildError,
+    convert,
+    median_inference_ms,
+    model_from_bytes,
+    read_export,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER = {"accuracy": 0.9208, "precision": 0.9160, "recall": 0.9336, "size_mb": 73.5, "params": 19_264_322}
