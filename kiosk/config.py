@@ -181,9 +181,11 @@ class WebSettings(_Section):
     )
     port: int = _setting(8080, "TCP port of the web page.", ge=1, le=65535)
     language: Language = _setting("en", "Language of the page and slip: en, fil (Filipino) or war (Waray).")
-    referral_facility: str = _setting(
-        "the nearest rural health unit or provincial hospital dermatology clinic",
-        "Where a 'refer' result sends the patient (printed on the slip).",
+    referral_facility: str | None = _setting(
+        None,
+        "Where a 'refer' result sends the patient (printed on the slip); unset = 'the nearest rural health unit "
+        "or provincial hospital dermatology clinic', in the page's language.",
+        example="Eastern Visayas Medical Center",
     )
     referral_within_days: int = _setting(14, "How soon a referred patient should be seen, in days.", ge=1, le=365)
     pin: str | None = _setting(

@@ -321,6 +321,24 @@ def test_result_page(client, lang):
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_path, station, records, clock, lang):
+    from kiosk.config import RecordsSettings, Settings, WebSettings
+    from kiosk.result import ScreeningResult
+
+    settings = Settings(web=WebSettings(pin=PIN, referral_within_days=14), records=RecordsSettings(data_dir=tmp_path / "data"))
+    test_app = create_app(settings=settings, station=station, testing=True, clock=clock)
+    sid = records.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.35,
+                                       features={}, model_sha256="ab" * 32))
+    default = tr(lang, "the nearest rural health unit or provincial hospital dermatology clinic")
+    assert lang == "en" or default != "the nearest rural health unit or provincial hospital dermatology clinic"
+    with test_app.test_client() as client:
+        for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
+            steps = text_of(client.get(path).get_data(as_text=True), "next-steps")
+            assert tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {
+                "facility": default, "days": 14} in steps
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_a_refer_result_names_the_facility_the_days_and_the_features(client, records, lang):
     from kiosk.result import ScreeningResult
 

@@ -21,7 +21,7 @@ from ..result import ScreeningResult
 from .context import kiosk
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
-from .present import result_view
+from .present import referral_facility, result_view
 
 bp = Blueprint("pages", __name__)
 
@@ -154,7 +154,8 @@ def settings_page() -> ResponseReturnValue:
     records = ctx.station.records
     return render_template("settings.html", settings=ctx.settings, model=model, manifest=model.manifest,
                            camera_name=ctx.station.camera_name, records=records,
-                           record_count=records.count() if records is not None else 0, version=__version__)
+                           record_count=records.count() if records is not None else 0, version=__version__,
+                           referral_facility=referral_facility)
 
 
 def _safe_next(target: str | None) -> str:

@@ -19,7 +19,16 @@ from ..reasons import N_
 from ..result import ScreeningResult
 from .i18n import reason_message, translate
 
-__all__ = ["FeatureLine", "ResultView", "describe_asymmetry", "describe_border", "result_view", "screening_json"]
+__all__ = ["FeatureLine", "ResultView", "describe_asymmetry", "describe_border", "referral_facility", "result_view",
+           "screening_json"]
+
+#: Where "refer" sends a patient when the kiosk's settings name no facility.
+DEFAULT_FACILITY = N_("the nearest rural health unit or provincial hospital dermatology clinic")
+
+
+def referral_facility(configured: str | None) -> str:
+    """The facility named in the settings (a proper name, as written), else the default in the page's language."""
+    return configured if configured else translate(DEFAULT_FACILITY)
 
 #: The keys of ``kiosk screen --json``, in its order.
 SCREEN_KEYS = ("image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
@@ -133,7 +142,7 @@ def feature_lines(features: dict[str, Any]) -> list[FeatureLine]:
     return lines
 
 
-def result_view(sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str, days: int,
+def result_view(sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str | None, days: int,
                 min_side: int) -> ResultView:
     """The page's view of one screening, in the request's language."""
     local = at.astimezone() if at is not None else None  # the Pi's clock zone: Asia/Manila in the field
@@ -143,7 +152,8 @@ def result_view(sid: str | None, result: ScreeningResult, *, at: datetime | None
         return ResultView(reason_text=text, **common)
     refer = result.risk == "refer"
     if refer:
-        steps = [translate(N_("Refer the patient to %(facility)s within %(days)s days."), facility=facility, days=days),
+        steps = [translate(N_("Refer the patient to %(facility)s within %(days)s days."), facility=referral_facility(facility),
+                           days=days),
                  translate(N_("Print the referral slip and give it to the patient."))]
     else:
         steps = [translate(N_("No referral needed now. Come back if the spot changes in size, shape or colour, "
