@@ -143,7 +143,7 @@ def run_server(
             health = Health(station, on_change=status.problems)
             button = ButtonActions(station, shutdown_command=shutdown_command, log=log)
             panel = open_panel(settings.gpio, on_capture=button.capture, on_shutdown_request=button.request_shutdown,
-                               log=log, pin_factory=pin_factory)
+                               on_hold_notice=button.hold_notice, log=log, pin_factory=pin_factory)
             unsubscribe = [station.subscribe(status.follow)]
             if panel is not None:
                 unsubscribe.append(station.subscribe(panel.follow))
@@ -227,9 +227,11 @@ class ButtonActions:
 
     :meth:`capture` screens a photo in a background thread through the
     station, which merges it with a capture already running (the screen and
-    the button pressed together give one photo). :meth:`request_shutdown`
-    says so to systemd and the log, then runs ``shutdown_command`` in a
-    background thread; a second hold while it runs does nothing.
+    the button pressed together give one photo). :meth:`hold_notice` puts
+    "keep holding to turn off, let go to cancel" on the screen while the
+    button is held. :meth:`request_shutdown` says so on the screen, to
+    systemd and the log, then runs ``shutdown_command`` in a background
+    thread; a second hold while it runs does nothing.
     """
 
     def __init__(self, station: Station, *, shutdown_command: Sequence[str] = POWEROFF_COMMAND,
@@ -258,11 +260,18 @@ class ButtonActions:
             what = result.risk if result.status == "ok" else f"{result.status} ({result.reason})"
             self._log(f"button: screening {sid or '(not saved)'}: {what}")
 
+    def hold_notice(self, shown: bool) -> None:
+        with self._lock:
+            if self._shutting_down:
+                return  # "turning off" stays on the screen
+            self._station.set_notice("power_hold" if shown else None)
+
     def request_shutdown(self) -> None:
         with self._lock:
             if self._shutting_down:
                 return
             self._shutting_down = True
+            self._station.set_notice("shutting_down")
         command = " ".join(self._command)
         self._log(f"button held: shutting the kiosk down ({command})")
         systemd.status("shutting down: the button was held")
@@ -284,6 +293,7 @@ class ButtonActions:
         systemd.status(f"the shutdown failed ({failure})")
         with self._lock:
             self._shutting_down = False  # another hold may try again
+            self._station.set_notice(None)
 
 
 class _StatusLine:

@@ -63,6 +63,14 @@ class Panel:
     a background thread and should return quickly (hand the work to the
     station rather than doing it there).
 
+    ``on_hold_notice(True)`` runs once a press has lasted
+    ``hold_notice_seconds`` (default: 1 s, or half the shutdown hold if that
+    is shorter), so the screen can warn "keep holding to turn off, let go to
+    cancel" before anything happens; ``on_hold_notice(False)`` follows when
+    that press ends without a shutdown request, and that press takes no
+    photo (the screen said "let go to cancel"). A press that does become a
+    shutdown request gets no ``False``: the kiosk is going down.
+
     Debouncing happens twice, on purpose: gpiozero's ``bounce_time`` asks the
     pin driver to filter contact chatter, and the panel itself ignores a
     press or release shorter than ``bounce_time``. The driver's filter
@@ -84,6 +92,8 @@ class Panel:
         shutdown_hold_seconds: float = 5.0,
         on_capture: Callable[[], None],
         on_shutdown_request: Callable[[], None],
+        on_hold_notice: Callable[[bool], None] | None = None,
+        hold_notice_seconds: float | None = None,
         bounce_time: float = BOUNCE_TIME,
         pin_factory: Any = None,
         log: Log | None = None,
@@ -92,6 +102,12 @@ class Panel:
             raise ValueError("bounce_time must be 0 or more")
         if shutdown_hold_seconds <= bounce_time:
             raise ValueError("shutdown_hold_seconds must be longer than bounce_time")
+        if hold_notice_seconds is None:
+            hold_notice_seconds = min(1.0, shutdown_hold_seconds / 2)
+        if not bounce_time < hold_notice_seconds < shutdown_hold_seconds:
+            raise ValueError("hold_notice_seconds must lie between bounce_time and shutdown_hold_seconds")
+        self._on_hold_notice = on_hold_notice
+        self._notice_after = hold_notice_seconds
         self._on_capture = on_capture
         self._on_shutdown_request = on_shutdown_request
         self._bounce_time = bounce_time
@@ -107,6 +123,10 @@ class Panel:
         self._held = False
         self._edge = 0
         self._pending: threading.Timer | None = None
+        # Which press a notice timer belongs to (chatter within a press keeps it).
+        self._press = 0
+        self._noticed = False
+        self._notice_timer: threading.Timer | None = None
 
         self._devices: list[Any] = []
         try:
@@ -132,11 +152,27 @@ class Panel:
     # --- the button -------------------------------------------------------
 
     def _pressed(self) -> None:
+        timer = None
         with self._lock:
             self._edge += 1  # a release within bounce_time was chatter: the press goes on
-            if self._pressed_at is None:
+            if self._pressed_at is None and not self._closed:
                 self._pressed_at = time.monotonic()
                 self._held = False
+                self._press += 1
+                self._noticed = False
+                if self._on_hold_notice is not None:
+                    timer = self._notice_timer = threading.Timer(self._notice_after, self._notice_due, args=(self._press,))
+                    timer.daemon = True
+        if timer is not None:
+            timer.start()
+
+    def _notice_due(self, press: int) -> None:
+        with self._lock:
+            if (self._closed or press != self._press or self._pressed_at is None or self._held
+                    or not self.button.is_pressed):
+                return  # released (or closed) in the meantime
+            self._noticed = True
+        self._call(lambda: self._on_hold_notice(True), "on_hold_notice")
 
     def _released(self) -> None:
         with self._lock:
@@ -161,9 +197,15 @@ class Panel:
             if edge != self._edge or self._closed or self._pressed_at is None:
                 return  # pressed again since (chatter), or closed
             duration = self._released_at - self._pressed_at
-            held = self._held
+            held, noticed = self._held, self._noticed
             self._pressed_at = None
-            self._held = False
+            self._held = self._noticed = False
+            if self._notice_timer is not None:
+                self._notice_timer.cancel()
+        if noticed and not held:
+            # The screen said "let go to cancel": cancelled means nothing happens, no photo either.
+            self._call(lambda: self._on_hold_notice(False), "on_hold_notice")
+            return
         if held or duration >= self._hold_time:
             return  # a long hold is a shutdown request, never a photo
         if duration < self._bounce_time:
@@ -264,8 +306,9 @@ class Panel:
                 return
             self._closed = True
             self._edge += 1
-            if self._pending is not None:
-                self._pending.cancel()
+            for timer in (self._pending, self._notice_timer):
+                if timer is not None:
+                    timer.cancel()
         self._close_devices()
 
     def _close_devices(self) -> None:
@@ -297,6 +340,7 @@ def open_panel(
     *,
     on_capture: Callable[[], None],
     on_shutdown_request: Callable[[], None],
+    on_hold_notice: Callable[[bool], None] | None = None,
     log: Log,
     pin_factory: Any = None,
 ) -> Panel | None:
@@ -330,6 +374,7 @@ def open_panel(
                 shutdown_hold_seconds=settings.shutdown_hold_seconds,
                 on_capture=on_capture,
                 on_shutdown_request=on_shutdown_request,
+                on_hold_notice=on_hold_notice,
                 pin_factory=pin_factory,
                 log=log,
             )

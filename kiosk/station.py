@@ -16,6 +16,9 @@ started, so the touchscreen and the physical button can never run two at once:
 - **One preview reader.** A single thread reads the camera's low-resolution
   frames and encodes each to JPEG once, however many MJPEG viewers there are;
   it stops reading when nobody watches.
+- **A notice for the screen.** ``set_notice("power_hold")`` or
+  ``"shutting_down"`` (the physical button being held) shows on every page
+  until cleared, so nobody is surprised by a kiosk turning itself off.
 - **Observers.** ``subscribe(callback)`` gets a :class:`StationEvent` at each
   change ("busy", "result", "ready", "camera"), so the GPIO LEDs can follow
   without this module knowing about gpiozero. Data flows one way: the station
@@ -62,6 +65,9 @@ __all__ = ["Screening", "Station", "StationEvent", "backoff_delay"]
 _LOG = logging.getLogger(__name__)
 
 EventKind = Literal["busy", "result", "ready", "camera"]
+#: "power_hold": the button is held and will turn the kiosk off; "shutting_down": it is turning off.
+Notice = Literal["power_hold", "shutting_down"]
+NOTICES: tuple[Notice, ...] = ("power_hold", "shutting_down")
 
 PREVIEW_JPEG_QUALITY = 70  # a preview only frames the lesion; small frames keep 15 fps cheap on a Pi
 STILL_JPEG_QUALITY = 90
@@ -176,6 +182,7 @@ class Station:
         self._seq = 0
         self._last: Screening | None = None
         self._observers: list[Callable[[StationEvent], None]] = []
+        self._notice: Notice | None = None
 
         # Preview: one reader thread per camera generation, frames handed over under this condition.
         self._frames = threading.Condition()
@@ -219,6 +226,25 @@ class Station:
         """True while a screening (capture or upload) runs."""
         with self._lock:
             return self._busy
+
+    @property
+    def notice(self) -> Notice | None:
+        """What the screen should announce now (see :data:`NOTICES`), or ``None``."""
+        with self._lock:
+            return self._notice
+
+    def set_notice(self, notice: Notice | None) -> None:
+        """Announce ``notice`` on the screen (``None`` clears it).
+
+        >>> from kiosk.camera import SyntheticCamera
+        >>> with Station(screener=None, camera_factory=SyntheticCamera, records=None) as station:
+        ...     station.set_notice("power_hold"); station.notice
+        'power_hold'
+        """
+        if notice is not None and notice not in NOTICES:
+            raise ValueError(f"unknown notice {notice!r}; expected one of {', '.join(NOTICES)}")
+        with self._lock:
+            self._notice = notice
 
     @property
     def pending_requests(self) -> int:

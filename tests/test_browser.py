@@ -366,3 +366,27 @@ def test_pin_pad_unlocks_then_five_wrong_pins_lock_it(screen, browser, tiny_mode
             other.assert_clean()
         finally:
             other.close()
+
+
+def test_the_power_button_notice_covers_every_page_and_goes_away(screen, kiosk_url):
+    """The station's notice (the physical button held) as the script shows it; /api/state is stubbed
+    here because only a held GPIO button sets it (tests/test_daemon.py holds a mock one)."""
+    notice = {"value": "power_hold"}
+
+    def state(route) -> None:
+        route.fulfill(json={"busy": False, "camera": "ok", "camera_ok": True, "last": None, "notice": notice["value"]})
+
+    screen.page.route("**/api/state", state)
+    box = screen.testid("station-notice")
+    for path, lang, words in (("/", "fil", "Bitawan para kanselahin"), ("/pin?lang=war", "war", "Buhii para kanselahon"),
+                              ("/?lang=en", "en", "Let go to cancel")):
+        screen.goto(kiosk_url + path + ("" if "lang=" in path else f"?lang={lang}"))
+        box.wait_for(state="visible")
+        assert words in box.inner_text()
+    screen.shot("notice-power-hold")
+    notice["value"] = "shutting_down"
+    screen.page.wait_for_function("() => document.querySelector('[data-testid=station-notice]')"
+                                  ".innerText.includes('turning off')")
+    notice["value"] = None
+    box.wait_for(state="hidden")
+    screen.assert_clean()

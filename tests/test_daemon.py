@@ -139,6 +139,10 @@ def test_serve_talks_to_systemd_ready_watchdog_stopping(tiny_model_path, tmp_pat
 class StubStation:
     def __init__(self) -> None:
         self.problems: tuple[str, ...] = ()
+        self.notices: list[str | None] = []
+
+    def set_notice(self, notice: str | None) -> None:
+        self.notices.append(notice)
 
     def health(self, *, stuck_after: float) -> tuple[str, ...]:
         return self.problems
@@ -219,9 +223,15 @@ def test_button_press_screens_once_and_hold_runs_the_shutdown_command(tiny_model
         assert wait_until(lambda: screenings() == 1, timeout=30), lines
         assert any(line.startswith("button: screening ") for line in lines), lines
 
-        # A hold: the shutdown command runs once, and no photo is taken.
+        # A hold: first the screen is warned, then the shutdown command runs once, and no photo is taken.
+        def notice():
+            return get_json(f"http://127.0.0.1:{port}/api/state")[1]["notice"]
+
+        assert notice() is None
         pin.drive_low()
+        assert wait_until(lambda: notice() == "power_hold", timeout=5), lines
         assert wait_until(marker.exists, timeout=10), lines
+        assert notice() == "shutting_down"
         pin.drive_high()
         time.sleep(0.5)
         assert marker.read_text() == "poweroff\n"
@@ -250,6 +260,22 @@ def test_shutdown_failure_is_logged_and_a_second_hold_may_retry():
     for thread in actions.threads:
         thread.join(30)
     assert sum("button held" in line for line in lines) == 2
+
+
+def test_the_screen_is_warned_while_the_button_is_held_and_told_when_the_kiosk_turns_off():
+    station = StubStation()
+    actions = ButtonActions(station, shutdown_command=[sys.executable, "-c", "import sys; sys.exit(3)"],  # type: ignore[arg-type]
+                            log=lambda line: None)
+    actions.hold_notice(True)
+    actions.hold_notice(False)  # let go in time
+    assert station.notices == ["power_hold", None]
+    actions.hold_notice(True)
+    actions.request_shutdown()
+    actions.hold_notice(False)  # while turning off, the screen keeps saying so
+    assert station.notices == ["power_hold", None, "power_hold", "shutting_down"]
+    for thread in actions.threads:
+        thread.join(30)
+    assert station.notices[-1] is None  # the shutdown failed: the kiosk carries on, the notice goes
 
 
 def test_a_button_capture_without_a_camera_is_logged_not_raised():

@@ -133,6 +133,73 @@ def test_hold_requests_shutdown_and_takes_no_photo(panel, factory):
     assert panel.capture.calls == 0
 
 
+class Notices:
+    """Records on_hold_notice calls; lets a test wait for a given sequence, with a bound."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, shown: bool) -> None:
+        with self._changed:
+            self.seen.append(shown)
+            self._changed.notify_all()
+
+    def wait_for(self, expected: list[bool], timeout: float = 3.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.seen == expected, timeout)
+
+
+@pytest.fixture
+def noticing_panel(factory):
+    capture, shutdown, notices = Recorder(), Recorder(), Notices()
+    p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
+              shutdown_hold_seconds=1.0, hold_notice_seconds=0.3, bounce_time=BOUNCE,
+              on_capture=capture, on_shutdown_request=shutdown, on_hold_notice=notices, pin_factory=factory)
+    p.capture, p.shutdown, p.notices = capture, shutdown, notices
+    yield p
+    p.close()
+
+
+def test_a_short_press_shows_no_hold_notice(noticing_panel, factory):
+    pin = factory.pin(BUTTON)
+    pin.drive_low()
+    time.sleep(PRESS)
+    pin.drive_high()
+    assert noticing_panel.capture.wait()
+    time.sleep(0.5)
+    assert noticing_panel.notices.seen == [] and noticing_panel.shutdown.calls == 0
+
+
+def test_a_long_press_warns_first_and_letting_go_cancels_everything(noticing_panel, factory):
+    pin = factory.pin(BUTTON)
+    pin.drive_low()
+    assert noticing_panel.notices.wait_for([True])
+    chatter(pin)  # a worn contact during the hold does not end the press
+    pin.drive_high()
+    assert noticing_panel.notices.wait_for([True, False])
+    time.sleep(1.0)  # past the shutdown hold: nothing else happens
+    assert noticing_panel.shutdown.calls == 0 and noticing_panel.capture.calls == 0
+    assert noticing_panel.notices.seen == [True, False]
+
+
+def test_holding_on_after_the_notice_requests_shutdown_without_withdrawing_it(noticing_panel, factory):
+    pin = factory.pin(BUTTON)
+    pin.drive_low()
+    assert noticing_panel.notices.wait_for([True])
+    assert noticing_panel.shutdown.wait(timeout=3)
+    pin.drive_high()
+    time.sleep(SETTLE)
+    assert noticing_panel.notices.seen == [True] and noticing_panel.capture.calls == 0
+
+
+def test_hold_notice_must_come_before_the_shutdown(factory):
+    with pytest.raises(ValueError, match="hold_notice_seconds"):
+        Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
+              shutdown_hold_seconds=1.0, hold_notice_seconds=1.0, on_capture=Recorder(),
+              on_shutdown_request=Recorder(), on_hold_notice=Notices(), pin_factory=factory)
+
+
 def test_a_press_after_a_hold_is_a_photo_again(panel, factory):
     pin = factory.pin(BUTTON)
     pin.drive_low()

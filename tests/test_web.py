@@ -128,6 +128,11 @@ def test_capture_gives_201_with_every_key_and_a_retrievable_id(client, rig, stat
         assert stored[key] == body[key]
     state = client.get("/api/state").get_json()
     assert state["last"] == {"seq": 1, "id": body["id"], "status": body["status"]} and state["busy"] is False
+    assert state["notice"] is None
+    station.set_notice("power_hold")  # what the held GPIO button does (tests/test_daemon.py)
+    assert client.get("/api/state").get_json()["notice"] == "power_hold"
+    with pytest.raises(ValueError, match="unknown notice"):
+        station.set_notice("reboot")  # type: ignore[arg-type]
 
 
 def test_capture_with_patient_details(client, records):

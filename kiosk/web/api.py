@@ -4,7 +4,8 @@ Every answer is JSON (the preview aside), errors included: see :mod:`.errors`.
 
 ==========================  =====================================================================
 ``GET /healthz``            200 ``{"status": "ok", "model_sha256", "camera"}``; 503 while the camera reconnects
-``GET /api/state``          ``{"busy", "camera", "camera_ok", "last": {"seq", "id"} | null}`` (the page polls it)
+``GET /api/state``          ``{"busy", "camera", "camera_ok", "notice", "last"}`` (the page polls it; ``notice``:
+                            null, "power_hold" or "shutting_down"; ``last``: ``{"seq", "id", "status"}`` or null)
 ``POST /api/screenings``    capture and screen (or screen the multipart ``image``); 201 + the screening
 ``GET /api/screenings``     the history, newest first (PIN session); ``?limit=&offset=``
 ``GET /api/screenings/ID``  one stored screening
@@ -50,6 +51,7 @@ def state() -> ResponseReturnValue:
         "busy": station.busy,
         "camera": station.camera_status,
         "camera_ok": station.camera_ok,
+        "notice": station.notice,
         "last": {"seq": last.seq, "id": last.id, "status": last.result.status} if last else None,
     })
 

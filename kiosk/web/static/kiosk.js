@@ -1,6 +1,7 @@
 /* The kiosk page's one script (no libraries, nothing from the network).
    - Capture through the JSON API with the CSRF header, show a busy screen, then open the result.
-   - Follow the station (the physical button): poll /api/state and open a new result when one appears.
+   - Follow the station (the physical button): poll /api/state, open a new result when one appears,
+     and show the power-button notice ("keep holding to turn off") on every page.
    - Keep the live preview alive when the camera reconnects.
    - The PIN pad (no keyboard) and the slip's print button.
    Every page also works without this script: the forms post normally. */
@@ -84,16 +85,27 @@
     });
   }
 
-  // --- follow the station (physical button, camera status) ------------------------------
+  // --- follow the station (physical button, camera status, notices) --------------------
+  // Every page polls, for the power-button notice; only the screening pages open new results.
   var follow = document.body.hasAttribute("data-follow");
   var lastSeq = parseInt(document.body.getAttribute("data-last-seq") || "0", 10);
   var statusBox = document.querySelector("[data-camera-status]");
+  var noticeBox = document.querySelector("[data-station-notice]");
+
+  function showNotice(code) {
+    if (!noticeBox) { return; }
+    var text = code ? noticeBox.getAttribute("data-text-" + code) : null;
+    if (text) { noticeBox.querySelector("[data-notice-text]").textContent = text; }
+    noticeBox.hidden = !text;
+  }
 
   function poll() {
     if (navigating) { return; }
     fetch("/api/state", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) { return response.json(); })
       .then(function (state) {
+        showNotice(state.notice);
+        if (!follow) { return; }
         if (state.last && state.last.seq > lastSeq) {
           lastSeq = state.last.seq;
           go(resultUrl(state.last.id));
@@ -112,7 +124,7 @@
       .then(function () { if (!navigating) { window.setTimeout(poll, 1000); } });
   }
 
-  if (follow) { window.setTimeout(poll, 1000); }
+  if (follow || noticeBox) { window.setTimeout(poll, 1000); }
 
   // --- PIN pad ---------------------------------------------------------------------------
   var pinForm = document.querySelector("[data-pin-form]");
