@@ -114,3 +114,32 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
     config = json.loads((paper / "config.json").read_text())
     assert (config["epochs"], config["patience"], config["size"]) == (3, 5, 48)
     assert json.loads((paper / "state.json").read_text())["epoch"] == 3
+
+
+def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    import keras
+
+    from training.train import average_weights, main
+
+    out = tmp_path / "run"
+    assert main(["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--arch", "mobile",
+                 "--size", "32", "--epochs", "3", "--patience", "5", "--average-last", "2", "--batch", "16",
+                 "--val-fraction", "0.2"]) == 0
+    snapshots = sorted((out / "average").iterdir())
+    assert [p.name for p in snapshots] == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
+    state = json.loads((out / "state.json").read_text())
+    assert state["averaged"]["epochs"] == [2, 3]
+    info = json.loads((out / "export" / "export.json").read_text())
+    chose_average = state["averaged"]["val_auc"] > state["best_auc"]
+    assert ("average of epochs 2-3" in info.get("weights", "")) == chose_average
+    assert (out / "averaged.keras").exists() == chose_average
+    # The average itself: each weight is the mean of the snapshots' weights.
+    model = keras.models.load_model(out / "last.keras")
+    per_snapshot = []
+    for path in snapshots:
+        model.load_weights(path)
+        per_snapshot.append(model.get_weights())
+    averaged = average_weights(model, snapshots).get_weights()
+    for i in (0, len(averaged) // 2, -1):
+        assert np.allclose(averaged[i], (per_snapshot[0][i] + per_snapshot[1][i]) / 2, atol=1e-6)

@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation AUC")
+    p.add_argument("--average-last", type=int, default=0, metavar="N",
+                   help="also try the average of the last N epochs' weights (SWA); exported if its validation AUC is higher")
     p.add_argument("--paper-recipe", action="store_true", help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)")
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument("--val-fraction", type=float, default=0.15)
@@ -66,9 +68,11 @@ def main(argv=None) -> int:
             return 2
         saved = json.loads(config_path.read_text())
         given = argv if argv is not None else sys.argv
-        # Only the length of the run may change on resume; everything else is the run's identity.
-        overrides = {k: getattr(args, k) for k in ("epochs", "patience") if f"--{k}" in given}
-        args = argparse.Namespace(**{**saved, "out": out, "resume": True, **overrides,
+        # Only how long the run goes on (and what it tries at the end) may change; the rest is its identity.
+        overrides = {k: getattr(args, k) for k in ("epochs", "patience", "average_last")
+                     if f"--{k.replace('_', '-')}" in given}
+        # Defaults first: a run saved before an option existed resumes with that option's default.
+        args = argparse.Namespace(**{**vars(args), **saved, "out": out, "resume": True, **overrides,
                                      "data": Path(saved["data"]), "cache": Path(saved["cache"])})
     elif (out / "state.json").exists():
         print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
@@ -154,6 +158,8 @@ def main(argv=None) -> int:
             state["best_auc"], state["best_epoch"] = auc, epoch
             save_model_atomic(model, best_path)
         state["epoch"] = epoch
+        if args.average_last and epoch > args.epochs - args.average_last:
+            save_weights_atomic(model, out / "average" / f"epoch_{epoch:03d}.weights.h5")
         save_model_atomic(model, last_path)
         atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
         write_metrics_csv(out / "metrics.csv", state["history"], history_fields)
@@ -164,6 +170,21 @@ def main(argv=None) -> int:
             break
 
     best = keras.models.load_model(best_path)
+    chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
+    snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
+    if len(snapshots) >= 2:
+        averaged = average_weights(keras.models.load_model(last_path), snapshots)
+        recalibrate_batchnorm(averaged, x_train, seed=args.seed)
+        auc = roc_auc(y_val, averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
+        first, last = (int(p.name[6:9]) for p in (snapshots[0], snapshots[-1]))
+        print(f"average of epochs {first}-{last}: validation AUC {auc:.4f} (best single epoch {state['best_auc']:.4f})",
+              file=sys.stderr)
+        state["averaged"] = {"epochs": [first, last], "val_auc": auc}
+        atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
+        if auc > state["best_auc"]:
+            best = averaged
+            chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {state['best_auc']:.4f})"
+            save_model_atomic(best, out / "averaged.keras")
     probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
     training_data = {
@@ -176,8 +197,9 @@ def main(argv=None) -> int:
     }
     export(best, out / "export", size=args.size, recipe=args.recipe, training_data=training_data,
            validation_metrics=binary_metrics(y_val, probs, threshold=0.5),
-           extra={"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}, split_file=split_path)
-    print(f"exported {out / 'export'} (best epoch {state['best_epoch']}, validation AUC {state['best_auc']:.4f})", file=sys.stderr)
+           extra=chosen, split_file=split_path)
+    weights = chosen.get("weights") or f"best epoch {state['best_epoch']}"
+    print(f"exported {out / 'export'} ({weights}, validation AUC {roc_auc(y_val, probs):.4f})", file=sys.stderr)
     return 0
 
 
@@ -232,6 +254,28 @@ def augmenter(size: int, *, seed: int):
         layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
         layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
     ], name="augment")
+
+
+def average_weights(model, snapshots: list[Path]):
+    """``model`` with each weight replaced by its mean over the saved ``snapshots`` (stochastic weight averaging).
+
+    BatchNorm statistics averaged this way do not match the averaged weights:
+    re-estimate them (:func:`recalibrate_batchnorm`) before using the model.
+    """
+    total = None
+    for path in snapshots:
+        model.load_weights(path)
+        weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([(t / len(snapshots)).astype(w.dtype) for t, w in zip(total, model.get_weights())])
+    return model
+
+
+def save_weights_atomic(model, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")  # keras wants the .weights.h5 ending on the temp file too
+    model.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def save_model_atomic(model, path: Path) -> None:
