@@ -143,3 +143,25 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     averaged = average_weights(model, snapshots).get_weights()
     for i in (0, len(averaged) // 2, -1):
         assert np.allclose(averaged[i], (per_snapshot[0][i] + per_snapshot[1][i]) / 2, atol=1e-6)
+
+
+def test_a_warm_restart_starts_from_another_runs_weights(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    import hashlib
+
+    from training.train import main
+
+    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2",
+              "--epochs", "1"]
+    first = tmp_path / "first"
+    assert main([*common, "--out", str(first), "--arch", "mobile", "--size", "32"]) == 0
+    source = first / "best.keras"
+    # A model of another size or architecture is refused in one line, before any training.
+    assert main([*common, "--out", str(tmp_path / "wrong"), "--arch", "mobile", "--size", "48",
+                 "--init", str(source)]) == 2
+    assert not (tmp_path / "wrong" / "state.json").exists()
+    assert main([*common, "--out", str(tmp_path / "none"), "--init", str(tmp_path / "missing.keras")]) == 2
+    second = tmp_path / "second"
+    assert main([*common, "--out", str(second), "--arch", "mobile", "--size", "32", "--init", str(source)]) == 0
+    info = json.loads((second / "export" / "export.json").read_text())
+    assert info["initialised_from"] == {"path": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}

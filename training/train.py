@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also try the average of the last N epochs' weights (SWA); exported if its validation AUC is higher")
     p.add_argument("--paper-recipe", action="store_true", help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)")
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
+    p.add_argument("--init", type=Path, metavar="MODEL.keras",
+                   help="start from these weights (same architecture and size; e.g. an earlier run's best.keras) "
+                        "with a fresh schedule: a warm restart")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
@@ -113,6 +116,13 @@ def main(argv=None) -> int:
         print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
     else:
         model = paper_cnn(args.size) if args.arch == "paper" else mobile_net(args.size, alpha=args.alpha)
+        if args.init is not None:
+            problem = load_initial_weights(model, Path(args.init))
+            if problem:
+                print(f"error: --init {args.init}: {problem}", file=sys.stderr)
+                return 2
+            state["initialised_from"] = {"path": str(args.init),
+                                         "sha256": hashlib.sha256(Path(args.init).read_bytes()).hexdigest()}
         if args.paper_recipe:
             optimizer = keras.optimizers.Adam(1e-3)
         else:
@@ -171,6 +181,8 @@ def main(argv=None) -> int:
 
     best = keras.models.load_model(best_path)
     chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
+    if "initialised_from" in state:
+        chosen["initialised_from"] = state["initialised_from"]
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
     if len(snapshots) >= 2:
         averaged = average_weights(keras.models.load_model(last_path), snapshots)
@@ -254,6 +266,25 @@ def augmenter(size: int, *, seed: int):
         layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
         layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
     ], name="augment")
+
+
+def load_initial_weights(model, path: Path) -> str | None:
+    """Copy the weights of the Keras model at ``path`` into ``model``; a one-line problem, or None."""
+    import keras
+
+    if not path.is_file():
+        return "no such file"
+    try:
+        source = keras.models.load_model(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same one-line refusal
+        return f"not a Keras model ({type(exc).__name__})"
+    shapes = [tuple(w.shape) for w in source.weights]
+    if (source.name != model.name or tuple(source.input_shape) != tuple(model.input_shape)
+            or shapes != [tuple(w.shape) for w in model.weights]):
+        return (f"a different architecture ({source.name}, input {tuple(source.input_shape[1:])}) "
+                f"from this run's ({model.name}, input {tuple(model.input_shape[1:])})")
+    model.set_weights(source.get_weights())
+    return None
 
 
 def average_weights(model, snapshots: list[Path]):
