@@ -68,6 +68,27 @@ def row(name: str, model: Model, ms: float) -> str:
             f"| {size / 2**20:.2f} MiB | {ms:.2f} ms |")
 
 
+def targets_table(vm: dict, *, file_bytes: int, speedup: float | None) -> str:
+    """The project's targets for the kiosk's model, each with the measured value and met / NOT met."""
+    q = vm["int8"]
+    rows = [
+        ("accuracy at argmax", ">= 93%", pct(q["argmax"]["accuracy"]), q["argmax"]["accuracy"] >= 0.93),
+        ("AUC", ">= 0.975", f"{q['auc']:.4f}", q["auc"] >= 0.975),
+        ("sensitivity at the threshold", ">= 95%", pct(q["at_threshold"]["sensitivity"]),
+         q["at_threshold"]["sensitivity"] >= 0.95),
+        ("specificity at the threshold", ">= 85%", pct(q["at_threshold"]["specificity"]),
+         q["at_threshold"]["specificity"] >= 0.85),
+        ("int8 accuracy loss against float32", "<= 0.5 points", f"{vm['int8_accuracy_loss_points']:.2f} points",
+         vm["int8_accuracy_loss_points"] <= 0.5),
+        ("file size", "<= 2 MiB", f"{file_bytes / 2**20:.2f} MiB", file_bytes <= 2 * 2**20),
+    ]
+    if speedup is not None:
+        rows.append(("speed against the paper CNN's float32 TFLite", ">= 10x", f"{speedup:.1f}x", speedup >= 10))
+    lines = ["| target | wanted | measured | |", "|---|---|---|---|"]
+    lines += [f"| {what} | {wanted} | {got} | {'met' if ok else '**NOT met**'} |" for what, wanted, got, ok in rows]
+    return "\n".join(lines)
+
+
 def paper_float32_model(baseline: Model, export_dir: Path, workdir: Path) -> Model:
     """The reproduced paper CNN as float32 TFLite, converted again from the paper run's export.
 
@@ -126,11 +147,12 @@ def main(argv=None) -> int:
         f"| Paper CNN as published (Araneta 2025), float | {PAPER['params']:,} | {pct(PAPER['accuracy'])} | {pct(PAPER['precision'])} "
         f"| {pct(PAPER['recall'])} | not reported | not reported | {PAPER['size_mb']} MB | not reported |",
     ]
-    speed = ""
+    speed, speedup = "", None
     if baseline is not None:
         table += [paper_float32_row(baseline, ms.get("paper_float32")),
                   row("Paper CNN reproduced here, int8", baseline, ms["paper_int8"])]
         reference = ms.get("paper_float32") or baseline.manifest.extra["validation_metrics"]["float32"]["inference_ms_1thread"]
+        speedup = reference / ms["compact"]
         speed = (f"\nThe compact int8 model runs **{reference / ms['compact']:.1f}x faster** than the paper CNN's float32 "
                  f"TFLite ({ms['compact']:.2f} ms against {reference:.2f} ms) and **{ms['paper_int8'] / ms['compact']:.1f}x faster** "
                  f"than its int8 conversion ({ms['paper_int8']:.2f} ms); its file is "
@@ -202,6 +224,10 @@ benign lesions are referred than at the 0.5 (argmax) cut-off.
 
 These are validation numbers: the threshold was chosen on the same split, so expect somewhat lower
 sensitivity on new data. Independent evaluation on the held-back test split is pending.
+
+## Targets
+
+{targets_table(vm, file_bytes=size, speedup=speedup)}
 
 ## Comparison with the seed paper
 
