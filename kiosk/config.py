@@ -207,7 +207,7 @@ class GpioSettings(_Section):
     busy_led_pin: int = _setting(23, "BCM pin of the 'busy' LED.", ge=0, le=27)
     refer_led_pin: int = _setting(24, "BCM pin of the 'refer' LED.", ge=0, le=27)
     shutdown_hold_seconds: float = _setting(
-        5.0, "Holding the button this long shuts the Pi down cleanly.", gt=0, le=60
+        5.0, "Holding the button this long shuts the Pi down cleanly (the screen warns after 1 s).", ge=2, le=60
     )
 
     def _validate(self) -> None:

@@ -282,7 +282,7 @@ def test_wrong_type(tmp_path: Path, toml: str, key: str, fragment: str) -> None:
         ({"KIOSK_CAMERA_MM_PER_PIXEL": "0"}, "camera.mm_per_pixel", "greater than 0"),
         ({"KIOSK_CAMERA_MM_PER_PIXEL": "nan"}, "camera.mm_per_pixel", "greater than 0"),
         ({"KIOSK_GPIO_BUTTON_PIN": "40"}, "gpio.button_pin", "from 0 to 27"),
-        ({"KIOSK_GPIO_SHUTDOWN_HOLD_SECONDS": "0"}, "gpio.shutdown_hold_seconds", "greater than 0"),
+        ({"KIOSK_GPIO_SHUTDOWN_HOLD_SECONDS": "1.5"}, "gpio.shutdown_hold_seconds", "from 2 to 60"),
         ({"KIOSK_WEB_PIN": "12"}, "web.pin", "4 to 8 digits"),
         ({"KIOSK_WEB_PIN": "12a4"}, "web.pin", "4 to 8 digits"),
         ({"KIOSK_WEB_PIN": "١٢٣٤"}, "web.pin", "4 to 8 digits"),  # Arabic-Indic digits are not a keypad PIN

@@ -193,7 +193,7 @@ def test_button_press_screens_once_and_hold_runs_the_shutdown_command(tiny_model
     # A harmless stand-in for "systemctl poweroff": appends one line per run.
     command = [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('poweroff\\n')", str(marker)]
     settings = Settings(model=ModelSettings(path=tiny_model_path),
-                        gpio=GpioSettings(enabled=True, shutdown_hold_seconds=1.0),
+                        gpio=GpioSettings(enabled=True, shutdown_hold_seconds=2.0),
                         records=RecordsSettings(data_dir=tmp_path / "unused"))
     port = free_port()
     ready, stop = threading.Event(), threading.Event()
