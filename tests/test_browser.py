@@ -390,3 +390,6 @@ def test_the_power_button_notice_covers_every_page_and_goes_away(screen, kiosk_u
     notice["value"] = None
     box.wait_for(state="hidden")
     screen.assert_clean()
+    # The overlay's styles must not leak onto the pages' own notices (here: the error page).
+    screen.goto(kiosk_url + "/screenings/no-such-screening")
+    assert screen.page.evaluate("() => getComputedStyle(document.querySelector('section.notice')).position") == "static"
