@@ -15,9 +15,12 @@ from typing import Iterable, Sequence, TypeVar
 T = TypeVar("T")
 
 
-def progress(items: Sequence[T], *, label: str) -> Iterable[T]:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-    total = len(items)
+def progress(items: Sequence[T] | Iterable[T], *, label: str, total: int | None = None) -> Iterable[T]:
+    """A progress bar on stderr when it is a terminal; silent otherwise.
+
+    ``total`` is needed only for an iterator, which has no length.
+    """
+    total = len(items) if total is None else total
     tty = sys.stderr.isatty()
     started = time.monotonic()
     for i, item in enumerate(items, 1):

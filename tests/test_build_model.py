@@ -24,7 +24,7 @@ def test_build_writes_int8_model_manifest_and_report(tiny_build):
     assert manifest.input_dtype == "uint8"
     assert manifest.quantization["input"]["dtype"] == "uint8" and manifest.quantization["output"]["dtype"] == "uint8"
     assert manifest.preprocessing_recipe == "crop-sog6-v1"
-    assert set(manifest.extra["source_export"]["training_run"]) <= {"best_epoch", "epochs_run", "weights", "initialised_from"}
+    assert set(manifest.extra["source_export"]["training_run"]) <= {"best_epoch", "epochs_run", "weights", "initialised_from", "trained_with"}
     report = model_path.with_name("tiny_int8-report")
     assert (report / "report.md").read_text().startswith("# Model build report")
     for png in ("roc.png", "confusion.png"):

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
 
-from training.model_card import main
+from training.model_card import main, training_run_line
 
 
 def place(tiny_build, folder, name):
@@ -59,3 +59,16 @@ def test_bad_paper_export_is_one_line(tiny_build, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "export folder not found" in err
     assert (models / "MODEL_CARD.md").read_bytes() == before
+
+
+def test_the_training_run_line_says_which_weights_and_where_they_were_trained():
+    assert training_run_line({}) == ""
+    line = training_run_line({"best_epoch": 44, "epochs_run": 44,
+                              "initialised_from": {"path": "/root/init.keras", "copy_of": "runs/a/best.keras",
+                                                   "sha256": "386a045acf22a0275a2a"},
+                              "trained_with": {"backend": "jax", "keras": "3.15.1", "device": "gpu: NVIDIA H200"}})
+    assert line.startswith("- Weights: the best epoch by validation AUC (44 of 44)")
+    assert "warm restart" in line and "runs/a/best.keras" in line and "386a045acf22" in line
+    assert "Keras 3.15.1 on jax (gpu: NVIDIA H200)" in line and line.endswith(".\n")
+    averaged = training_run_line({"best_epoch": 9, "epochs_run": 10, "weights": "average of epochs 8-10"})
+    assert averaged == "- Weights: average of epochs 8-10.\n"

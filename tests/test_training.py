@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_drawn_images
-from training.data import LABELS, Sample, list_samples, load_split, materialise_split, preprocessed_arrays, split_samples
+from training.data import LABELS, POOL_FROM, Sample, list_samples, load_split, materialise_split, preprocessed_arrays, split_samples
 
 
 @pytest.fixture()
@@ -62,6 +62,19 @@ def test_cache_holds_exactly_the_kiosk_preprocessing(dataset, tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     x2, _ = preprocessed_arrays(dataset, samples, size=48, recipe="crop-sog6-v1", cache_dir=tmp_path / "cache")
     assert np.array_equal(x, x2)
+
+
+def test_the_cache_is_the_same_when_built_by_worker_processes(dataset, tmp_path, monkeypatch):
+    from kiosk.vision.loader import load_image
+    from kiosk.vision.preprocess import preprocess
+
+    samples = list_samples(dataset)
+    assert len(samples) >= POOL_FROM
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    x, y = preprocessed_arrays(dataset, samples, size=40, recipe="crop-sog6-v1", cache_dir=tmp_path / "cache")
+    assert list(y) == [s.label for s in samples]
+    for i in (0, 17, len(samples) - 1):
+        assert np.array_equal(x[i], preprocess(load_image(dataset / samples[i].path), size=40, recipe="crop-sog6-v1"))
 
 
 @pytest.mark.slow
@@ -133,7 +146,7 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     info = json.loads((out / "export" / "export.json").read_text())
     chose_average = state["averaged"]["val_auc"] > state["best_auc"]
     assert ("average of epochs 2-3" in info.get("weights", "")) == chose_average
-    assert (out / "averaged.keras").exists() == chose_average
+    assert (out / "averaged.keras").exists()  # kept either way, so an export elsewhere can judge it again
     # The average itself: each weight is the mean of the snapshots' weights.
     model = keras.models.load_model(out / "last.keras")
     per_snapshot = []
@@ -143,6 +156,48 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     averaged = average_weights(model, snapshots).get_weights()
     for i in (0, len(averaged) // 2, -1):
         assert np.allclose(averaged[i], (per_snapshot[0][i] + per_snapshot[1][i]) / 2, atol=1e-6)
+
+    # A run trained on another machine comes back with its records, best.keras and averaged.keras
+    # only (no last.keras, no snapshots), and its images elsewhere: --resume exports it, training nothing.
+    back = tmp_path / "back"
+    back.mkdir()
+    for name in ("state.json", "config.json", "split.json", "best.keras", "averaged.keras"):
+        shutil.copy(out / name, back / name)
+    moved = tmp_path / "images-here"
+    shutil.copytree(dataset, moved)
+    assert main(["--out", str(back), "--resume", "--data", str(moved), "--cache", str(tmp_path / "cache2")]) == 0
+    assert json.loads((back / "state.json").read_text())["history"] == state["history"]
+    assert not (back / "last.keras").exists()
+    again = json.loads((back / "export" / "export.json").read_text())
+    assert again["validation_metrics"] == info["validation_metrics"]
+    assert again.get("weights") == info.get("weights")
+    assert json.loads((back / "config.json").read_text())["data"] == str(moved)
+
+
+def test_batches_for_backends_without_tf_data(tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) runs the augmentation layers")
+    from training.train import augmenter, shuffled_batches
+
+    x = np.zeros((10, 8, 8, 3), np.uint8)
+    x[:, 0, 0, 0] = np.arange(10)  # each image's index, readable after the batching
+    y = np.array([0, 1] * 5)
+    batches = shuffled_batches(x, y, batch=4, class_weight={0: 0.5, 1: 2.0}, augment=None, seed=3)
+    assert len(batches) == 3
+    seen = []
+    for i in range(len(batches)):
+        images, onehot, weights = batches[i]
+        picked = [int(v) for v in np.asarray(images)[:, 0, 0, 0]]
+        assert np.array_equal(np.argmax(onehot, 1), y[picked])
+        assert np.array_equal(weights, np.where(y[picked] == 1, 2.0, 0.5))
+        seen += picked
+    assert sorted(seen) == list(range(10))  # every image once an epoch
+    assert seen != list(range(10))  # shuffled
+    assert [int(v) for v in shuffled_batches(x, y, batch=4, class_weight={0: 1, 1: 1}, augment=None,
+                                             seed=3)[0][2]] == [1, 1, 1, 1]
+    # With augmentation the same images come out transformed, as float32.
+    augmented = shuffled_batches(x, y, batch=4, class_weight={0: 1, 1: 1}, augment=augmenter(8, seed=1), seed=3)
+    images = np.asarray(augmented[0][0])
+    assert images.shape == (4, 8, 8, 3) and images.dtype == np.float32
 
 
 def test_a_warm_restart_starts_from_another_runs_weights(dataset, tmp_path):

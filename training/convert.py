@@ -40,7 +40,7 @@ from kiosk.vision.preprocess import get_recipe, preprocess
 from .train import EXPORT_FORMAT
 
 #: What the trainer's export.json says about the weights it exported (copied into the manifest).
-TRAINING_RUN_KEYS = ("best_epoch", "epochs_run", "weights", "initialised_from")
+TRAINING_RUN_KEYS = ("best_epoch", "epochs_run", "weights", "initialised_from", "trained_with")
 
 
 class BuildError(Exception):

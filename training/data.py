@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from kiosk.vision.preprocess import preprocess
 LABELS = ("benign", "malignant")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "melanoma10k" / "train"
+POOL_FROM = 48  # images; fewer are preprocessed in-process (starting workers costs more)
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,27 @@ def preprocessed_arrays(root: Path, samples: list[Sample], *, size: int, recipe:
             return data["x"], data["y"]
     x = np.empty((len(samples), size, size, 3), np.uint8)
     y = np.array([s.label for s in samples], np.int64)
-    for i, s in enumerate(progress(samples, label=f"preprocess {size}px")):
-        x[i] = preprocess(load_image(root / s.path), size=size, recipe=recipe)
+    jobs = [(root / s.path, size, recipe) for s in samples]
+    workers = min(os.cpu_count() or 1, 16)
+    if workers > 1 and len(jobs) >= POOL_FROM:
+        # spawn, not fork: the trainer has TensorFlow's threads running by now.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            done = pool.imap(_preprocess_file, jobs, chunksize=16)
+            for i, image in enumerate(progress(done, label=f"preprocess {size}px", total=len(jobs))):
+                x[i] = image
+    else:
+        for i, job in enumerate(progress(jobs, label=f"preprocess {size}px")):
+            x[i] = _preprocess_file(job)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, x=x, y=y)
     os.replace(tmp, cache)
     return x, y
+
+
+def _preprocess_file(job: tuple[Path, int, str]) -> np.ndarray:
+    path, size, recipe = job
+    return preprocess(load_image(path), size=size, recipe=recipe)
 
 
 def materialise_split(root: Path, run_dir: Path, *, calibration_count: int = 400, seed: int = 1234) -> tuple[Path, Path]:

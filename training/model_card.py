@@ -44,6 +44,22 @@ def ci(pair) -> str:
 ROUNDS, REPEATS = 5, 60
 
 
+def training_run_line(run: dict) -> str:
+    """A bullet saying which weights were exported and how they were trained ('' if unknown)."""
+    if not run:
+        return ""
+    parts = [run.get("weights") or (f"the best epoch by validation AUC ({run['best_epoch']} of {run['epochs_run']})"
+                                     if "best_epoch" in run else "the best epoch by validation AUC")]
+    if "initialised_from" in run:
+        source = run["initialised_from"]
+        parts.append(f"a warm restart from an earlier from-scratch run's weights "
+                     f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)")
+    if "trained_with" in run:
+        used = run["trained_with"]
+        parts.append(f"epochs run with Keras {used.get('keras')} on {used.get('backend')} ({used.get('device')})")
+    return "- Weights: " + "; ".join(parts) + ".\n"
+
+
 def interleaved_ms(models: dict[str, Model]) -> dict[str, float]:
     """Inference ms per model: the lowest of ROUNDS medians of REPEATS runs, the models taking turns.
 
@@ -199,8 +215,9 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 
 ## Model
 
-- Architecture: {m.extra.get('architecture')} ({m.extra.get('parameters', 0):,} parameters), trained from scratch.
-- Input: {m.input_width}x{m.input_height} RGB, uint8, prepared by the kiosk's preprocessing recipe
+- Architecture: {m.extra.get('architecture')} ({m.extra.get('parameters', 0):,} parameters), trained from scratch
+  (no pretrained weights).
+{training_run_line(m.extra.get('source_export', {}).get('training_run') or {})}- Input: {m.input_width}x{m.input_height} RGB, uint8, prepared by the kiosk's preprocessing recipe
   `{m.preprocessing_recipe}` (lesion crop, Shades of Gray colour constancy) -- the same function at
   training, evaluation and screening time.
 - Full-integer int8 (uint8 input and output), {size / 1024:.0f} KiB, sha256 `{m.sha256}`.

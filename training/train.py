@@ -71,12 +71,13 @@ def main(argv=None) -> int:
             return 2
         saved = json.loads(config_path.read_text())
         given = argv if argv is not None else sys.argv
-        # Only how long the run goes on (and what it tries at the end) may change; the rest is its identity.
-        overrides = {k: getattr(args, k) for k in ("epochs", "patience", "average_last")
+        # Only how long the run goes on (and what it tries at the end) may change, and where the
+        # images are (a run trained on a GPU machine is exported here); the rest is its identity.
+        overrides = {k: getattr(args, k) for k in ("epochs", "patience", "average_last", "data", "cache")
                      if f"--{k.replace('_', '-')}" in given}
         # Defaults first: a run saved before an option existed resumes with that option's default.
-        args = argparse.Namespace(**{**vars(args), **saved, "out": out, "resume": True, **overrides,
-                                     "data": Path(saved["data"]), "cache": Path(saved["cache"])})
+        args = argparse.Namespace(**{**vars(args), **saved, "out": out, "resume": True,
+                                     "data": Path(saved["data"]), "cache": Path(saved["cache"]), **overrides})
     elif (out / "state.json").exists():
         print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
         return 2
@@ -87,11 +88,16 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
 
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    # KERAS_BACKEND=jax or torch trains on a GPU machine that has no TensorFlow;
+    # exporting (a TensorFlow SavedModel) then waits for a --resume under TensorFlow.
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    if on_tensorflow:
+        import tensorflow as tf
+
+        if args.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
 
     split_path = out / "split.json"
@@ -110,7 +116,14 @@ def main(argv=None) -> int:
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
     last_path, best_path, state_path = out / "last.keras", out / "best.keras", out / "state.json"
     state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "history": []}
-    if args.resume and last_path.exists():
+    finished = args.resume and state_path.exists() and json.loads(state_path.read_text())["epoch"] >= args.epochs
+    if finished:
+        # Every epoch ran (perhaps on another machine, which sent back only best.keras,
+        # averaged.keras and the records): only the averaging check and the export are left.
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(best_path)
+        print(f"all {state['epoch']} epochs done (best AUC {state['best_auc']:.4f}); exporting", file=sys.stderr)
+    elif args.resume and last_path.exists():
         model = keras.models.load_model(last_path)
         state = json.loads(state_path.read_text())
         print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
@@ -140,6 +153,9 @@ def main(argv=None) -> int:
     augment = None if args.paper_recipe else augmenter(args.size, seed=args.seed)
 
     def train_dataset(epoch: int):
+        if not on_tensorflow:
+            return shuffled_batches(x_train, y_train, batch=args.batch, class_weight=class_weight,
+                                    augment=augment, seed=args.seed + epoch)
         ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
         ds = ds.shuffle(len(x_train), seed=args.seed + epoch, reshuffle_each_iteration=False)
         ds = ds.batch(args.batch)
@@ -153,7 +169,7 @@ def main(argv=None) -> int:
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
         print(f"epoch {epoch}/{args.epochs}", file=sys.stderr)
-        fit = model.fit(train_dataset(epoch), epochs=1, class_weight=class_weight,
+        fit = model.fit(train_dataset(epoch), epochs=1, class_weight=class_weight if on_tensorflow else None,
                         verbose=2 if not sys.stderr.isatty() else 1)
         recalibrate_batchnorm(model, x_train, seed=args.seed + epoch)
         probs = model.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
@@ -168,6 +184,8 @@ def main(argv=None) -> int:
             state["best_auc"], state["best_epoch"] = auc, epoch
             save_model_atomic(model, best_path)
         state["epoch"] = epoch
+        state["trained_with"] = {"backend": keras.backend.backend(), "keras": keras.__version__,
+                                 "device": training_device(keras)}
         if args.average_last and epoch > args.epochs - args.average_last:
             save_weights_atomic(model, out / "average" / f"epoch_{epoch:03d}.weights.h5")
         save_model_atomic(model, last_path)
@@ -181,22 +199,34 @@ def main(argv=None) -> int:
 
     best = keras.models.load_model(best_path)
     chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
-    if "initialised_from" in state:
-        chosen["initialised_from"] = state["initialised_from"]
+    for key in ("initialised_from", "trained_with"):
+        if key in state:
+            chosen[key] = state[key]
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
+    averaged_path = out / "averaged.keras"
     if len(snapshots) >= 2:
         averaged = average_weights(keras.models.load_model(last_path), snapshots)
         recalibrate_batchnorm(averaged, x_train, seed=args.seed)
-        auc = roc_auc(y_val, averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
         first, last = (int(p.name[6:9]) for p in (snapshots[0], snapshots[-1]))
+        state["averaged"] = {"epochs": [first, last]}
+        save_model_atomic(averaged, averaged_path)
+    if "averaged" in state and averaged_path.exists():
+        # Scored again here, so a run trained under another backend is judged where it is exported.
+        averaged = keras.models.load_model(averaged_path)
+        auc = roc_auc(y_val, averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
+        first, last = state["averaged"]["epochs"]
         print(f"average of epochs {first}-{last}: validation AUC {auc:.4f} (best single epoch {state['best_auc']:.4f})",
               file=sys.stderr)
-        state["averaged"] = {"epochs": [first, last], "val_auc": auc}
+        state["averaged"]["val_auc"] = auc
         atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
-        if auc > state["best_auc"]:
+        best_auc = roc_auc(y_val, best.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
+        if auc > best_auc:
             best = averaged
-            chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {state['best_auc']:.4f})"
-            save_model_atomic(best, out / "averaged.keras")
+            chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {best_auc:.4f})"
+    if not on_tensorflow:
+        print(f"trained under {keras.backend.backend()}; export with TensorFlow: "
+              f"python -m training.train --out {out} --resume", file=sys.stderr)
+        return 0
     probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
     training_data = {
@@ -213,6 +243,27 @@ def main(argv=None) -> int:
     weights = chosen.get("weights") or f"best epoch {state['best_epoch']}"
     print(f"exported {out / 'export'} ({weights}, validation AUC {roc_auc(y_val, probs):.4f})", file=sys.stderr)
     return 0
+
+
+def training_device(keras) -> str:
+    """What the epochs ran on, e.g. 'cpu' or 'gpu: NVIDIA H200', for the export's record."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            return f"{device.platform}: {device.device_kind}"
+        if backend == "torch":
+            import torch
+
+            return f"gpu: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu: {gpus[0].name}" if gpus else "cpu"
+    except Exception:  # noqa: BLE001 - a record, never a reason to stop training
+        return "unknown"
 
 
 def batchnorm_layers(model) -> list:
@@ -266,6 +317,65 @@ def augmenter(size: int, *, seed: int):
         layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
         layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
     ], name="augment")
+
+
+def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: dict, augment, seed: int):
+    """One epoch of (images, one-hot labels, class weights) batches for backends without tf.data.
+
+    The same shuffle rule and the same augmentation layers as the TensorFlow
+    pipeline; the layers run on the backend's device, batch by batch.
+    """
+    import keras
+
+    augmented = compiled_augmenter(augment)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.order = np.random.default_rng(seed).permutation(len(x))
+            self.weights = np.array([class_weight[i] for i in range(len(class_weight))], np.float32)
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch))
+
+        def __getitem__(self, index):
+            picked = self.order[index * batch:(index + 1) * batch]
+            images = x[picked].astype(np.float32)
+            if augmented is not None:
+                images = augmented(images)
+            return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]
+
+    return Batches()
+
+
+def compiled_augmenter(augment):
+    """``augment(images, training=True)`` as one call; under JAX compiled once.
+
+    Run eagerly, JAX dispatches each of the layers' many small operations on
+    its own, which costs more than the work. The layers' random-seed state is
+    passed through the compiled function and written back, so every batch
+    still gets fresh transforms.
+    """
+    import keras
+
+    if augment is None:
+        return None
+    if keras.backend.backend() != "jax":
+        return lambda images: augment(images, training=True)
+    import jax
+
+    step = jax.jit(lambda values, images: augment.stateless_call([], values, images, training=True))
+
+    def run(images):
+        if not augment.built:
+            augment.build((None, *images.shape[1:]))
+        state = augment.non_trainable_variables  # the seed generators' states
+        out, values = step([v.value for v in state], images)
+        for variable, value in zip(state, values):
+            variable.assign(value)
+        return out
+
+    return run
 
 
 def load_initial_weights(model, path: Path) -> str | None:
