@@ -214,7 +214,7 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
         "int8_accuracy_loss_points": round(loss_points, 3),
     }
     manifest = ModelManifest(
-        **{**base, "threshold": round(threshold, 6)}, input_dtype=quant["input"]["dtype"],
+        **{**base, "threshold": threshold}, input_dtype=quant["input"]["dtype"],
         sha256=sha256_of(int8_bytes), quantization=quant,
         extra={
             "name": out.name,
