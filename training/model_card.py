@@ -52,7 +52,7 @@ def training_run_line(run: dict) -> str:
                                      if "best_epoch" in run else "the best epoch by validation AUC")]
     if "initialised_from" in run:
         source = run["initialised_from"]
-        parts.append(f"a warm restart from an earlier from-scratch run's weights "
+        parts.append(f"a warm restart from the weights of an earlier from-scratch run "
                      f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)")
     if "trained_with" in run:
         used = run["trained_with"]
