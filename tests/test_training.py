@@ -116,7 +116,20 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
     # Patience 0: no epoch can improve on the best one, so the run stops after its first epoch.
     assert main([*common, "--out", str(tmp_path / "mobile"), "--arch", "mobile", "--size", "32",
                  "--epochs", "3", "--patience", "0"]) == 0
-    assert json.loads((tmp_path / "mobile" / "state.json").read_text())["epoch"] == 1
+    mobile = tmp_path / "mobile"
+    assert json.loads((mobile / "state.json").read_text())["epoch"] == 1
+    # Resuming a run that stopped early only exports it again; with more patience it trains on.
+    assert main(["--out", str(mobile), "--resume"]) == 0
+    state = json.loads((mobile / "state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]) == 1 and state["stopped_early"]
+    assert main(["--out", str(mobile), "--resume", "--patience", "1"]) == 0
+    assert json.loads((mobile / "state.json").read_text())["epoch"] >= 2
+    # Without last.keras only a finished run can be resumed (exported); an unfinished one cannot.
+    (mobile / "last.keras").unlink()
+    state = json.loads((mobile / "state.json").read_text())
+    state.pop("stopped_early", None)
+    (mobile / "state.json").write_text(json.dumps({**state, "epoch": 1}))
+    assert main(["--out", str(mobile), "--resume"]) == 2
     # The paper trained a fixed number of epochs; its reproduction ignores early stopping.
     paper = tmp_path / "paper"
     assert main([*common, "--out", str(paper), "--arch", "paper", "--paper-recipe", "--size", "48",

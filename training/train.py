@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out: Path = args.out
     config_path = out / "config.json"
+    overrides: dict = {}
     if args.resume:
         if not config_path.exists():
             print(f"error: nothing to resume in {out} (no config.json)", file=sys.stderr)
@@ -116,7 +117,14 @@ def main(argv=None) -> int:
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
     last_path, best_path, state_path = out / "last.keras", out / "best.keras", out / "state.json"
     state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "history": []}
-    finished = args.resume and state_path.exists() and json.loads(state_path.read_text())["epoch"] >= args.epochs
+    saved_state = json.loads(state_path.read_text()) if args.resume and state_path.exists() else None
+    # A run that stopped early is finished too, unless it is given more patience.
+    finished = saved_state is not None and (saved_state["epoch"] >= args.epochs or (
+        saved_state.get("stopped_early", False) and "patience" not in overrides))
+    if saved_state is not None and not finished and not last_path.exists():
+        print(f"error: cannot resume {out}: last.keras is missing (only a finished run can be exported without it)",
+              file=sys.stderr)
+        return 2
     if finished:
         # Every epoch ran (perhaps on another machine, which sent back only best.keras,
         # averaged.keras and the records): only the averaging check and the export are left.
@@ -126,6 +134,7 @@ def main(argv=None) -> int:
     elif args.resume and last_path.exists():
         model = keras.models.load_model(last_path)
         state = json.loads(state_path.read_text())
+        state.pop("stopped_early", None)
         print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
     else:
         model = paper_cnn(args.size) if args.arch == "paper" else mobile_net(args.size, alpha=args.alpha)
@@ -166,7 +175,7 @@ def main(argv=None) -> int:
 
     val_x_float = x_val.astype(np.float32)
     history_fields = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_auc", "seconds"]
-    for epoch in range(state["epoch"] + 1, args.epochs + 1):
+    for epoch in range(state["epoch"] + 1, 1 if finished else args.epochs + 1):
         started = time.time()
         print(f"epoch {epoch}/{args.epochs}", file=sys.stderr)
         fit = model.fit(train_dataset(epoch), epochs=1, class_weight=class_weight if on_tensorflow else None,
@@ -195,6 +204,8 @@ def main(argv=None) -> int:
         # The paper trained a fixed 20 epochs; its reproduction does too.
         if not args.paper_recipe and epoch - state["best_epoch"] >= args.patience:
             print(f"early stop: no AUC gain for {args.patience} epochs", file=sys.stderr)
+            state["stopped_early"] = True
+            atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
             break
 
     best = keras.models.load_model(best_path)
@@ -351,8 +362,8 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: 
 def compiled_augmenter(augment):
     """``augment(images, training=True)`` as one call; under JAX compiled once.
 
-    Run eagerly, JAX dispatches each of the layers' many small operations on
-    its own, which costs more than the work. The layers' random-seed state is
+    Run eagerly, JAX would dispatch each of the layers' many small operations
+    on its own; compiled, a batch is one call. The layers' random-seed state is
     passed through the compiled function and written back, so every batch
     still gets fresh transforms.
     """
