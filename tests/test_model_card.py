@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
 
-from training.model_card import main, training_run_line
+from training.model_card import int8_loss_words, main, training_run_line
 
 
 def place(tiny_build, folder, name):
@@ -72,3 +72,8 @@ def test_the_training_run_line_says_which_weights_and_where_they_were_trained():
     assert "Keras 3.15.1 on jax (gpu: NVIDIA H200)" in line and line.endswith(".\n")
     averaged = training_run_line({"best_epoch": 9, "epochs_run": 10, "weights": "average of epochs 8-10"})
     assert averaged == "- Weights: average of epochs 8-10.\n"
+
+
+def test_int8_loss_is_worded_for_either_sign():
+    assert int8_loss_words(0.069) == "int8 loses 0.07 accuracy points against float32"
+    assert int8_loss_words(-0.069) == "int8 loses nothing: it is 0.07 accuracy points above float32 (rounding noise)"

@@ -44,6 +44,13 @@ def ci(pair) -> str:
 ROUNDS, REPEATS = 5, 60
 
 
+def int8_loss_words(points: float) -> str:
+    """'int8 loses 0.07 accuracy points against float32', or the gain when rounding went the other way."""
+    if points >= 0:
+        return f"int8 loses {points:.2f} accuracy points against float32"
+    return f"int8 loses nothing: it is {-points:.2f} accuracy points above float32 (rounding noise)"
+
+
 def training_run_line(run: dict) -> str:
     """A bullet saying which weights were exported and how they were trained ('' if unknown)."""
     if not run:
@@ -52,7 +59,7 @@ def training_run_line(run: dict) -> str:
                                      if "best_epoch" in run else "the best epoch by validation AUC")]
     if "initialised_from" in run:
         source = run["initialised_from"]
-        parts.append(f"a warm restart from the weights of an earlier from-scratch run "
+        parts.append(f"a warm restart from the weights of an earlier run of this trainer "
                      f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)")
     if "trained_with" in run:
         used = run["trained_with"]
@@ -231,8 +238,7 @@ benign lesions are referred than at the 0.5 (argmax) cut-off.
 
 ## Validation results ({vm['validation_images']} validation images, 95% Wilson intervals)
 
-- int8 AUC **{vm['int8']['auc']:.4f}** (float32 {vm['float32']['auc']:.4f}); int8 loses
-  {vm['int8_accuracy_loss_points']:.2f} accuracy points against float32.
+- int8 AUC **{vm['int8']['auc']:.4f}** (float32 {vm['float32']['auc']:.4f}); {int8_loss_words(vm['int8_accuracy_loss_points'])}.
 - At the threshold: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
   specificity {pct(vm['int8']['at_threshold']['specificity'])}{ci(vm['int8']['at_threshold'].get('specificity_ci95'))},
   accuracy {pct(vm['int8']['at_threshold']['accuracy'])}.
