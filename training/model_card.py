@@ -51,12 +51,20 @@ def int8_loss_words(points: float) -> str:
     return f"int8 loses nothing: it is {-points:.2f} accuracy points above float32 (rounding noise)"
 
 
+def exported_weights(run: dict) -> str:
+    """Which weights a training run exported, from the manifest's ``training_run`` record."""
+    if run.get("weights"):
+        return run["weights"]
+    if "best_epoch" in run:
+        return f"the best epoch by validation AUC ({run['best_epoch']} of {run['epochs_run']})"
+    return "the best epoch by validation AUC"
+
+
 def training_run_line(run: dict) -> str:
     """A bullet saying which weights were exported and how they were trained ('' if unknown)."""
     if not run:
         return ""
-    parts = [run.get("weights") or (f"the best epoch by validation AUC ({run['best_epoch']} of {run['epochs_run']})"
-                                     if "best_epoch" in run else "the best epoch by validation AUC")]
+    parts = [exported_weights(run)]
     if "initialised_from" in run:
         source = run["initialised_from"]
         parts.append(f"a warm restart from the weights of an earlier run of this trainer "
@@ -183,8 +191,7 @@ def main(argv=None) -> int:
                  f"{baseline.manifest.extra['validation_metrics']['float32']['file_bytes'] / size:.0f}x smaller than its float32 file.\n")
         bvm = baseline.manifest.extra["validation_metrics"]
         run = baseline.manifest.extra.get("source_export", {}).get("training_run") or {}
-        epochs = (f"the best epoch by validation AUC ({run['best_epoch']} of {run['epochs_run']})"
-                  if "best_epoch" in run else "the best epoch by validation AUC")
+        epochs = exported_weights(run)
         speed += (f"\n**The paper CNN as reproduced here** was trained as the paper describes (its architecture, "
                   f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and validated on the "
                   f"same split as the compact model; the weights kept are {epochs}. It reaches "

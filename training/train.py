@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     if finished:
         # Every epoch ran (perhaps on another machine, which sent back only best.keras,
         # averaged.keras and the records): only the averaging check and the export are left.
-        state = json.loads(state_path.read_text())
+        state = saved_state
         model = keras.models.load_model(best_path)
         print(f"all {state['epoch']} epochs done (best AUC {state['best_auc']:.4f}); exporting", file=sys.stderr)
     elif args.resume and last_path.exists():
@@ -208,7 +208,8 @@ def main(argv=None) -> int:
             atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
             break
 
-    best = keras.models.load_model(best_path)
+    best = model if finished else keras.models.load_model(best_path)  # finished: model is best.keras
+    probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
     for key in ("initialised_from", "trained_with"):
         if key in state:
@@ -224,21 +225,21 @@ def main(argv=None) -> int:
     if "averaged" in state and averaged_path.exists():
         # Scored again here, so a run trained under another backend is judged where it is exported.
         averaged = keras.models.load_model(averaged_path)
-        auc = roc_auc(y_val, averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
+        averaged_probs = averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
+        auc = roc_auc(y_val, averaged_probs)
         first, last = state["averaged"]["epochs"]
         print(f"average of epochs {first}-{last}: validation AUC {auc:.4f} (best single epoch {state['best_auc']:.4f})",
               file=sys.stderr)
         state["averaged"]["val_auc"] = auc
         atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
-        best_auc = roc_auc(y_val, best.predict(val_x_float, batch_size=128, verbose=0)[:, 1])
+        best_auc = roc_auc(y_val, probs)
         if auc > best_auc:
-            best = averaged
+            best, probs = averaged, averaged_probs
             chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {best_auc:.4f})"
     if not on_tensorflow:
         print(f"trained under {keras.backend.backend()}; export with TensorFlow: "
               f"python -m training.train --out {out} --resume", file=sys.stderr)
         return 0
-    probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
     training_data = {
         "source": "Kaggle 'Melanoma Skin Cancer Dataset of 10000 Images', training split (ISIC-derived dermoscopy)",
