@@ -1,0 +1,103 @@
+"""Recovering a trainable Keras model from the shipped int8 model (training.recover)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT, write_drawn_images
+
+SHIPPED = REPO_ROOT / "models" / "melanoma_int8.tflite"
+
+pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) builds Keras models")
+
+
+def drawn_preprocessed(seeds, size: int) -> np.ndarray:
+    from kiosk.synthetic import random_lesion
+    from kiosk.vision.preprocess import DEFAULT_RECIPE, preprocess
+
+    return np.stack([preprocess(random_lesion(seed, width=320, height=240), size=size, recipe=DEFAULT_RECIPE)
+                     for seed in seeds])
+
+
+@pytest.fixture(scope="module")
+def recovered():
+    from training.recover import recover
+
+    statistics_images = drawn_preprocessed(range(40), 160)
+    return recover(SHIPPED, statistics_images), statistics_images
+
+
+def test_the_recovered_float_model_predicts_what_the_int8_model_does(recovered):
+    from kiosk.model import Model
+
+    model, _ = recovered
+    images = drawn_preprocessed(range(500, 530), 160)
+    int8 = np.array([Model.load(SHIPPED).malignant_probability(image) for image in images])
+    recovered_probs = model.predict(images.astype(np.float32), verbose=0)[:, 1]
+    # Only int8 rounding separates them (the output alone is quantised in steps of 1/256).
+    assert np.mean(np.abs(recovered_probs - int8)) < 0.02
+    assert np.max(np.abs(recovered_probs - int8)) < 0.08
+    assert np.std(int8) > 0.02  # the images really were scored differently, so agreement means something
+
+
+def test_batchnorm_statistics_are_those_of_the_statistics_images(recovered):
+    """Training mode over exactly those images normalises with exactly those statistics: same output."""
+    import keras
+
+    model, images = recovered
+    backbone = next(layer for layer in model.layers if hasattr(layer, "layers"))
+    scaled = model.get_layer("rescaling")(images.astype(np.float32))
+    inference = np.asarray(backbone(scaled, training=False))
+    training = np.asarray(backbone(scaled, training=True))
+    assert np.allclose(training, inference, atol=0.02 * np.abs(inference).mean())
+    # A BatchNorm left as a plain identity would not pass: batch statistics would rescale it.
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(np.any(np.asarray(n.moving_variance) != 1.0 - n.epsilon) for n in norms)
+
+
+def test_the_trainer_accepts_it_for_a_warm_restart(recovered, tmp_path):
+    from training.models import mobile_net
+    from training.train import load_initial_weights
+
+    model, _ = recovered
+    path = tmp_path / "recovered.keras"
+    model.save(path)
+    assert load_initial_weights(mobile_net(160, alpha=0.5), path) is None
+    assert "different architecture" in load_initial_weights(mobile_net(160, alpha=0.35), path)
+
+
+def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from training.recover import main
+
+    data = tmp_path / "data"
+    write_drawn_images(data / "benign", range(0, 12), width=200, height=200)
+    write_drawn_images(data / "malignant", range(100, 112), width=200, height=200)
+    common = ["--data", str(data), "--cache", str(tmp_path / "cache"), "--images", "16"]
+    out = tmp_path / "out" / "recovered.keras"
+    assert main([str(SHIPPED), "--out", str(out), *common]) == 0
+    assert out.is_file() and not list(out.parent.glob(".*tmp*"))
+    assert "recovered float AUC" in capsys.readouterr().err
+
+    # A manifest naming another architecture: the kernels do not fit.
+    wrong = tmp_path / "wrong" / "model.tflite"
+    wrong.parent.mkdir()
+    shutil.copy(SHIPPED, wrong)
+    manifest = json.loads(SHIPPED.with_suffix(".json").read_text())
+    wrong.with_suffix(".json").write_text(json.dumps({**manifest, "architecture": "mobilenetv2_0.35_160"}))
+    # Not a TFLite model at all, and a model without a manifest.
+    garbage = tmp_path / "garbage" / "model.tflite"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"not a flatbuffer" * 100)
+    garbage.with_suffix(".json").write_text(json.dumps(manifest))
+    lonely = tmp_path / "lonely.tflite"
+    shutil.copy(SHIPPED, lonely)
+    for model, words in ((wrong, "kernel"), (garbage, "not a TFLite model"), (lonely, "no readable manifest")):
+        target = tmp_path / f"{model.parent.name}-{model.stem}.keras"
+        assert main([str(model), "--out", str(target), *common]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("error: ") and words in err[-1] and "Traceback" not in "\n".join(err)
+        assert not target.exists()
