@@ -118,6 +118,11 @@ def test_the_training_run_line_says_which_weights_and_where_they_were_trained():
     assert line.startswith("- Weights: the best epoch by validation AUC (44 of 44)")
     assert "warm restart" in line and "runs/a/best.keras" in line and "386a045acf22" in line
     assert "Keras 3.15.1 on jax (gpu: NVIDIA H200)" in line and line.endswith(".\n")
+    recovered = training_run_line({"best_epoch": 20, "epochs_run": 32, "initialised_from": {
+        "path": "runs/recovered.keras", "sha256": "aa" * 32,
+        "recovered_from": {"path": "models/melanoma_int8.tflite", "sha256": "3addf04ea81c1ffa"}}})
+    assert "a warm restart from the earlier shipped int8 model (models/melanoma_int8.tflite, sha256 3addf04ea81c…)" \
+        in recovered and "training.recover" in recovered and "earlier run of this trainer" not in recovered
     averaged = training_run_line({"best_epoch": 9, "epochs_run": 10, "weights": "average of epochs 8-10"})
     assert averaged == "- Weights: average of epochs 8-10.\n"
 

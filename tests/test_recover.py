@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -81,12 +82,24 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     assert main([str(SHIPPED), "--out", str(out), *common]) == 0
     assert out.is_file() and not list(out.parent.glob(".*tmp*"))
     assert "recovered float AUC" in capsys.readouterr().err
+    # The record beside it names the int8 model, for the trainer's --init to carry into the export.
+    record = json.loads(out.with_suffix(".json").read_text())
+    manifest = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert record == {"recovered_from": {"path": str(SHIPPED), "sha256": manifest["sha256"]},
+                      "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    from training.train import initial_weights_record
+
+    assert initial_weights_record(out)["recovered_from"] == record["recovered_from"]
+    # A model changed since (another file at that path) does not inherit the record.
+    other = {"path": str(out), "sha256": "0" * 64}
+    assert initial_weights_record(out, known=other) == other
+    assert main([str(SHIPPED), "--out", str(tmp_path / "no-suffix"), *common]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out must name a .keras file, not {tmp_path / 'no-suffix'}"
 
     # A manifest naming another architecture: the kernels do not fit.
     wrong = tmp_path / "wrong" / "model.tflite"
     wrong.parent.mkdir()
     shutil.copy(SHIPPED, wrong)
-    manifest = json.loads(SHIPPED.with_suffix(".json").read_text())
     wrong.with_suffix(".json").write_text(json.dumps({**manifest, "architecture": "mobilenetv2_0.35_160"}))
     # Not a TFLite model at all, and a model without a manifest.
     garbage = tmp_path / "garbage" / "model.tflite"

@@ -68,7 +68,11 @@ def training_run_line(run: dict) -> str:
     if not run:
         return ""
     parts = [exported_weights(run)]
-    if "initialised_from" in run:
+    if "recovered_from" in run.get("initialised_from", {}):
+        source = run["initialised_from"]["recovered_from"]
+        parts.append(f"a warm restart from the earlier shipped int8 model ({source.get('path')}, sha256 "
+                     f"{source.get('sha256', '?')[:12]}…), its weights dequantised and BatchNorms unfolded by training.recover")
+    elif "initialised_from" in run:
         source = run["initialised_from"]
         parts.append(f"a warm restart from the weights of an earlier run of this trainer "
                      f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)")

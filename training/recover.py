@@ -21,6 +21,7 @@ rounding of every weight, so it is fine-tuned (``--init``) before it ships.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from kiosk.manifest import manifest_path_for
+from kiosk.storage import atomic_write_bytes
 
 from .data import DEFAULT_DATA, REPO_ROOT, list_samples, preprocessed_arrays, split_samples
 
@@ -199,6 +201,9 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.out.suffix != ".keras":
+        print(f"error: --out must name a .keras file, not {args.out}", file=sys.stderr)
+        return 2
     try:
         manifest = json.loads(manifest_path_for(args.model).read_text())
         size, recipe = int(manifest["input"]["height"]), manifest["preprocessing_recipe"]
@@ -221,8 +226,18 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(tmp)
     os.replace(tmp, args.out)
+    write_recovery_record(args.out, args.model, manifest["sha256"])
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def write_recovery_record(keras_path: Path, model_path: Path, model_sha256: str) -> Path:
+    """``NAME.json`` beside the recovered model: which int8 model it came from (the trainer's --init records it)."""
+    record = {"recovered_from": {"path": str(model_path), "sha256": model_sha256},
+              "sha256": hashlib.sha256(keras_path.read_bytes()).hexdigest()}
+    path = keras_path.with_suffix(".json")
+    atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+    return path
 
 
 def report_agreement(model, model_path: Path, images: np.ndarray, labels: np.ndarray) -> None:

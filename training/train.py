@@ -143,8 +143,7 @@ def main(argv=None) -> int:
             if problem:
                 print(f"error: --init {args.init}: {problem}", file=sys.stderr)
                 return 2
-            state["initialised_from"] = {"path": str(args.init),
-                                         "sha256": hashlib.sha256(Path(args.init).read_bytes()).hexdigest()}
+            state["initialised_from"] = initial_weights_record(Path(args.init))
         if args.paper_recipe:
             optimizer = keras.optimizers.Adam(1e-3)
         else:
@@ -214,6 +213,9 @@ def main(argv=None) -> int:
     for key in ("initialised_from", "trained_with"):
         if key in state:
             chosen[key] = state[key]
+    if "initialised_from" in chosen:  # a run started before its recovery record was written
+        chosen["initialised_from"] = initial_weights_record(Path(chosen["initialised_from"]["path"]),
+                                                            known=chosen["initialised_from"])
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
     averaged_path = out / "averaged.keras"
     if len(snapshots) >= 2:
@@ -407,6 +409,22 @@ def load_initial_weights(model, path: Path) -> str | None:
                 f"from this run's ({model.name}, input {tuple(model.input_shape[1:])})")
     model.set_weights(source.get_weights())
     return None
+
+
+def initial_weights_record(path: Path, *, known: dict | None = None) -> dict:
+    """``{"path", "sha256"}`` of an ``--init`` model, plus ``recovered_from`` when training.recover made it.
+
+    The recovery record beside the model (``NAME.json``) counts only while its
+    hash matches the model the run started from.
+    """
+    record = dict(known) if known else {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    try:
+        recovery = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return record
+    if isinstance(recovery, dict) and recovery.get("sha256") == record["sha256"] and "recovered_from" in recovery:
+        record["recovered_from"] = recovery["recovered_from"]
+    return record
 
 
 def average_weights(model, snapshots: list[Path]):
