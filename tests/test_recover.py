@@ -51,7 +51,8 @@ def test_batchnorm_statistics_are_those_of_the_statistics_images(recovered):
 
     model, images = recovered
     backbone = next(layer for layer in model.layers if hasattr(layer, "layers"))
-    scaled = model.get_layer("rescaling")(images.astype(np.float32))
+    rescaling = next(layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling))
+    scaled = rescaling(images.astype(np.float32))
     inference = np.asarray(backbone(scaled, training=False))
     training = np.asarray(backbone(scaled, training=True))
     assert np.allclose(training, inference, atol=0.02 * np.abs(inference).mean())

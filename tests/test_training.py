@@ -108,7 +108,7 @@ def test_training_resumes_and_exports(dataset, tmp_path):
         s.path.split("/")[1] for s in val if s.label == 1)
 
 
-def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_path):
+def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_path, capsys):
     pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
     from training.train import main
 
@@ -130,6 +130,13 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
     state.pop("stopped_early", None)
     (mobile / "state.json").write_text(json.dumps({**state, "epoch": 1}))
     assert main(["--out", str(mobile), "--resume"]) == 2
+    # Nor can a run with last.keras but no state.json: which epoch it reached is unknown.
+    shutil.copy(mobile / "best.keras", mobile / "last.keras")
+    (mobile / "state.json").unlink()
+    capsys.readouterr()
+    assert main(["--out", str(mobile), "--resume"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: cannot resume {mobile}: state.json is missing beside last.keras"
     # The paper trained a fixed number of epochs; its reproduction ignores early stopping.
     paper = tmp_path / "paper"
     assert main([*common, "--out", str(paper), "--arch", "paper", "--paper-recipe", "--size", "48",

@@ -125,6 +125,9 @@ def main(argv=None) -> int:
         print(f"error: cannot resume {out}: last.keras is missing (only a finished run can be exported without it)",
               file=sys.stderr)
         return 2
+    if args.resume and saved_state is None and last_path.exists():
+        print(f"error: cannot resume {out}: state.json is missing beside last.keras", file=sys.stderr)
+        return 2
     if finished:
         # Every epoch ran (perhaps on another machine, which sent back only best.keras,
         # averaged.keras and the records): only the averaging check and the export are left.
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
         print(f"all {state['epoch']} epochs done (best AUC {state['best_auc']:.4f}); exporting", file=sys.stderr)
     elif args.resume and last_path.exists():
         model = keras.models.load_model(last_path)
-        state = json.loads(state_path.read_text())
+        state = saved_state
         state.pop("stopped_early", None)
         print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
     else:
