@@ -61,6 +61,13 @@ def test_batchnorm_statistics_are_those_of_the_statistics_images(recovered):
     assert norms and all(np.any(np.asarray(n.moving_variance) != 1.0 - n.epsilon) for n in norms)
 
 
+def test_batchnorm_statistics_need_images():
+    from training.recover import RecoveryError, recover
+
+    with pytest.raises(RecoveryError, match="BatchNorm layers: their statistics need training images"):
+        recover(SHIPPED, np.empty((0, 160, 160, 3), np.uint8))
+
+
 def test_the_trainer_accepts_it_for_a_warm_restart(recovered, tmp_path):
     from training.models import mobile_net
     from training.train import load_initial_weights

@@ -146,6 +146,8 @@ def recover(model_path: Path, images: np.ndarray, *, batch_size: int = 64):
         if layer.use_bias:
             layer.set_weights([kernel, bias])
             continue
+        if norm is None:
+            raise RecoveryError(f"layer {layer.name} has neither a bias nor a BatchNorm to hold the folded bias")
         layer.set_weights([kernel])
         # Identity plus the folded bias until the statistics are known: var = 1 - eps makes the divisor 1.
         norm.set_weights([np.ones_like(bias), bias, np.zeros_like(bias), np.full_like(bias, 1.0 - norm.epsilon)])
@@ -164,6 +166,8 @@ def _unfold_batchnorm(model, pairs, images: np.ndarray, batch_size: int) -> None
 
     if not pairs:
         return
+    if not len(images):
+        raise RecoveryError(f"{model.name} has BatchNorm layers: their statistics need training images")
     # The BatchNorms sit in the nested backbone; the layers before it (the input scaling) run first.
     owner = next(layer for layer in model.layers if hasattr(layer, "layers"))
     before = model.layers[:model.layers.index(owner)]
