@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
 
-from training.model_card import int8_loss_words, main, training_run_line
+from training.model_card import cpu_name, int8_loss_words, main, training_run_line
 
 
 def place(tiny_build, folder, name):
@@ -130,3 +130,15 @@ def test_the_training_run_line_says_which_weights_and_where_they_were_trained():
 def test_int8_loss_is_worded_for_either_sign():
     assert int8_loss_words(0.069) == "int8 loses 0.07 accuracy points against float32"
     assert int8_loss_words(-0.069) == "int8 loses nothing: it is 0.07 accuracy points above float32 (rounding noise)"
+
+
+def test_the_card_names_the_cpu_its_timings_come_from(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+                   "model name\t: AMD EPYC 7B13\n\nprocessor\t: 1\n")
+    assert cpu_name(x86) == "AMD EPYC 7B13"
+    pi = tmp_path / "pi"
+    pi.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nRevision\t: c03114\n"
+                  "Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    assert cpu_name(pi) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert cpu_name(tmp_path / "missing")  # never empty: falls back to what platform knows

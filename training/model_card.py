@@ -96,6 +96,21 @@ def interleaved_ms(models: dict[str, Model]) -> dict[str, float]:
     return {name: min(values) for name, values in rounds.items()}
 
 
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name (timings differ by more than the ratios between models across CPUs)."""
+    try:
+        fields = [tuple(part.strip() for part in line.partition(":")[::2])
+                  for line in cpuinfo.read_text(errors="replace").splitlines()]
+    except OSError:
+        fields = []
+    # x86 says "model name" (its "model" is a number); a Raspberry Pi says "Model".
+    for wanted in ("model name", "model"):
+        for key, value in fields:
+            if key.lower() == wanted and value and not value.isdigit():
+                return value
+    return platform.processor() or "CPU"
+
+
 def row(name: str, model: Model, ms: float) -> str:
     vm = model.manifest.extra["validation_metrics"]["int8"]
     at, arg = vm["at_threshold"], vm["argmax"]
@@ -290,7 +305,7 @@ sensitivity on new data. Independent evaluation on the held-back test split is p
 {chr(10).join(table)}
 {speed}
 Inference: the lowest of {ROUNDS} medians of {REPEATS} runs each, the models taking turns, through
-`kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({platform.processor() or 'CPU'}), measured {date.today().isoformat()} while
+`kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({cpu_name()}), measured {date.today().isoformat()} while
 writing this card.{float32_from} The paper's numbers are as published (its own test protocol); ours are on our
 validation split.
 """
