@@ -98,9 +98,9 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     from training.train import initial_weights_record
 
     assert initial_weights_record(out)["recovered_from"] == record["recovered_from"]
-    # A model changed since (another file at that path) does not inherit the record.
-    other = {"path": str(out), "sha256": "0" * 64}
-    assert initial_weights_record(out, known=other) == other
+    # A record that no longer matches the model beside it (the model was replaced) is not inherited.
+    out.with_suffix(".json").write_text(json.dumps({**record, "sha256": "0" * 64}))
+    assert initial_weights_record(out) == {"path": str(out), "sha256": record["sha256"]}
     assert main([str(SHIPPED), "--out", str(tmp_path / "no-suffix"), *common]) == 2
     assert capsys.readouterr().err.strip() == f"error: --out must name a .keras file, not {tmp_path / 'no-suffix'}"
 
@@ -113,10 +113,17 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     garbage = tmp_path / "garbage" / "model.tflite"
     garbage.parent.mkdir()
     garbage.write_bytes(b"not a flatbuffer" * 100)
-    garbage.with_suffix(".json").write_text(json.dumps(manifest))
+    garbage.with_suffix(".json").write_text(json.dumps(
+        {**manifest, "sha256": hashlib.sha256(garbage.read_bytes()).hexdigest()}))
+    # A model file changed after its manifest was written.
+    tampered = tmp_path / "tampered" / "model.tflite"
+    tampered.parent.mkdir()
+    tampered.write_bytes(SHIPPED.read_bytes() + b"\0")
+    tampered.with_suffix(".json").write_text(json.dumps(manifest))
     lonely = tmp_path / "lonely.tflite"
     shutil.copy(SHIPPED, lonely)
-    for model, words in ((wrong, "kernel"), (garbage, "not a TFLite model"), (lonely, "no readable manifest")):
+    for model, words in ((wrong, "kernel"), (garbage, "not a TFLite model"),
+                         (tampered, "does not match the sha256 in its manifest"), (lonely, "no readable manifest")):
         target = tmp_path / f"{model.parent.name}-{model.stem}.keras"
         assert main([str(model), "--out", str(target), *common]) == 2
         err = capsys.readouterr().err.strip().splitlines()

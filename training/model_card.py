@@ -30,7 +30,7 @@ from .convert import (
     model_from_bytes,
     read_export,
 )
-from .recover import RecoveryError
+from .recover import RecoveryError, recover
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER = {"accuracy": 0.9208, "precision": 0.9160, "recall": 0.9336, "size_mb": 73.5, "params": 19_264_322}
@@ -154,8 +154,6 @@ def paper_float32_model(baseline: Model, export_dir: Path | None, workdir: Path)
         read_export(export_dir)
         saved_model = export_dir / "saved_model"
     else:
-        from .recover import recover
-
         size = baseline.manifest.input_height
         rebuilt = recover(baseline.path, np.empty((0, size, size, 3), np.uint8))  # no BatchNorm: no images needed
         saved_model = workdir / "saved_model"

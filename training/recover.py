@@ -131,6 +131,8 @@ def recover(model_path: Path, images: np.ndarray, *, batch_size: int = 64):
         raise RecoveryError(f"cannot read {model_path} and its manifest ({exc.__class__.__name__})") from None
     if "architecture" not in manifest:
         raise RecoveryError(f"{manifest_path_for(model_path)} names no architecture")
+    if hashlib.sha256(content).hexdigest() != manifest.get("sha256"):
+        raise RecoveryError(f"{model_path} does not match the sha256 in its manifest")
     model = architecture_from_name(manifest["architecture"], int(manifest["input"]["height"]))
     source = int8_weights(content)
     targets = _weighted_layers(model)
@@ -210,7 +212,7 @@ def main(argv=None) -> int:
         return 2
     try:
         manifest = json.loads(manifest_path_for(args.model).read_text())
-        size, recipe = int(manifest["input"]["height"]), manifest["preprocessing_recipe"]
+        size, recipe, model_sha256 = int(manifest["input"]["height"]), manifest["preprocessing_recipe"], manifest["sha256"]
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {args.model}: no readable manifest ({exc.__class__.__name__})", file=sys.stderr)
         return 2
@@ -230,7 +232,7 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(tmp)
     os.replace(tmp, args.out)
-    write_recovery_record(args.out, args.model, manifest["sha256"])
+    write_recovery_record(args.out, args.model, model_sha256)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -216,9 +216,6 @@ def main(argv=None) -> int:
     for key in ("initialised_from", "trained_with"):
         if key in state:
             chosen[key] = state[key]
-    if "initialised_from" in chosen:  # a run started before its recovery record was written
-        chosen["initialised_from"] = initial_weights_record(Path(chosen["initialised_from"]["path"]),
-                                                            known=chosen["initialised_from"])
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
     averaged_path = out / "averaged.keras"
     if len(snapshots) >= 2:
@@ -414,13 +411,13 @@ def load_initial_weights(model, path: Path) -> str | None:
     return None
 
 
-def initial_weights_record(path: Path, *, known: dict | None = None) -> dict:
+def initial_weights_record(path: Path) -> dict:
     """``{"path", "sha256"}`` of an ``--init`` model, plus ``recovered_from`` when training.recover made it.
 
     The recovery record beside the model (``NAME.json``) counts only while its
-    hash matches the model the run started from.
+    hash matches the model's.
     """
-    record = dict(known) if known else {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    record = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     try:
         recovery = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
