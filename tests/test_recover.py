@@ -54,11 +54,25 @@ def test_batchnorm_statistics_are_those_of_the_statistics_images(recovered):
     rescaling = next(layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling))
     scaled = rescaling(images.astype(np.float32))
     inference = np.asarray(backbone(scaled, training=False))
+    weights = model.get_weights()
     training = np.asarray(backbone(scaled, training=True))
+    model.set_weights(weights)  # a training-mode call moves the statistics; the fixture is shared
     assert np.allclose(training, inference, atol=0.02 * np.abs(inference).mean())
     # A BatchNorm left as a plain identity would not pass: batch statistics would rescale it.
     norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(np.any(np.asarray(n.moving_variance) != 1.0 - n.epsilon) for n in norms)
+
+
+def test_the_agreement_report_leaves_the_model_as_it_was(recovered, capsys):
+    from training.recover import report_agreement
+
+    model, _ = recovered
+    images = drawn_preprocessed(range(600, 616), 160)
+    weights = model.get_weights()
+    report_agreement(model, SHIPPED, images, np.arange(16) % 2)
+    assert "recovered float AUC" in capsys.readouterr().err
+    # Its training-mode pass must not leave validation statistics in the model that is saved.
+    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights()))
 
 
 def test_batchnorm_statistics_need_images():

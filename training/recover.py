@@ -11,8 +11,8 @@ normalises with batch statistics, starts from nearly the same function instead
 of a scrambled one.
 
     python -m training.recover models/melanoma_int8.tflite --out runs/recovered.keras
-    python -m training.train --arch mobile --alpha 0.5 --size 160 --lr 5e-4 \\
-        --init runs/recovered.keras --out runs/r160
+    python -m training.train --arch mobile --alpha 0.5 --size 160 --lr 0.0004 --epochs 32 \\
+        --patience 40 --init runs/recovered.keras --out runs/r160
 
 The recovered model is a starting point, not an export: it carries the int8
 rounding of every weight, so it is fine-tuned (``--init``) before it ships.
@@ -34,6 +34,7 @@ from kiosk.manifest import manifest_path_for
 from kiosk.storage import atomic_write_bytes
 
 from .data import DEFAULT_DATA, REPO_ROOT, list_samples, preprocessed_arrays, split_samples
+from .train import save_model_atomic
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -228,10 +229,8 @@ def main(argv=None) -> int:
         return 2
     x_val, y_val = preprocessed_arrays(args.data, val, size=size, recipe=recipe, cache_dir=args.cache)
     report_agreement(model, args.model, x_val, y_val)
-    tmp = args.out.with_name(f".{args.out.stem}.tmp.keras")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(tmp)
-    os.replace(tmp, args.out)
+    save_model_atomic(model, args.out)
     write_recovery_record(args.out, args.model, model_sha256)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -256,11 +255,15 @@ def report_agreement(model, model_path: Path, images: np.ndarray, labels: np.nda
     float_probs = model.predict(images.astype(np.float32), batch_size=128, verbose=0)[:, 1]
     # Training mode normalises with batch statistics: batches must be mixed like training batches
     # (the validation list is sorted by class, and a one-class batch shifts every statistic).
+    # A training-mode call also moves the BatchNorm statistics: put them back, so nothing of the
+    # validation images stays in the model that is saved.
     order = np.random.default_rng(0).permutation(len(images))
     train_mode = np.empty(len(images), np.float32)
+    weights = model.get_weights()
     for start in range(0, len(images), 64):
         picked = order[start:start + 64]
         train_mode[picked] = np.asarray(model(images[picked].astype(np.float32), training=True))[:, 1]
+    model.set_weights(weights)
     print(f"validation ({len(images)} images): int8 AUC {roc_auc(labels, int8_probs):.4f}, "
           f"recovered float AUC {roc_auc(labels, float_probs):.4f} (training mode {roc_auc(labels, train_mode):.4f}), "
           f"mean |difference| {np.mean(np.abs(float_probs - int8_probs)):.4f}", file=sys.stderr)
