@@ -285,9 +285,12 @@ class Settings:
 # --- the generic checker -----------------------------------------------------
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+# Typed by hand: functools.cache wants Hashable arguments, which a frozen dataclass's class is not to mypy.
+_hints: Callable[[type], dict[str, Any]] = functools.cache(_type_hints)
 
 
 def _sections() -> dict[str, type[_Section]]:
@@ -317,6 +320,7 @@ def _show(value: Any) -> str:
 def _expectation(f: dataclasses.Field[Any], base: Any, optional: bool) -> str:
     """Words for what a field accepts, e.g. 'an integer from 1 to 8'."""
     meta = f.metadata
+    words: str
     if meta.get("expect"):
         words = meta["expect"]
     elif typing.get_origin(base) is Literal:

@@ -131,7 +131,7 @@ def run_server(
         with Station(screener=screener, camera_factory=lambda: open_camera(spec, log=log), records=records,
                      log=log) as station:
             app = create_app(settings=settings, station=station)
-            socket_map: dict = {}
+            socket_map: dict[int, Any] = {}
             try:
                 server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
                                        ident="kiosk", clear_untrusted_proxy_headers=True)

@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def binary_metrics(labels: Sequence[int], scores: Sequence[float], *, threshold: float) -> dict:
+def binary_metrics(labels: Sequence[int], scores: Sequence[float], *, threshold: float) -> dict[str, Any]:
     """Accuracy, sensitivity, specificity, precision and F1 when ``score >= threshold`` means refer."""
     y = np.asarray(labels, dtype=bool)
     pred = np.asarray(scores, dtype=np.float64) >= threshold

@@ -152,7 +152,8 @@ def _crypto() -> Any:
 
 def _public_raw(public_key: Any) -> bytes:
     serialization, _ = _crypto()
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw: bytes = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw
 
 
 def key_id(public_key: Any) -> str:
@@ -357,7 +358,7 @@ def _verified_contents(members: Mapping[str, bytes], public_key: Any, where: str
             raise UpdateError("update_other_key", path=where, key_id=signer, ours=ours) from None
         raise UpdateError("update_bad_signature", path=where, detail="signature") from None
     try:
-        contents = json.loads(members[CONTENTS])
+        contents: dict[str, Any] = json.loads(members[CONTENTS])
         listed = contents["members"]
         for name in SIGNED_MEMBERS:
             entry = listed[name]
@@ -390,7 +391,7 @@ def _check_target(contents: Mapping[str, Any], members: Mapping[str, bytes], whe
 
 def _selftest_doc(members: Mapping[str, bytes], manifest: ModelManifest, where: str) -> dict[str, Any]:
     try:
-        doc = json.loads(members[SELFTEST])
+        doc: dict[str, Any] = json.loads(members[SELFTEST])
         ok = (isinstance(doc, dict) and doc.get("format") == SELFTEST_FORMAT
               and isinstance(doc.get("malignant_probabilities"), list)
               and all(isinstance(v, (int, float)) for v in doc["malignant_probabilities"]))

@@ -22,6 +22,8 @@ the model alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -106,7 +108,7 @@ def diameter_pixels(mask: np.ndarray) -> float:
     return float(d.max())
 
 
-def lesion_features(image: np.ndarray, lesion: Lesion, *, mm_per_pixel: float | None = None) -> dict:
+def lesion_features(image: np.ndarray, lesion: Lesion, *, mm_per_pixel: float | None = None) -> dict[str, Any]:
     """The ABCD features of ``lesion`` in the RGB uint8 ``image`` (empty dict when none was found).
 
     Known limit: the colour references are absolute, so on very dark skin
