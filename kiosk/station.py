@@ -599,7 +599,8 @@ class Station:
         try:
             while not self._closing.is_set():
                 with self._frames:
-                    self._frames.wait_for(lambda: self._frame_seq != seen or self._closing.is_set(), timeout=keepalive)
+                    self._frames.wait_for(lambda: self._frame_seq != seen or self._closing.is_set(),  # noqa: B023 - called here
+                                         timeout=keepalive)
                     if self._closing.is_set():
                         return
                     frame, seen = self._frame, self._frame_seq

@@ -199,7 +199,7 @@ def _lesion_palette(rng: np.random.Generator, tone: np.ndarray, lesion_colour: R
         tone * np.asarray(_RED, np.float32),
     ]
     jitter = rng.uniform(0.9, 1.1, (4, 1)).astype(np.float32)
-    palette = [c * j for c, j in zip(palette, jitter)]
+    palette = [c * j for c, j in zip(palette, jitter, strict=True)]
     if lesion_colour is not None:
         palette[0] = np.asarray(lesion_colour, np.float32)
     return palette

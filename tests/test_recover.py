@@ -72,7 +72,7 @@ def test_the_agreement_report_leaves_the_model_as_it_was(recovered, capsys):
     report_agreement(model, SHIPPED, images, np.arange(16) % 2)
     assert "recovered float AUC" in capsys.readouterr().err
     # Its training-mode pass must not leave validation statistics in the model that is saved.
-    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights()))
+    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights(), strict=True))
 
 
 def test_batchnorm_statistics_need_images():

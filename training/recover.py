@@ -139,7 +139,7 @@ def recover(model_path: Path, images: np.ndarray, *, batch_size: int = 64):
     targets = _weighted_layers(model)
     if len(source) != len(targets):
         raise RecoveryError(f"{model_path} has {len(source)} weighted layers, {model.name} has {len(targets)}")
-    for (op, kernel, bias), (layer, norm) in zip(source, targets):
+    for (op, kernel, bias), (layer, norm) in zip(source, targets, strict=True):
         kernel = _keras_kernel(op, kernel)
         if tuple(layer.kernel.shape) != kernel.shape:
             raise RecoveryError(f"layer {layer.name}: kernel {kernel.shape} in the int8 model, "

@@ -93,7 +93,7 @@ def colours_present(work_rgb: np.ndarray, mask: np.ndarray) -> list[str]:
     refs = np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.float32)
     nearest = np.argmin(((lab[:, None, :] - refs[None]) ** 2).sum(-1), axis=1)
     shares = np.bincount(nearest, minlength=len(names)) / lab.shape[0]
-    return [n for n, share in zip(names, shares) if share >= MIN_COLOUR_SHARE]
+    return [n for n, share in zip(names, shares, strict=True) if share >= MIN_COLOUR_SHARE]
 
 
 def diameter_pixels(mask: np.ndarray) -> float:
