@@ -79,9 +79,9 @@ def test_bad_setting_names_the_key(tiny_model_path, photos):
     assert r.returncode == 2 and "model.threads" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_evaluate_json_and_predictions(tiny_build, tmp_path):
+def test_evaluate_json_and_predictions(tiny_model_path, tiny_validation, tmp_path):
     csv_path = tmp_path / "preds.csv"
-    r = kiosk("evaluate", tiny_build["validation"], "--json", "--predictions", csv_path, model=tiny_build["model"])
+    r = kiosk("evaluate", tiny_validation, "--json", "--predictions", csv_path, model=tiny_model_path)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert EVALUATE_KEYS <= set(report)
@@ -89,7 +89,7 @@ def test_evaluate_json_and_predictions(tiny_build, tmp_path):
     assert set(report["confusion"]) == {"tp", "fp", "tn", "fn"} and sum(report["confusion"].values()) == 40
     assert set(report["argmax"]) == {"accuracy", "sensitivity", "specificity", "precision", "f1"}
     # Same images, same preprocessing, same model: the AUC the build recorded.
-    recorded = json.loads(tiny_build["model"].with_suffix(".json").read_text())["validation_metrics"]["int8"]["auc"]
+    recorded = json.loads(tiny_model_path.with_suffix(".json").read_text())["validation_metrics"]["int8"]["auc"]
     assert report["auc"] == pytest.approx(recorded, abs=1e-9)
     with csv_path.open() as f:
         rows = list(csv.DictReader(f))

@@ -13,7 +13,8 @@ from tests.conftest import REPO_ROOT, write_drawn_images
 
 SHIPPED = REPO_ROOT / "models" / "melanoma_int8.tflite"
 
-pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) builds Keras models")
+pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
+pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) builds Keras models")
 
 
 def drawn_preprocessed(seeds, size: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from kiosk.records import PatientInfo
 from kiosk.station import Station, backoff_delay
 from kiosk.synthetic import random_lesion
 from kiosk.vision.loader import load_image
-from tests.web_conftest import FAST_RETRY, Rig, rig, records, station, wait_until  # noqa: F401 - fixtures
+from tests.web_conftest import FAST_RETRY, wait_until
 
 
 def png_of(image) -> bytes:

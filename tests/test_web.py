@@ -13,8 +13,7 @@ import pytest
 from kiosk.synthetic import draw_skin, random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import TRANSLATIONS_DIR
-from tests.web_conftest import (FACILITY, FAST_RETRY, PIN, app, client, clock, csrf_of, make_settings,  # noqa: F401
-                                records, rig, settings, station, wait_until)
+from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, wait_until
 
 SCREEN_KEYS = {"image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
                "model_sha256", "timings_ms"}
