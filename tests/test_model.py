@@ -23,10 +23,9 @@ def model_copy(tiny_model_path, tmp_path):
 
 def test_loads_verifies_and_predicts_probabilities(model):
     image = np.full((model.input_size, model.input_size, 3), 128, np.uint8)
-    probs = model.probabilities(image)
-    assert probs.shape == (2,)
-    assert abs(float(probs.sum()) - 1.0) < 1e-6
-    assert 0.0 <= model.malignant_probability(image) <= 1.0
+    # A flat grey image tells the tiny model nothing: both classes get 128/256, exactly.
+    assert model.probabilities(image).tolist() == [0.5, 0.5]
+    assert model.malignant_probability(image) == 0.5
     assert model.runtime in ("ai-edge-litert", "tflite-runtime")
     assert model.sha256 == read_manifest(model.path.with_suffix(".json")).sha256
 
