@@ -208,11 +208,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         c = report["confusion"]
         print(f"{report['n']} images, AUC {report['auc']:.4f}")
-        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, sensitivity {report['sensitivity']:.2%}, "
+        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, "
+              f"sensitivity {report['sensitivity']:.2%}, "
               f"specificity {report['specificity']:.2%}, precision {report['precision']:.2%} "
               f"(tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']})")
         a = report["argmax"]
-        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, specificity {a['specificity']:.2%}")
+        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, "
+              f"specificity {a['specificity']:.2%}")
         print(f"quality gate would ask to retake {retakes} of them; {errors} unreadable")
     return EXIT_OK
 

@@ -19,10 +19,10 @@ absolute paths.
 >>> s = load_settings(env={"KIOSK_MODEL_THREADS": "2"})
 >>> s.model.threads, s.web.port, s.web.pin
 (2, 8080, None)
->>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})
+>>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by KIOSK_MODEL_THRAEDS
+kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by ...
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from kiosk.model import Model
 from tests.conftest import REPO_ROOT, write_drawn_images
 
 pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
+
 pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) converts models")
 
 

@@ -113,7 +113,8 @@ def stand_in_wheels(tmp_path_factory) -> Path:
     return root
 
 
-UPDATE_KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"
+UPDATE_KEY = ("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+              "-----END PUBLIC KEY-----\n")
 
 
 @pytest.fixture(scope="session")
@@ -402,7 +403,8 @@ def test_install_names_the_python_it_cannot_serve(bundle, throwaway, tmp_path):
 IMAGE_TOOLS = ("sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "mtype", "mdir", "minfo")
 needs_image_tools = pytest.mark.skipif(
     any(shutil.which(t) is None for t in IMAGE_TOOLS),
-    reason="needs mtools, dosfstools, e2fsprogs and fdisk (apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)")
+    reason="needs mtools, dosfstools, e2fsprogs and fdisk "
+           "(apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)")
 
 BOOKWORM_CMDLINE = ("console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 "
                     "fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash "

@@ -11,9 +11,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT, write_drawn_images
 
+pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
+
 SHIPPED = REPO_ROOT / "models" / "melanoma_int8.tflite"
 
-pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
 pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) builds Keras models")
 
 

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def int8_weights(model_bytes: bytes) -> list[tuple[str, np.ndarray, np.ndarray]]
     return found
 
 
-def _weighted_layers(model) -> list[tuple[object, object | None]]:
+def _weighted_layers(model) -> list[tuple[Any, Any]]:  # Keras layers (untyped)
     """(layer, the BatchNorm right after it or None), for every conv and dense layer, in order."""
     import keras
 
