@@ -33,6 +33,8 @@ REASONS: dict[str, str] = {
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),
     "corrupt_image": N_("The image file is damaged and cannot be decoded."),
     "image_too_large": N_("The image is too large ({megapixels:.1f} MP; the limit is {limit} MP)."),
+    "image_needs_too_much_memory": N_("The image needs too much memory to decode ({megabytes} MB; "
+                                      "the limit is {limit} MB). Use a JPEG or a smaller picture."),
     "file_not_found": N_("The file does not exist: {path}"),
     "file_unreadable": N_("The file cannot be read: {path}"),
     # Model and system errors.
