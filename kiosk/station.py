@@ -122,6 +122,15 @@ class StationEvent:
         return not self.busy and self.camera_ok
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    """An upload decoded before the screening lock: the pixels, or the error result, and the decode time."""
+
+    image: np.ndarray | None
+    error: ScreeningResult | None
+    decode_ms: float
+
+
 @dataclass
 class _Job:
     """A capture in flight; callers that arrive meanwhile wait for it."""
@@ -170,6 +179,9 @@ class Station:
 
         self._lock = threading.Lock()  # camera, generation, status, job, last
         self._screen_lock = threading.Lock()  # the Screener runs one photo at a time
+        # Uploads decode one at a time (memory: one decode budget) and outside _screen_lock,
+        # so a capture never waits behind a large photo's decode.
+        self._decode_lock = threading.Lock()
         self._closing = threading.Event()
         self._wake = threading.Event()  # a failure wakes the watchdog early
         self._camera: Camera | None = None
@@ -367,9 +379,11 @@ class Station:
         An unreadable file gives an ``error`` result (reason ``not_an_image``,
         ``empty_file`` ...), which is not saved.
         """
-        return self._run(lambda: bytes(data), patient=patient, source="upload")
+        with self._decode_lock:
+            decoded = self._decode(bytes(data))
+        return self._run(lambda: decoded, patient=patient, source="upload")
 
-    def _run(self, get_photo: Callable[[], np.ndarray | bytes], *, patient: PatientInfo | None,
+    def _run(self, get_photo: Callable[[], np.ndarray | _Decoded], *, patient: PatientInfo | None,
              source: str) -> tuple[str | None, ScreeningResult]:
         with self._screen_lock:
             with self._lock:
@@ -394,20 +408,26 @@ class Station:
                     self._emit("result", screening)
                 self._emit("ready" if self.camera_ok else "camera")
 
-    def _screen(self, photo: np.ndarray | bytes) -> tuple[np.ndarray | None, ScreeningResult]:
+    def _screen(self, photo: np.ndarray | _Decoded) -> tuple[np.ndarray | None, ScreeningResult]:
         if isinstance(photo, np.ndarray):
             return photo, self.screener.screen_image(photo)
+        if photo.image is None:
+            assert photo.error is not None
+            return None, photo.error
+        return photo.image, self.screener.screen_image(photo.image, _decode_ms=photo.decode_ms)
+
+    def _decode(self, data: bytes) -> _Decoded:
         # Decode here rather than in screen_file, so the stored JPEG is re-encoded from
         # the upright pixels: the upload's own EXIF (GPS, camera serial) never reaches the disk.
         started = time.perf_counter()
         try:
-            image = load_image(photo)
+            image = load_image(data)
         except ImageError as exc:
             total = round((time.perf_counter() - started) * 1000, 2)
-            return None, ScreeningResult.error(exc.code, model_sha256=self.model_sha256,
-                                               timings_ms={"decode": total, "total": total})
-        decode_ms = (time.perf_counter() - started) * 1000
-        return image, self.screener.screen_image(image, _started=started, _decode_ms=decode_ms)
+            error = ScreeningResult.error(exc.code, model_sha256=self.model_sha256,
+                                          timings_ms={"decode": total, "total": total})
+            return _Decoded(image=None, error=error, decode_ms=total)
+        return _Decoded(image=image, error=None, decode_ms=(time.perf_counter() - started) * 1000)
 
     def _save(self, result: ScreeningResult, image: np.ndarray | None, patient: PatientInfo | None) -> str | None:
         if self.records is None or result.status == "error":

@@ -219,3 +219,35 @@ def test_a_tap_that_joins_a_failing_capture_gets_the_same_error(screener, rig):
     assert rig.captures == 1
     assert len(errors) == 2 and errors[0] is not errors[1]
     assert all(e.code == "camera_unavailable" and "stalled" in str(e) for e in errors)
+
+
+def test_a_slow_upload_decode_does_not_hold_up_a_capture(station, rig, records, monkeypatch):
+    # A large photo takes a second or two to decode; a capture tapped meanwhile must not wait for it.
+    import kiosk.station as station_module
+
+    entered, release = threading.Event(), threading.Event()
+    real = station_module.load_image
+
+    def slow_decode(data):
+        entered.set()
+        assert release.wait(30)
+        return real(data)
+
+    monkeypatch.setattr(station_module, "load_image", slow_decode)
+    uploads = []
+    upload = threading.Thread(
+        target=lambda: uploads.append(station.screen_upload(png_of(random_lesion(5, width=640, height=480)))))
+    upload.start()
+    try:
+        assert entered.wait(10)
+        captured = []
+        tap = threading.Thread(target=lambda: captured.append(station.capture_and_screen()))
+        tap.start()
+        tap.join(10)
+        assert captured and captured[0][0] is not None, "the capture waited for the upload's decode"
+        assert not upload.is_alive() or not uploads  # the upload is still decoding
+    finally:
+        release.set()
+        upload.join(10)
+    assert uploads and uploads[0][1].status == "ok"
+    assert records.count() == 2
