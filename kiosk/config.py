@@ -166,6 +166,9 @@ class RecordsSettings(_Section):
         "Where screening records and photos are kept (~ is expanded).",
     )
     retention_days: int = _setting(365, "Delete records older than this many days; 0 = keep forever.", ge=0)
+    photo_retention_days: int = _setting(
+        180, "Photos older than this many days are removed when space runs low (records stay); 0 = keep them.", ge=0
+    )
     keep_images: bool = _setting(True, "Keep each photo with its record.")
 
 

@@ -119,6 +119,7 @@ def run_server(
     screener = build_screener(settings)
     try:
         records = RecordStore(folder, retention_days=settings.records.retention_days,
+                              photo_retention_days=settings.records.photo_retention_days,
                               keep_images=settings.records.keep_images)
     except OSError as exc:  # a read-only card, a folder owned by someone else
         raise ConfigError("config_invalid", key="records.data_dir",
@@ -140,7 +141,7 @@ def run_server(
                                   detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
             url = f"http://{host}:{getattr(server, 'effective_port', port)}"
             status = _StatusLine(url, log=log)
-            health = Health(station, on_change=status.problems)
+            health = Health(station, on_change=status.problems, on_degraded=status.degraded)
             button = ButtonActions(station, shutdown_command=shutdown_command, log=log)
             panel = open_panel(settings.gpio, on_capture=button.capture, on_shutdown_request=button.request_shutdown,
                                on_hold_notice=button.hold_notice, log=log, pin_factory=pin_factory)
@@ -189,6 +190,7 @@ class Health:
 
     def __init__(self, station: Station, *, stuck_after: float = STUCK_SCREENING, loop_stall: float = LOOP_STALL,
                  on_change: Callable[[tuple[str, ...]], None] | None = None,
+                 on_degraded: Callable[[tuple[str, ...]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._station = station
         self._stuck_after = stuck_after
@@ -197,6 +199,8 @@ class Health:
         self._clock = clock
         self._beat = clock()
         self._last: tuple[str, ...] = ()
+        self._on_degraded = on_degraded
+        self._last_degraded: tuple[str, ...] = ()
 
     def beat(self) -> None:
         """The serving loop calls this at every turn."""
@@ -209,7 +213,22 @@ class Health:
             found.insert(0, f"the web server loop has not turned for {quiet:.0f} s")
         return tuple(found)
 
+    def degraded(self) -> tuple[str, ...]:
+        """What the kiosk cannot do although it runs: reported, but the watchdog is still fed.
+
+        A full disk is one: restarting the kiosk would not free it, and the
+        health worker still gets each result on screen (marked "not saved").
+        """
+        records = self._station.records
+        if records is not None and records.storage_full:
+            return ("storage full, results are not being saved",)
+        return ()
+
     def healthy(self) -> bool:
+        degraded = self.degraded()
+        if degraded != self._last_degraded and self._on_degraded is not None:
+            self._on_degraded(degraded)
+        self._last_degraded = degraded
         found = self.problems()
         # Compare without the running seconds, so "stuck for 21 s", "22 s" ... is one change.
         if _shape(found) != _shape(self._last) and self._on_change is not None:
@@ -306,6 +325,7 @@ class _StatusLine:
         self._state = "starting"
         self._last = ""
         self._problems: tuple[str, ...] = ()
+        self._degraded: tuple[str, ...] = ()
 
     def follow(self, event: StationEvent) -> None:
         if event.kind == "result" and event.screening is not None:
@@ -332,9 +352,20 @@ class _StatusLine:
             self._problems = problems
         self._send()
 
+    def degraded(self, degraded: tuple[str, ...]) -> None:
+        if degraded:
+            self._log("health: degraded: " + "; ".join(degraded) + " (still serving; the watchdog is still pinged)")
+        elif self._degraded:
+            self._log("health: no longer degraded")
+        with self._lock:
+            self._degraded = degraded
+        self._send()
+
     def _send(self) -> None:
         with self._lock:
             text = f"{self._state}{self._last if self._state == 'ready' else ''}; serving {self._url}"
+            if self._degraded:
+                text = "DEGRADED: " + "; ".join(self._degraded) + "; " + text
             if self._problems:
                 text = "UNHEALTHY: " + "; ".join(self._problems) + "; " + text
         systemd.status(text)

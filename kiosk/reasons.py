@@ -45,6 +45,11 @@ REASONS: dict[str, str] = {
     "runtime_missing": N_("No TFLite runtime is installed (install ai-edge-litert)."),
     "camera_unavailable": N_("The camera is not available: {detail}"),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
+    # Records: a screening the kiosk could not keep (the result on screen is still valid).
+    "storage_full": N_("Storage full, results are not being saved. "
+                       "Write this result down and tell the kiosk's keeper."),
+    "not_saved": N_("This result was not saved (the records cannot be written). "
+                    "Write it down and tell the kiosk's keeper."),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
     # Model updates from a USB stick (kiosk/updates.py, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.

@@ -832,7 +832,8 @@ def test_large_jpeg_is_decoded_at_reduced_scale_by_libjpeg(monkeypatch: pytest.M
     assert drafts == [(None, (W // 2, H // 2))]
     assert_rgb8(img, (H // 2, W // 2))
     half = cv2.resize(upright(), (W // 2, H // 2), interpolation=cv2.INTER_AREA)
-    assert max_diff(img[2:-2, 2:-2][:, [1, 2, 3, 4, 9, 10, 11, 12]], half[2:-2, 2:-2][:, [1, 2, 3, 4, 9, 10, 11, 12]]) <= 16
+    inner = [1, 2, 3, 4, 9, 10, 11, 12]  # away from the colour blocks' edges
+    assert max_diff(img[2:-2, 2:-2][:, inner], half[2:-2, 2:-2][:, inner]) <= 16
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP"])

@@ -73,7 +73,9 @@ DEFAULT_MAX_DECODED_MEGAPIXELS: Final = 16.0
 
 ImageFormat = Literal["jpeg", "png", "webp", "bmp"]
 
-_PIL_FORMATS: Final[dict[str, ImageFormat]] = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
+_PIL_FORMATS: Final[dict[str, ImageFormat]] = {
+    "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",  # MPO: a phone's multi-picture JPEG
+}
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 # BMP DIB header sizes: OS/2 core (12), INFO (40), V2/V3 (52/56), OS/2 v2 (64), V4 (108), V5 (124).
 _BMP_DIB_SIZES: Final = frozenset({12, 40, 52, 56, 64, 108, 124})

@@ -3,10 +3,14 @@
 Every answer is JSON (the preview aside), errors included: see :mod:`.errors`.
 
 ==========================  =====================================================================
-``GET /healthz``            200 ``{"status": "ok", "model_sha256", "camera"}``; 503 while the camera reconnects
+``GET /healthz``            200 ``{"status": "ok", "model_sha256", "camera", "storage"}``; 503 while the camera
+                            reconnects, 503 ``{"status": "degraded", "reason": "storage_full", "message"}``
+                            while screenings cannot be saved
 ``GET /api/state``          ``{"busy", "camera", "camera_ok", "notice", "last"}`` (the page polls it; ``notice``:
                             null, "power_hold" or "shutting_down"; ``last``: ``{"seq", "id", "status"}`` or null)
-``POST /api/screenings``    capture and screen (or screen the multipart ``image``); 201 + the screening
+``POST /api/screenings``    capture and screen (or screen the multipart ``image``); 201 + the screening with
+                            ``"saved": true``, or 200 with ``"saved": false``, ``"id": null`` and
+                            ``save_error`` / ``save_message`` when it could not be stored (disk full)
 ``GET /api/screenings``     the history, newest first (PIN session); ``?limit=&offset=``
 ``GET /api/screenings/ID``  one stored screening
 ``GET /stream.mjpg``        ``multipart/x-mixed-replace`` JPEG preview
@@ -24,6 +28,7 @@ from flask.typing import ResponseReturnValue
 from ..records import InvalidPatientInfo, PatientInfo
 from .context import kiosk
 from .errors import WebError, error_response
+from .i18n import reason_message
 from .present import screening_json
 
 bp = Blueprint("api", __name__)
@@ -36,11 +41,16 @@ PATIENT_FIELDS = ("age", "sex", "body_site")
 def healthz() -> ResponseReturnValue:
     station = kiosk().station
     camera = station.camera_status
+    storage = "full" if station.records is not None and station.records.storage_full else "ok"
     if camera != "ok":
-        body = {"status": "error", "reason": "camera_unavailable", "camera": camera,
+        body = {"status": "error", "reason": "camera_unavailable", "camera": camera, "storage": storage,
                 "model_sha256": station.model_sha256}
         return jsonify(body), 503
-    return jsonify({"status": "ok", "model_sha256": station.model_sha256, "camera": camera})
+    if storage != "ok":  # the kiosk still screens, but nothing it shows is being kept
+        body = {"status": "degraded", "reason": "storage_full", "message": reason_message("storage_full"),
+                "camera": camera, "storage": storage, "model_sha256": station.model_sha256}
+        return jsonify(body), 503
+    return jsonify({"status": "ok", "model_sha256": station.model_sha256, "camera": camera, "storage": storage})
 
 
 @bp.get("/api/state")
@@ -90,8 +100,14 @@ def create_screening() -> ResponseReturnValue:
     if result.status == "error":
         return error_response(400, result.reason or "internal_error")
     body = screening_json(sid, result, image=image, min_side=ctx.min_side)
-    headers = {"Location": url_for("api.get_screening", sid=sid)} if sid else {}
-    return jsonify(body), 201, headers
+    if sid is not None:
+        body["saved"] = True
+        return jsonify(body), 201, {"Location": url_for("api.get_screening", sid=sid)}
+    # Shown, never acknowledged as saved: the health worker must know to write it down.
+    records = ctx.station.records
+    code = (records.last_save_error or "not_saved") if records is not None else None
+    body.update(saved=False, save_error=code, save_message=reason_message(code) if code else None)
+    return jsonify(body), 200
 
 
 @bp.get("/api/screenings/<sid>")

@@ -102,7 +102,15 @@ def _view(sid: str):
 @bp.get("/screenings/<sid>")
 def result(sid: str) -> ResponseReturnValue:
     view = _view(sid)
-    return render_template("result.html", view=view, last_seq=_last_seq())
+    return render_template("result.html", view=view, last_seq=_last_seq(), not_saved=_not_saved(view.id, view.result))
+
+
+def _not_saved(found_id: str | None, result: ScreeningResult) -> str | None:
+    """Why the result on screen is not in the records (disk full...), or None when it is saved."""
+    records = kiosk().station.records
+    if found_id is not None or records is None or result.status == "error":
+        return None
+    return reason_message(records.last_save_error or "not_saved")
 
 
 @bp.get("/screenings/<sid>/slip")
