@@ -86,7 +86,7 @@ def text_of(html: str, testid: str) -> str:
 def test_healthz_ok(client, station):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.get_json() == {"status": "ok", "model_sha256": station.model_sha256, "camera": "ok"}
+    assert r.get_json() == {"status": "ok", "model_sha256": station.model_sha256, "camera": "ok", "storage": "ok"}
 
 
 def test_healthz_503_while_the_camera_reconnects_then_recovers(screener, rig, tmp_path):
