@@ -219,7 +219,7 @@ class Health:
         A full disk is one: restarting the kiosk would not free it, and the
         health worker still gets each result on screen (marked "not saved").
         """
-        records = self._station.records
+        records = getattr(self._station, "records", None)  # a station without records saves nothing anyway
         if records is not None and records.storage_full:
             return ("storage full, results are not being saved",)
         return ()

@@ -116,7 +116,7 @@ def test_capture_gives_201_with_every_key_and_a_retrievable_id(client, rig, stat
     r = post_screening(client, token)
     assert r.status_code == 201, r.get_data(as_text=True)
     body = r.get_json()
-    assert set(body) == API_KEYS
+    assert set(body) == API_KEYS | {"saved"} and body["saved"] is True  # "saved": only in the answer to a POST
     assert body["image"] == "camera" and body["status"] in ("ok", "retake")
     assert body["model_sha256"] == station.model_sha256 and rig.captures == 1
     assert r.headers["Location"] == f"/api/screenings/{body['id']}"
@@ -149,7 +149,7 @@ def test_upload_of_a_drawn_lesion(client, rig):
     r = upload(client, token, png(random_lesion(5, width=640, height=480)), name="spot.png")
     assert r.status_code == 201
     body = r.get_json()
-    assert set(body) == API_KEYS
+    assert set(body) == API_KEYS | {"saved"}
     assert body["image"] == "spot.png" and body["status"] == "ok" and body["risk"] in ("low", "refer")
     assert 0.0 <= body["malignant_probability"] <= 1.0 and body["reason_message"] is None
     assert rig.captures == 0  # the upload, not the camera
@@ -394,7 +394,8 @@ def test_unsaved_results_are_shown_as_last(screener, rig, tmp_path):
         client = create_app(settings=make_settings(tmp_path), station=st, testing=True).test_client()
         assert client.get("/screenings/last").status_code == 404
         r = post_screening(client, csrf_of(client))
-        assert r.status_code == 201 and r.get_json()["id"] is None
+        # Shown, but not acknowledged as saved: there are no records to save it in.
+        assert r.status_code == 200 and r.get_json()["id"] is None and r.get_json()["saved"] is False
         assert client.get("/screenings/last").status_code == 200
 
 
