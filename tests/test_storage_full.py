@@ -21,8 +21,8 @@ import pytest
 
 import kiosk.storage
 from kiosk.daemon import Health
-from kiosk.records import RecordStore, StorageFullError, _is_no_space
 from kiosk.reasons import message
+from kiosk.records import RecordStore, StorageFullError, _is_no_space
 from kiosk.result import ScreeningResult
 from kiosk.station import Station
 from kiosk.web import create_app
@@ -214,7 +214,7 @@ def test_api_never_acknowledges_an_unsaved_screening_and_healthz_degrades(kiosk_
 
 def test_watchdog_status_degrades_but_keeps_pinging(kiosk_on_a_full_disk) -> None:
     # Restarting cannot free a disk, and the results on screen are still valid: report, keep the watchdog fed.
-    client, station, store, disk = kiosk_on_a_full_disk
+    _client, station, _store, disk = kiosk_on_a_full_disk
     changes: list[tuple[str, ...]] = []
     health = Health(station, on_degraded=changes.append)
     assert health.healthy() and health.degraded() == () and changes == []

@@ -309,12 +309,14 @@ def _open_header(data: bytes | bytearray | memoryview) -> ImageFile.ImageFile:
         raise ImageError("not_an_image")
     plugin = fmt.upper()
     try:
-        im = Image.open(io.BytesIO(data), formats=[plugin])
+        with warnings.catch_warnings():  # "Corrupt EXIF data" while reading the header is no news to anyone
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(data), formats=[plugin])
     except Image.DecompressionBombError:
         # Pillow's own ceiling (2 x Image.MAX_IMAGE_PIXELS, 179 MP unless changed) refused the
         # header; open it again past that check only to read the size, which load_image refuses.
         try:
-            im = Image.OPEN[plugin][0](io.BytesIO(data), None)
+            im = Image.OPEN[plugin][0](io.BytesIO(data), "")
         except Exception as exc:
             raise ImageError("corrupt_image") from exc
     except Exception as exc:  # UnidentifiedImageError, SyntaxError, struct.error...: a damaged header
@@ -346,7 +348,7 @@ def _decode_bytes(im: ImageFile.ImageFile) -> int:
 def _orientation(im: Image.Image) -> int:
     """The EXIF Orientation (1-8); 1 when absent or damaged: bad metadata must not cost a usable photo."""
     try:
-        with warnings.catch_warnings():  # "Corrupt EXIF data" is no news to the health worker
+        with warnings.catch_warnings():  # as in _open_header: damaged EXIF only means "upright"
             warnings.simplefilter("ignore")
             value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - any damage in the EXIF block means "upright"
@@ -372,7 +374,7 @@ def _to_rgb(im: Image.Image, *, max_decoded_megapixels: float, bmp: bool) -> Ima
         return im
     # Many 32-bit BMP writers leave the fourth byte 0 meaning "unused"; browsers show
     # such files opaque, and so do we. getextrema() reads the bands without copying them.
-    opaque = bmp and im.mode == "RGBA" and im.getextrema()[3] == (0, 0)  # type: ignore[index]
+    opaque = bmp and im.mode == "RGBA" and im.getextrema()[3] == (0, 0)  # type: ignore[misc]
     out = Image.new("RGB", ((width + factor - 1) // factor, (height + factor - 1) // factor))
     step = factor * max(1, _STRIP_PIXELS // (width * factor))
     for top in range(0, height, step):
