@@ -232,8 +232,9 @@ def test_storage_full_message_is_one_translatable_line() -> None:
     assert text == FULL_MESSAGE and "\n" not in text
     from babel.messages.pofile import read_po
 
+    translations = Path(__file__).parent.parent / "kiosk" / "web" / "translations"
     for lang in ("fil", "war"):
-        with open(Path(__file__).parent.parent / "kiosk/web/translations" / lang / "LC_MESSAGES/messages.po", "rb") as f:
+        with open(translations / lang / "LC_MESSAGES" / "messages.po", "rb") as f:
             catalog = read_po(f)
         for code in ("storage_full", "not_saved"):
             entry = catalog.get(message(code))
