@@ -1,4 +1,4 @@
-"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen) and demo.
+"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen), demo and update.
 
 Every expected failure prints one line ``kiosk: error: ...`` and exits 2; a
 traceback is never shown for bad input.
@@ -72,11 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default from settings: web.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default from settings: web.port, 8080)")
     p.add_argument("--data-dir", metavar="DIR", help="records folder (default from settings: records.data_dir)")
+
+    from .updates.cli import add_commands
+
+    p = sub.add_parser("update", help="signed model updates: list, verify, apply, rollback, status, keygen, sign-model")
+    add_commands(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "update":
+        from .updates.cli import run
+
+        return run(args)  # its own one-line errors, named after the update command
     try:
         return COMMANDS[args.command](args)
     except KioskError as exc:

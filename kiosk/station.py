@@ -260,7 +260,19 @@ class Station:
 
     @property
     def model_sha256(self) -> str:
+        """The sha256 of the model screening now (read at each call: a model update swaps it live)."""
         return self.screener.model.sha256
+
+    def swap_screener(self, screener: Screener) -> Screener:
+        """Screen with ``screener`` from the next photo on; returns the one it replaces.
+
+        Takes the screening lock, so it waits for a screening in progress and
+        never changes the model during one (a model update from the settings page).
+        """
+        with self._screen_lock:
+            old, self.screener = self.screener, screener
+        self._log(f"model: now {screener.model.sha256[:12]} (was {old.model.sha256[:12] if old else 'none'})")
+        return old
 
     def health(self, *, stuck_after: float = 20.0) -> tuple[str, ...]:
         """What is wrong with the station's own machinery; empty when it is healthy.
