@@ -1,15 +1,15 @@
-"""Signed model updates: keys, signing, every refusal, install, rollback, power cuts, the deploy scripts.
+"""Signed model updates: keys, signing, every refusal, versions, install, rollback, power cuts, the stick,
+the service, the command line and the deploy scripts.
 
 Models are real int8 TFLite files from the session's tiny build; "model B" and
-"model C" are the same network with a different description string, so they
-are genuinely different files (different sha256) that load and run.
+"model C" are the same network with a different description string
+(tests/updates_conftest.py), so they are genuinely different files (different
+sha256) that load and run.
 Everything works on copies in tmp_path; the shipped models/ is never touched.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -23,22 +23,16 @@ from pathlib import Path
 import pytest
 
 from kiosk import selftest, updates
-from kiosk.manifest import read_manifest, write_manifest
+from kiosk.manifest import read_manifest
 from kiosk.model import Model
 from kiosk.reasons import KioskError
 from kiosk.updates import UpdateError
 from tests.conftest import REPO_ROOT
+from tests.updates_conftest import NAME, sha, write_variant
 
 pytest.importorskip("cryptography")
 
-NAME = "melanoma_int8"
-
-
 # --- helpers -----------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -57,20 +51,6 @@ def tree_digest(folder: Path) -> dict[str, str]:
             else:
                 out[rel] = sha(path.read_bytes())
     return out
-
-
-def write_variant(src: Path, folder: Path, tag: bytes, *, name: str = NAME) -> Path:
-    """A copy of the tiny model whose description differs: a real, different model file."""
-    data = src.read_bytes()
-    assert data.count(b"MLIR Converted.") == 1 and len(tag) == 1
-    data = data.replace(b"MLIR Converted.", b"MLIR Converte" + tag + b".")
-    folder.mkdir(parents=True, exist_ok=True)
-    model = folder / f"{name}.tflite"
-    model.write_bytes(data)
-    manifest = read_manifest(src.with_suffix(".json"))
-    write_manifest(model.with_suffix(".json"), dataclasses.replace(
-        manifest, sha256=sha(data), extra={**manifest.extra, "name": f"tiny-{tag.decode()}"}))
-    return model
 
 
 def members_of(package: Path) -> dict[str, bytes]:
@@ -659,7 +639,8 @@ def test_find_updates_under_the_search_globs(tmp_path):
     media = tmp_path / "media"
     wanted = [media / "pi" / "STICK" / "model.kioskupdate", media / "pi" / "STICK" / "new" / "B.KIOSKUPDATE",
               media / "pi" / "STICK" / "a" / "b" / "two-deep.kioskupdate", media / "usb0" / "x.kioskupdate"]
-    unwanted = [media / "pi" / "STICK" / "._model.kioskupdate", media / "pi" / "STICK" / ".Trash-1000" / "a.kioskupdate",
+    stick = media / "pi" / "STICK"
+    unwanted = [stick / "._model.kioskupdate", stick / ".Trash-1000" / "a.kioskupdate",
                 media / "pi" / "STICK" / "a" / "b" / "c" / "deep.kioskupdate", media / "pi" / "STICK" / "notes.txt",
                 media / "top.kioskupdate"]  # not on a stick: /media itself is not a mount point
     for path in wanted + unwanted:

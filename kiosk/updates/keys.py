@@ -36,7 +36,8 @@ def _crypto() -> Any:
 
 def _public_raw(public_key: Any) -> bytes:
     serialization, _ = _crypto()
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw: bytes = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw
 
 
 def key_id(public_key: Any) -> str:

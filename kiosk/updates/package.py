@@ -163,7 +163,7 @@ def _verified_contents(members: Mapping[str, bytes], public_key: Any, where: str
             raise UpdateError("update_other_key", path=where, key_id=signer, ours=ours) from None
         raise UpdateError("update_bad_signature", path=where, detail="signature") from None
     try:
-        contents = json.loads(members[CONTENTS])
+        contents: dict[str, Any] = json.loads(members[CONTENTS])
         listed = contents["members"]
         for name in SIGNED_MEMBERS:
             entry = listed[name]
@@ -195,6 +195,7 @@ def _check_target(contents: Mapping[str, Any], members: Mapping[str, bytes], whe
 
 
 def _selftest_doc(members: Mapping[str, bytes], manifest: ModelManifest, where: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
     try:
         doc = json.loads(members[SELFTEST])
         ok = (isinstance(doc, dict) and doc.get("format") == SELFTEST_FORMAT
@@ -208,7 +209,8 @@ def _selftest_doc(members: Mapping[str, bytes], manifest: ModelManifest, where: 
         raise UpdateError("update_incompatible", path=where,
                           detail=f"self-test images {doc.get('images')!r}; this kiosk draws {selftest.SELFTEST_ID!r}")
     if (doc.get("input_size"), doc.get("recipe")) != (manifest.input_height, manifest.preprocessing_recipe):
-        raise UpdateError("update_incompatible", path=where, detail="self-test was made for another input size or recipe")
+        raise UpdateError("update_incompatible", path=where,
+                          detail="self-test was made for another input size or recipe")
     return doc
 
 
@@ -234,9 +236,11 @@ def validation_figures(manifest: Mapping[str, Any]) -> dict[str, float]:
     """
     metrics = manifest.get("validation_metrics")
     int8 = metrics.get("int8") if isinstance(metrics, Mapping) else None
-    if not isinstance(int8, Mapping):
+    if not isinstance(metrics, Mapping) or not isinstance(int8, Mapping):
         return {}
-    at_threshold = int8.get("at_threshold") if isinstance(int8.get("at_threshold"), Mapping) else {}
+    at_threshold = int8.get("at_threshold")
+    if not isinstance(at_threshold, Mapping):
+        at_threshold = {}
     found = {"auc": int8.get("auc"), "sensitivity": at_threshold.get("sensitivity"),
              "specificity": at_threshold.get("specificity"),
              "images": metrics.get("validation_images", at_threshold.get("n"))}
