@@ -187,6 +187,10 @@ def _update_action(run: Callable[[UpdateService], UpdateOutcome]) -> ResponseRet
         outcome = run(updates)
     except KioskError as exc:  # every refusal leaves the model in use as it was
         session[UPDATE_OUTCOME] = {"ok": False, "code": exc.code, "params": _plain(exc.params)}
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line on the page, the traceback in the log
+        current_app.logger.exception("model update failed")
+        session[UPDATE_OUTCOME] = {"ok": False, "code": "update_install_failed",
+                                   "params": {"detail": type(exc).__name__}}
     else:
         session[UPDATE_OUTCOME] = {"ok": True, "code": outcome.code, "params": outcome.params}
     return redirect(url_for("pages.settings_page"), code=303)
