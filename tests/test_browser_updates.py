@@ -118,7 +118,8 @@ def page(tmp_path) -> Iterator[object]:
                                       locale="en-US")
         context.set_default_timeout(30_000)
         pg = context.new_page()
-        pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+        pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+              if msg.type == "error" else None)
         pg.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
         pg.on("requestfailed", lambda req: problems.append(f"failed: {req.method} {req.url} ({req.failure})"))
         pg.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}")
@@ -155,7 +156,8 @@ def assert_fits(page, label: str) -> None:
         .filter(e => { const s = getComputedStyle(e), r = e.getBoundingClientRect();
                        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; })
         .map(e => { const r = e.getBoundingClientRect();
-                    return {what: e.outerHTML.slice(0, 80), width: Math.round(r.width), height: Math.round(r.height)}; })
+                    return {what: e.outerHTML.slice(0, 80),
+                            width: Math.round(r.width), height: Math.round(r.height)}; })
         .filter(t => t.width < minimum || t.height < minimum)""", MIN_TARGET)
     assert small == [], f"{label}: touch targets under {MIN_TARGET} px: {small}"
 

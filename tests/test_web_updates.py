@@ -19,8 +19,7 @@ from kiosk.model import Model
 from kiosk.screening import Screener
 from kiosk.web import create_app
 from tests.updates_conftest import NAME, sha, shipped_models, write_variant
-from tests.web_conftest import (FAST_RETRY, PIN, clock, csrf_of, make_settings, records, rig,  # noqa: F401
-                                wait_until)
+from tests.web_conftest import FAST_RETRY, PIN, clock, csrf_of, make_settings, records, rig  # noqa: F401
 
 pytest.importorskip("cryptography")
 

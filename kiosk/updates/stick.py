@@ -126,5 +126,6 @@ def examine(path: str | os.PathLike[str], *, public_key: Any) -> Offer:
     except KioskError as exc:
         return Offer(path=path, refusal=exc.code, params=exc.params)
     except Exception as exc:  # noqa: BLE001 - a hostile file must never take the settings page down
-        return Offer(path=path, refusal="update_not_a_package", params={"path": str(path), "detail": type(exc).__name__})
+        return Offer(path=path, refusal="update_not_a_package",
+                     params={"path": str(path), "detail": type(exc).__name__})
     return Offer(path=path, info=verified.info, selftest=verified.selftest)
