@@ -771,6 +771,15 @@ def test_service_puts_the_files_back_when_the_new_model_cannot_start(service, mo
     assert active_sha(models) == a_sha and service.swaps.shas == []
 
 
+def test_a_missing_key_is_not_remembered_once_it_is_installed(service, keys, tmp_path):
+    service.public_key = tmp_path / "not-yet.pub"
+    [offer] = service.offers()
+    assert offer.refusal == "update_key_missing" and "not-yet.pub" in offer.message
+    shutil.copy(keys[1], tmp_path / "not-yet.pub")  # the technician puts the team's key in place
+    [offer] = service.offers()
+    assert offer.installable and offer.info.version == 1
+
+
 def test_kiosk_update_commands(package_b, source, keys, models, tmp_path, monkeypatch, capsys):
     from kiosk import cli
 

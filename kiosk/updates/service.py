@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["UpdateService"]
 
+#: Refusals that may pass without the file changing (a key installed, a stick reseated): not remembered.
+_PASSING = frozenset({"update_key_missing", "file_not_found", "file_unreadable", "update_busy"})
+
 class UpdateService:
     """Signed model updates for one kiosk's models folder.
 
@@ -56,6 +59,7 @@ class UpdateService:
         self._swap = swap
         self._lock = threading.Lock()  # one install or rollback at a time; a second tap waits its turn
         self._examined: dict[tuple[str, int, int], Offer] = {}
+        self._listing = threading.Lock()  # two pages open at once share one check per file
 
     @classmethod
     def from_settings(cls, settings: Settings, *, log: str | os.PathLike[str] | None = None,
@@ -91,6 +95,10 @@ class UpdateService:
         and remembered until it changes; whether it is newer than the model in
         use is decided afresh every time.
         """
+        with self._listing:
+            return self._offers()
+
+    def _offers(self) -> list[Offer]:
         current = self.current()
         found: list[Offer] = []
         seen: set[tuple[str, int, int]] = set()
@@ -103,7 +111,9 @@ class UpdateService:
             seen.add(key)
             offer = self._examined.get(key)
             if offer is None:
-                offer = self._examined[key] = examine(path, public_key=self.public_key)
+                offer = examine(path, public_key=self.public_key)
+                if offer.refusal not in _PASSING:
+                    self._examined[key] = offer
             found.append(_against(offer, current))
         for key in [k for k in self._examined if k not in seen]:
             del self._examined[key]  # gone from the stick, or changed: checked again if it comes back
