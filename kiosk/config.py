@@ -19,10 +19,10 @@ absolute paths.
 >>> s = load_settings(env={"KIOSK_MODEL_THREADS": "2"})
 >>> s.model.threads, s.web.port, s.web.pin
 (2, 8080, None)
->>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})
+>>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by KIOSK_MODEL_THRAEDS
+kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by ...
 """
 
 from __future__ import annotations
@@ -286,9 +286,12 @@ class Settings:
 # --- the generic checker -----------------------------------------------------
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+# Typed by hand: functools.cache wants Hashable arguments, which a frozen dataclass's class is not to mypy.
+_hints: Callable[[type], dict[str, Any]] = functools.cache(_type_hints)
 
 
 def _sections() -> dict[str, type[_Section]]:
@@ -318,6 +321,7 @@ def _show(value: Any) -> str:
 def _expectation(f: dataclasses.Field[Any], base: Any, optional: bool) -> str:
     """Words for what a field accepts, e.g. 'an integer from 1 to 8'."""
     meta = f.metadata
+    words: str
     if meta.get("expect"):
         words = meta["expect"]
     elif typing.get_origin(base) is Literal:

@@ -137,7 +137,7 @@ def run_server(
                                                   load_screener=lambda: build_screener(settings),
                                                   swap=station.swap_screener)
             app = create_app(settings=settings, station=station, updates=updates)
-            socket_map: dict = {}
+            socket_map: dict[int, Any] = {}
             try:
                 server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
                                        ident="kiosk", clear_untrusted_proxy_headers=True)

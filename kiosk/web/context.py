@@ -34,4 +34,5 @@ class KioskContext:
 
 def kiosk() -> KioskContext:
     """The current app's kiosk context."""
-    return current_app.extensions[EXTENSION]
+    context: KioskContext = current_app.extensions[EXTENSION]
+    return context

@@ -27,7 +27,7 @@ from ..updates import UpdateOutcome, UpdateService
 from .context import kiosk
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
-from .present import referral_facility, result_view
+from .present import ResultView, referral_facility, result_view
 
 bp = Blueprint("pages", __name__)
 
@@ -97,7 +97,7 @@ def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
     return stored.id, stored.result, stored.created_at
 
 
-def _view(sid: str):
+def _view(sid: str) -> ResultView:
     ctx = kiosk()
     found_id, result, at = _find(sid)
     web = ctx.settings.web
