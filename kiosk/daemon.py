@@ -60,6 +60,8 @@ from .reasons import ConfigError, KioskError
 from .records import RecordStore
 from .screening import Screener
 from .station import Station, StationEvent
+from .updates import LOG_FILE as UPDATES_LOG
+from .updates import UpdateService
 from .vision.quality import QualityThresholds
 from .web import create_app
 
@@ -131,8 +133,12 @@ def run_server(
         systemd.status("opening the camera")
         with Station(screener=screener, camera_factory=lambda: open_camera(spec, log=log), records=records,
                      log=log) as station:
-            app = create_app(settings=settings, station=station)
-            socket_map: dict = {}
+            # Signed model updates (settings page): installed on disk, then swapped into the station live.
+            updates = UpdateService.from_settings(settings, log=folder / UPDATES_LOG,
+                                                  load_screener=lambda: build_screener(settings),
+                                                  swap=station.swap_screener)
+            app = create_app(settings=settings, station=station, updates=updates)
+            socket_map: dict[int, Any] = {}
             try:
                 server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
                                        ident="kiosk", clear_untrusted_proxy_headers=True)

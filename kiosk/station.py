@@ -46,10 +46,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -272,7 +272,19 @@ class Station:
 
     @property
     def model_sha256(self) -> str:
+        """The sha256 of the model screening now (read at each call: a model update swaps it live)."""
         return self.screener.model.sha256
+
+    def swap_screener(self, screener: Screener) -> Screener:
+        """Screen with ``screener`` from the next photo on; returns the one it replaces.
+
+        Takes the screening lock, so it waits for a screening in progress and
+        never changes the model during one (a model update from the settings page).
+        """
+        with self._screen_lock:
+            old, self.screener = self.screener, screener
+        self._log(f"model: now {screener.model.sha256[:12]} (was {old.model.sha256[:12] if old else 'none'})")
+        return old
 
     def health(self, *, stuck_after: float = 20.0) -> tuple[str, ...]:
         """What is wrong with the station's own machinery; empty when it is healthy.
@@ -448,7 +460,7 @@ class Station:
             camera, generation, reason = self._camera, self._generation, self._camera_reason
         if camera is None:
             raise CameraError("camera_unavailable", detail=f"reconnecting ({reason})")
-        box: dict[str, object] = {}
+        box: dict[str, Any] = {}
         done = threading.Event()
 
         def work() -> None:
@@ -475,7 +487,8 @@ class Station:
             raise CameraError("camera_unavailable", detail=detail) from error
         if error is not None:
             raise error  # KeyboardInterrupt and friends
-        return box["frame"]  # type: ignore[return-value]
+        frame: np.ndarray = box["frame"]
+        return frame
 
     def _install(self, camera: Camera) -> None:
         """Make ``camera`` current and start its preview reader."""
@@ -601,7 +614,7 @@ class Station:
                 if self._generation == generation or self._closing.is_set():
                     self._pump_since = None
 
-    def preview_frames(self, *, keepalive: float = 2.0) -> Iterator[bytes]:
+    def preview_frames(self, *, keepalive: float = 2.0) -> Generator[bytes]:
         """Yield JPEG bytes of live preview frames until the station closes (for MJPEG).
 
         While no new frame comes (the camera is reconnecting) the last frame,
@@ -618,7 +631,8 @@ class Station:
         try:
             while not self._closing.is_set():
                 with self._frames:
-                    self._frames.wait_for(lambda: self._frame_seq != seen or self._closing.is_set(), timeout=keepalive)
+                    self._frames.wait_for(lambda: self._frame_seq != seen or self._closing.is_set(),  # noqa: B023 - called here
+                                         timeout=keepalive)
                     if self._closing.is_set():
                         return
                     frame, seen = self._frame, self._frame_seq

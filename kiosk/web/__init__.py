@@ -24,6 +24,7 @@ from flask import Flask, Response
 
 from ..config import Settings
 from ..station import Station
+from ..updates import UpdateService
 from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
@@ -42,8 +43,11 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 
 
 
 def create_app(*, settings: Settings, station: Station, testing: bool = False,
-               clock: Callable[[], float] = time.monotonic) -> Flask:
+               clock: Callable[[], float] = time.monotonic, updates: UpdateService | None = None) -> Flask:
     """Build the kiosk's Flask app around a running ``station``.
+
+    ``updates``: the model update service the settings page lists, applies and
+    rolls back with (None: the page shows the model but offers no updates).
 
     ``clock`` (monotonic seconds) times the PIN lockout and PIN sessions;
     tests pass a fake one. The session key is new at every start, so a
@@ -60,7 +64,7 @@ def create_app(*, settings: Settings, station: Station, testing: bool = False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = KioskContext(settings=settings, station=station,
-                                             pin=PinGuard(settings.web.pin, clock=clock))
+                                             pin=PinGuard(settings.web.pin, clock=clock), updates=updates)
     init_i18n(app, default_language=settings.web.language)  # first: errors below are translated
     init_csrf(app)
     register_error_handlers(app)

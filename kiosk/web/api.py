@@ -19,7 +19,7 @@ Every answer is JSON (the preview aside), errors included: see :mod:`.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -153,7 +153,7 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
 def stream() -> Response:
     frames = kiosk().station.preview_frames()
 
-    def parts() -> Iterator[bytes]:
+    def parts() -> Generator[bytes]:
         try:
             for jpeg in frames:
                 head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()

@@ -1,4 +1,4 @@
-"""What the blueprints share: settings, the station, the PIN guard (one object per app).
+"""What the blueprints share: settings, the station, the PIN guard, model updates (one object per app).
 
 >>> from kiosk.config import Settings
 >>> ctx = KioskContext(settings=Settings(), station=None, pin=PinGuard(None))
@@ -14,6 +14,7 @@ from flask import current_app
 
 from ..config import Settings
 from ..station import Station
+from ..updates import UpdateService
 from .pin import PinGuard
 
 EXTENSION = "kiosk"
@@ -24,6 +25,7 @@ class KioskContext:
     settings: Settings
     station: Station
     pin: PinGuard
+    updates: UpdateService | None = None  # None: the settings page shows no update controls
 
     @property
     def min_side(self) -> int:
@@ -32,4 +34,5 @@ class KioskContext:
 
 def kiosk() -> KioskContext:
     """The current app's kiosk context."""
-    return current_app.extensions[EXTENSION]
+    context: KioskContext = current_app.extensions[EXTENSION]
+    return context
