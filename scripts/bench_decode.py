@@ -91,14 +91,23 @@ def main(argv: list[str] | None = None) -> int:
         for name, make in cases.items():
             path = Path(tmp) / name
             path.write_bytes(make())
-            out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True,
-                                 timeout=600, check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, timeout=600, check=True
+            ).stdout.split()
             *shape, ms, grown = out
-            row = {"case": name, "file_kb": round(path.stat().st_size / 1024), "result": " ".join(shape),
-                   "decode_ms": int(ms), "peak_growth_mb": int(grown)}
-            print(json.dumps(row) if args.json else
-                  f"{name:16} {row['file_kb']:6} KB  {row['result']:38} {row['decode_ms']:6} ms  "
-                  f"peak +{row['peak_growth_mb']} MB")
+            row = {
+                "case": name,
+                "file_kb": round(path.stat().st_size / 1024),
+                "result": " ".join(shape),
+                "decode_ms": int(ms),
+                "peak_growth_mb": int(grown),
+            }
+            print(
+                json.dumps(row)
+                if args.json
+                else f"{name:16} {row['file_kb']:6} KB  {row['result']:38} {row['decode_ms']:6} ms  "
+                f"peak +{row['peak_growth_mb']} MB"
+            )
     return 0
 
 

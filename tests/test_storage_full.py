@@ -55,8 +55,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small tmpfs needs root and mount(8)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, text=True, timeout=10, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -174,9 +179,17 @@ def test_photo_retention_zero_keeps_every_photo(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def kiosk_on_a_full_disk(screener, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with RecordStore(tmp_path / "data", min_free_bytes=0) as store, \
-            Station(screener=screener, camera_factory=rig.factory, records=store, stall_timeout=1.0,
-                    capture_timeout=5.0, **FAST_RETRY) as station:
+    with (
+        RecordStore(tmp_path / "data", min_free_bytes=0) as store,
+        Station(
+            screener=screener,
+            camera_factory=rig.factory,
+            records=store,
+            stall_timeout=1.0,
+            capture_timeout=5.0,
+            **FAST_RETRY,
+        ) as station,
+    ):
         client = create_app(settings=make_settings(tmp_path), station=station, testing=True).test_client()
         yield client, station, store, FullDisk(monkeypatch)
 
@@ -194,8 +207,14 @@ def test_api_never_acknowledges_an_unsaved_screening_and_healthz_degrades(kiosk_
 
     health = client.get("/healthz")
     assert health.status_code == 503
-    assert health.get_json() == {"status": "degraded", "reason": "storage_full", "message": FULL_MESSAGE,
-                                 "camera": "ok", "storage": "full", "model_sha256": station.model_sha256}
+    assert health.get_json() == {
+        "status": "degraded",
+        "reason": "storage_full",
+        "message": FULL_MESSAGE,
+        "camera": "ok",
+        "storage": "full",
+        "model_sha256": station.model_sha256,
+    }
 
     # The result page says so, in the page's language.
     page = client.get("/screenings/last")
