@@ -426,7 +426,9 @@ class Station:
         if photo.image is None:
             assert photo.error is not None
             return None, photo.error
-        return photo.image, self.screener.screen_image(photo.image, _decode_ms=photo.decode_ms)
+        # "total" counts the decode too, as for a file, though it ran before the screening lock.
+        started = time.perf_counter() - photo.decode_ms / 1000
+        return photo.image, self.screener.screen_image(photo.image, _started=started, _decode_ms=photo.decode_ms)
 
     def _decode(self, data: bytes) -> _Decoded:
         # Decode here rather than in screen_file, so the stored JPEG is re-encoded from
