@@ -42,6 +42,8 @@ REASONS: dict[str, str] = {
     "manifest_invalid": N_("The model manifest is invalid: {path}: {detail}"),
     "runtime_missing": N_("No TFLite runtime is installed (install ai-edge-litert)."),
     "camera_unavailable": N_("The camera is not available: {detail}"),
+    "camera_not_answering": N_("The camera is not answering; the kiosk is restarting it ({detail})."),
+    "preview_busy": N_("The live preview is open on too many screens (at most {limit}); close one and try again."),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
     # Model updates from a USB stick (kiosk/updates.py, deploy/UPDATES.md). A refused update never

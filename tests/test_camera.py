@@ -438,7 +438,7 @@ def test_auto_falls_back_to_synthetic_and_logs_why(monkeypatch: pytest.MonkeyPat
 
 
 def test_auto_falls_back_to_synthetic_with_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_usb(device: int | str) -> None:
+    def no_usb(device: int | str, **sizes: Any) -> None:
         raise CameraError("camera_unavailable", detail=f"cannot open camera {device!r}")
 
     monkeypatch.setitem(sys.modules, "picamera2", None)
