@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -298,7 +298,7 @@ class Station:
                 with self._lock:
                     self._seq += 1
                     screening = self._last = Screening(seq=self._seq, id=sid, result=result,
-                                                       at=datetime.now(timezone.utc), source=source)
+                                                       at=datetime.now(UTC), source=source)
                 return sid, result
             finally:
                 with self._lock:
@@ -310,7 +310,8 @@ class Station:
     def _save(self, result: ScreeningResult, image: np.ndarray | None, patient: PatientInfo | None) -> str | None:
         if self.records is None or result.status == "error":
             return None  # an error result has no usable photo; nothing to keep
-        jpeg = encode_jpeg(image, quality=STILL_JPEG_QUALITY) if image is not None and self.records.keep_images else None
+        keep = image is not None and self.records.keep_images
+        jpeg = encode_jpeg(image, quality=STILL_JPEG_QUALITY) if keep and image is not None else None
         try:
             return self.records.save(result, image_jpeg=jpeg, patient=patient)
         except (OSError, sqlite3.Error, RecordStoreError) as exc:
