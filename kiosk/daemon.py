@@ -140,18 +140,14 @@ def run_server(
 def _listen(app: Any, *, host: str, port: int, socket_map: dict[int, Any]) -> Any:
     """A waitress server on ``host:port`` (not yet serving); a one-line ConfigError when it cannot listen."""
     try:
-        return create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS, ident="kiosk",
-                             clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
-                             socket_options=[*_default_socket_options(), SEND_BUFFER])
+        server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS, ident="kiosk",
+                               clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK)
     except OSError as exc:  # port taken, or an address this machine does not have
         raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
                           detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-
-
-def _default_socket_options() -> list[tuple[int, int, int]]:
-    from waitress.adjustments import Adjustments
-
-    return list(Adjustments.socket_options)
+    with contextlib.suppress(OSError, AttributeError):  # accepted connections inherit it (Linux)
+        server.socket.setsockopt(*SEND_BUFFER)
+    return server
 
 
 def _say_stopping(dog: systemd.Watchdog, log: Callable[[str], None]) -> None:

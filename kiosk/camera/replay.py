@@ -70,6 +70,8 @@ class ReplayCamera(Camera):
 
     def _still_there(self) -> None:
         """Drop the current file from the cycle if it was deleted; raise when none is left (lock held)."""
+        if not self.files:
+            raise unavailable(f"the replay images are gone from {self.directory}")
         path = self.files[self._index]
         try:
             os.stat(path)

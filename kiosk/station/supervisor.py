@@ -410,6 +410,12 @@ class CameraSupervisor:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
 
+    def __enter__(self) -> CameraSupervisor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def _detail(exc: BaseException) -> str:
     """The one-line detail of a CameraError (its ``detail`` parameter), else its message."""
