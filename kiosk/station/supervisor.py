@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..camera import Camera
-from ..reasons import CameraError
+from ..reasons import CameraError, KioskError
 
 __all__ = ["NOT_ANSWERING", "UNAVAILABLE", "CameraStream", "CameraSupervisor", "backoff_delay"]
 
@@ -220,7 +220,7 @@ class CameraSupervisor:
         self._installed_at = clock()
         self._stalled_since: float | None = None
 
-        if not self._open():  # the first attempt on the caller's thread: READY=1 comes after it
+        if not self._open(first=True):  # the first attempt on the caller's thread: READY=1 comes after it
             self._log(f"camera: not available at start ({self._reason}); retrying in the background")
         self._thread = threading.Thread(target=self._reconnect_loop, name="station-camera", daemon=True)
         self._thread.start()
@@ -346,8 +346,12 @@ class CameraSupervisor:
                 self._log(f"camera: {self.name} reconnected")
                 self._on_change()
 
-    def _open(self) -> bool:
-        """One attempt to build a camera (under ``open_timeout``); True when it is installed."""
+    def _open(self, *, first: bool = False) -> bool:
+        """One attempt to build a camera (under ``open_timeout``); True when it is installed.
+
+        At the ``first`` attempt an error other than ``CameraError`` (a malformed
+        ``camera.source`` is a ``ConfigError``) is raised: retrying cannot mend it.
+        """
         worker = _CameraThread(f"camera-{self._generation + 1}")
 
         def opening() -> Camera:
@@ -361,6 +365,11 @@ class CameraSupervisor:
             camera = worker.call(opening, timeout=self._open_timeout)
         except _Stalled:
             reason, stalled = f"opening the camera took over {self._open_timeout:g} s (camera stalled)", True
+        except KioskError as exc:
+            if first and not isinstance(exc, CameraError):
+                worker.abandon()
+                raise
+            reason = _detail(exc)
         except Exception as exc:  # noqa: BLE001 - hardware boundary: keep trying, say why
             reason = _detail(exc) if isinstance(exc, CameraError) else f"{type(exc).__name__}: {exc}"
         else:
