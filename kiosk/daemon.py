@@ -1,4 +1,4 @@
-"""``kiosk serve``: model, camera, records and GPIO panel wired into a :class:`~kiosk.station.Station`, served by waitress.
+"""``kiosk serve``: the parts :func:`kiosk.app.build_kiosk` builds, served by waitress.
 
 :func:`run_server` is the whole daemon. It returns 0 after SIGTERM or SIGINT
 (or after ``stop_event`` is set), within a couple of seconds: the preview
@@ -14,8 +14,9 @@ What it tells systemd (``Type=notify``; all no-ops outside systemd, see :mod:`ki
   (a missing camera does not hold the start up: the page says so and the
   station keeps trying) and the socket listens.
 - ``WATCHDOG=1`` every ``WatchdogSec/2``, but only while the kiosk is healthy
-  (:meth:`Health.problems`): the serving loop turns, the station's threads run
-  and no screening is stuck. Otherwise systemd restarts the service.
+  (:meth:`Health.problems`): the serving loop turns, the station's threads run,
+  no screening is stuck and the camera has not been hung (not answering) for
+  over 30 s. Otherwise systemd restarts the service.
 - ``STOPPING=1`` as soon as SIGTERM (or SIGINT) ends the serving loop.
 
 The physical panel (:mod:`kiosk.gpio`, when ``gpio.enabled`` and the pins open):
@@ -163,8 +164,9 @@ class Health:
     Healthy means: the serving loop (waitress's socket loop, on the main
     thread) has turned within ``LOOP_STALL`` seconds, and the station reports
     no problem (:meth:`Station.health`: its threads run, no screening has
-    taken more than ``stuck_after`` seconds). A reconnecting camera is not
-    unhealthy: the station is already on it and the page says so.
+    taken more than ``stuck_after`` seconds, the camera has not hung for over
+    30 s without being rebuilt). An unplugged camera that is reconnecting is
+    not unhealthy: the station is already on it and the page says so.
     ``on_change`` gets the new list of problems whenever it changes.
     """
 

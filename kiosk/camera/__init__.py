@@ -57,33 +57,28 @@ def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
 
 
 class _Sizes:
-    """The still and preview sizes a backend is asked for (None: the backend's own default)."""
+    """The still and preview sizes a backend is asked for (still None: the backend's own default)."""
 
     def __init__(self, still: Size | None, preview: Size | None) -> None:
-        self.still, self.preview = still, preview
-
-    def preview_kw(self) -> dict[str, Size]:
-        return {"preview_size": self.preview} if self.preview is not None else {}
+        self.still = still
+        self.preview: Size = preview if preview is not None else (640, 480)  # every backend's default
 
 
 def _pi(sizes: _Sizes) -> Camera:
-    kwargs: dict[str, Size] = {}
-    if sizes.still is not None:
-        kwargs["main_size"] = sizes.still
-    if sizes.preview is not None:
-        kwargs["lores_size"] = sizes.preview
-    return PiCamera(**kwargs)
+    if sizes.still is None:
+        return PiCamera(lores_size=sizes.preview)
+    return PiCamera(main_size=sizes.still, lores_size=sizes.preview)
 
 
 def _opencv(device: int | str, sizes: _Sizes) -> Camera:
     width, height = sizes.still if sizes.still is not None else (None, None)
-    return OpenCVCamera(device, width=width, height=height, **sizes.preview_kw())
+    return OpenCVCamera(device, width=width, height=height, preview_size=sizes.preview)
 
 
 def _synthetic(sizes: _Sizes) -> Camera:
-    if sizes.still is not None:
-        return SyntheticCamera(width=sizes.still[0], height=sizes.still[1], **sizes.preview_kw())
-    return SyntheticCamera(**sizes.preview_kw())
+    if sizes.still is None:
+        return SyntheticCamera(preview_size=sizes.preview)
+    return SyntheticCamera(width=sizes.still[0], height=sizes.still[1], preview_size=sizes.preview)
 
 
 def open_camera(spec: str, *, log: Callable[[str], None] | None = None, still_size: Size | None = None,
@@ -118,7 +113,7 @@ def open_camera(spec: str, *, log: Callable[[str], None] | None = None, still_si
     if kind == "replay":
         if not arg:
             raise _bad(spec, "replay needs a folder, got")
-        return ReplayCamera(arg, still_size=sizes.still, **sizes.preview_kw())
+        return ReplayCamera(arg, still_size=sizes.still, preview_size=sizes.preview)
     raise _bad(spec, "unknown camera source")
 
 
