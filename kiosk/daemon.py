@@ -107,6 +107,8 @@ def run_server(
     stop = stop_event or threading.Event()
     _return_big_blocks_to_the_system()
     with contextlib.ExitStack() as steps:
+        # First in, last out: a SIGTERM while the model loads, or during the stop steps, is a clean stop too.
+        steps.enter_context(_stop_on_signals(stop))
         kiosk = steps.enter_context(build_kiosk(settings, camera_spec=camera_spec, data_dir=data_dir,
                                                 pin_factory=pin_factory, log=log, progress=systemd.status,
                                                 shutdown_command=shutdown_command))
@@ -124,9 +126,9 @@ def run_server(
         status = _StatusLine(url, log=log)
         health = Health(station, on_change=status.problems)
         steps.callback(station.subscribe(status.follow))
-        steps.enter_context(_stop_on_signals(stop))
         dog = systemd.Watchdog(healthy=health.healthy, log=log)
-        log(f"serving on {url} (model {kiosk.model.sha256[:12]}, camera {station.camera_name or station.camera_status})")
+        camera = station.camera_name or station.camera_status
+        log(f"serving on {url} (model {kiosk.model.sha256[:12]}, camera {camera})")
         systemd.ready()
         dog.start()
         steps.callback(_say_stopping, dog, log)
