@@ -316,12 +316,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     source = args.camera or settings.camera.source
     try:
         from .camera import camera_from_settings
+        from .reasons import CameraError
+        from .station.supervisor import CameraSupervisor
 
         notes: list[str] = []
-        with camera_from_settings(settings.camera, spec=source, log=notes.append) as camera:
-            frame = camera.capture()
-        checks.append(("OK" if camera.name != "synthetic" or source == "synthetic" else "WARN", "camera",
-                       f"{camera.name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+        # Under the kiosk's own deadlines: a hung Pi camera makes this check fail, not hang.
+        with CameraSupervisor(lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
+                              log=lambda line: None, on_change=lambda: None, open_timeout=15.0) as camera:
+            if camera.reason_code is not None:
+                raise CameraError(camera.reason_code, detail=camera.status.partition(": ")[2])
+            name, frame = camera.name, camera.capture()
+        checks.append(("OK" if name != "synthetic" or source == "synthetic" else "WARN", "camera",
+                       f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
     except KioskError as exc:
         checks.append(("FAIL", "camera", str(exc)))
     checks.append(gpio_check(settings))
