@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kiosk.camera import ReplayCamera, open_camera
+from kiosk.camera import Camera, ReplayCamera, open_camera
 from kiosk.daemon import Health
 from kiosk.reasons import CameraError
 from kiosk.station import PreviewBusy, Station
@@ -302,3 +303,33 @@ def test_a_viewer_that_stops_reading_is_skipped_then_dropped():
     sent = list(parts)
     assert sent == [] and closed == [True]
     assert lines == [f"preview: a viewer stopped reading for {SLOW_READER_TIMEOUT:g} s; its stream was ended"]
+
+
+def test_a_call_queued_behind_a_hung_close_does_not_wait_forever():
+    # A viewer left: the preview iterator's close runs on the camera's thread, nobody waits for it, and it hangs.
+    release = threading.Event()
+
+    class HangsOnClose(Camera):
+        name = "hangs-on-close"
+
+        def capture(self) -> np.ndarray:
+            return np.zeros((4, 4, 3), np.uint8)
+
+        def frames(self):
+            try:
+                while True:
+                    yield np.zeros((4, 4, 3), np.uint8)
+            finally:
+                release.wait(10)
+
+    with CameraSupervisor(HangsOnClose, on_change=lambda: None, call_timeout=0.3, **FAST) as supervisor:
+        stream = supervisor.open_stream()
+        assert stream.next().shape == (4, 4, 3)
+        stream.close()
+        started = time.monotonic()
+        with pytest.raises(CameraError) as info:
+            supervisor.capture()
+        assert info.value.code == NOT_ANSWERING and time.monotonic() - started < 2
+        release.set()
+        assert wait_until(lambda: supervisor.status == "ok")
+        assert supervisor.capture().shape == (4, 4, 3)

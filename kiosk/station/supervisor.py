@@ -96,8 +96,14 @@ class _CameraThread:
         return self._abandoned.is_set()
 
     def call(self, fn: Callable[[], T], *, timeout: float) -> T:
-        """``fn()`` on this thread; raises ``_Stalled`` once it has *run* ``timeout`` s without returning."""
+        """``fn()`` on this thread; raises ``_Stalled`` once it has *run* ``timeout`` s without returning.
+
+        It also gives up when it waited ``timeout`` s without even starting: the
+        call ahead of it (a preview iterator's close, which nobody waits for)
+        has hung the thread.
+        """
         job = _Job(fn)
+        queued = time.monotonic()
         self._jobs.put(job)
         while True:
             started = job.started
@@ -105,6 +111,8 @@ class _CameraThread:
                 if self._abandoned.is_set():
                     job.future.cancel()  # the worker skips it if it ever gets that far
                     raise _Abandoned
+                if time.monotonic() - queued > timeout and job.future.cancel():
+                    raise _Stalled
                 wait = 0.05  # queued behind another call, which has a deadline of its own
             else:
                 wait = started + timeout - time.monotonic()
