@@ -38,6 +38,7 @@ from .vision.quality import QualityThresholds
 
 if TYPE_CHECKING:
     from .gpio import Panel
+    from .updates import UpdateService
 
 __all__ = ["Kiosk", "build_kiosk", "build_screener", "open_records"]
 
@@ -81,9 +82,10 @@ class Kiosk:
     """The kiosk's parts; a context manager that closes what it opened (panel, station, records).
 
     ``station``, ``records``, ``panel`` and ``buttons`` are None when not
-    built (no station asked for, GPIO off or absent). ``updates`` is the slot
-    for the model-update service (:mod:`kiosk.updates`): whoever builds it
-    sets it here, and the web page finds it through ``create_app(updates=...)``.
+    built (no station asked for, GPIO off or absent). ``updates`` is the
+    model-update service (:class:`kiosk.updates.UpdateService`, built with the
+    station, which it swaps the screener of); the web page gets it through
+    ``create_app(updates=...)``.
     """
 
     settings: Settings
@@ -92,7 +94,7 @@ class Kiosk:
     records: RecordStore | None = None
     panel: Panel | None = None
     buttons: ButtonActions | None = None
-    updates: object | None = None
+    updates: UpdateService | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -152,6 +154,12 @@ def build_kiosk(
 
         kiosk.station = opened.enter_context(
             Station(screener=screener, camera_factory=camera_factory, records=kiosk.records, log=log))
+        from .updates import LOG_FILE, UpdateService
+
+        # Signed model updates (settings page): installed on disk, then swapped into the station live.
+        kiosk.updates = UpdateService.from_settings(settings, log=kiosk.records.data_dir / LOG_FILE,
+                                                    load_screener=lambda: build_screener(settings),
+                                                    swap=kiosk.station.swap_screener)
         if gpio:
             from .gpio import open_panel  # gpiozero only for the commands that use a panel
 

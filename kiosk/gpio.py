@@ -173,7 +173,9 @@ class Panel:
                     or not self.button.is_pressed):
                 return  # released (or closed) in the meantime
             self._noticed = True
-        self._call(lambda: self._on_hold_notice(True), "on_hold_notice")
+        notice = self._on_hold_notice
+        assert notice is not None  # the notice timer runs only with a callback
+        self._call(lambda: notice(True), "on_hold_notice")
 
     def _released(self) -> None:
         with self._lock:
@@ -205,7 +207,9 @@ class Panel:
                 self._notice_timer.cancel()
         if noticed and not held:
             # The screen said "let go to cancel": cancelled means nothing happens, no photo either.
-            self._call(lambda: self._on_hold_notice(False), "on_hold_notice")
+            notice = self._on_hold_notice
+            assert notice is not None  # noticed only with a callback
+            self._call(lambda: notice(False), "on_hold_notice")
             return
         if held or duration >= self._hold_time:
             return  # a long hold is a shutdown request, never a photo

@@ -120,7 +120,7 @@ def test_replay_cycles_in_sorted_order_and_skips_corrupt_files(replay_dir: Path)
         colours = [tuple(int(v) for v in cam.capture()[5, 5]) for _ in range(4)]
         assert cam.skipped == [replay_dir / "b_corrupt.png"]
     expected = [(200, 30, 30), (0, 200, 0), (20, 40, 220), (200, 30, 30)]  # RGB, not BGR
-    for got, want in zip(colours, expected):
+    for got, want in zip(colours, expected, strict=True):
         assert np.allclose(got, want, atol=6)  # JPEG is lossy
 
 

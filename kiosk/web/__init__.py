@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..model import Model
     from ..records import RecordStore
     from ..station import Station
+    from ..updates import UpdateService
 
 __all__ = ["MAX_UPLOAD_BYTES", "create_app"]
 
@@ -47,14 +48,16 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 
 
 
 def create_app(*, settings: Settings, station: Station, records: RecordStore | None = None,
-               current_model: Callable[[], Model] | None = None, updates: Any = None, testing: bool = False,
+               current_model: Callable[[], Model] | None = None, updates: UpdateService | None = None,
+               testing: bool = False,
                clock: Callable[[], float] = time.monotonic) -> Flask:
     """Build the kiosk's Flask app around a running ``station``.
 
     ``records`` is the store the pages read back (default: the one the
     station saves to); ``current_model()`` the model in use now (default:
     the station's screener's, which a model update swaps); ``updates`` the
-    model-update service, if any (:class:`kiosk.app.Kiosk` has the slot).
+    model-update service the settings page lists, applies and rolls back
+    with (None: the page shows the model but offers no updates).
 
     ``clock`` (monotonic seconds) times the PIN lockout and PIN sessions;
     tests pass a fake one. The session key is new at every start, so a

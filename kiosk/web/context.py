@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..model import Model
     from ..records import RecordStore
     from ..station import Station
+    from ..updates import UpdateService
 
 EXTENSION = "kiosk"
 
@@ -36,7 +37,7 @@ class KioskContext:
     records: RecordStore | None
     pin: PinGuard
     current_model: Callable[[], Model] | None = None
-    updates: Any = None
+    updates: UpdateService | None = None  # None: the settings page shows no update controls
 
     @property
     def model(self) -> Model:
