@@ -28,7 +28,8 @@ def test_build_kiosk_loads_the_model_once_and_shares_one_screener(tiny_model_pat
         assert isinstance(kiosk, Kiosk) and len(loads) == 1
         assert kiosk.station is not None and kiosk.station.screener is kiosk.screener
         assert kiosk.station.records is kiosk.records and kiosk.records.data_dir == tmp_path / "data"
-        assert kiosk.panel is None and kiosk.updates is None  # GPIO off; the update service plugs in later
+        assert kiosk.panel is None  # GPIO off
+        assert kiosk.updates is not None and kiosk.updates.live  # an update swaps the running station's model
         assert kiosk.model.sha256 == kiosk.screener.model.sha256
         sid, result = kiosk.station.capture_and_screen()
         assert sid is not None and kiosk.records.get(sid).result == result
