@@ -116,17 +116,23 @@ def load_settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def load_screener(args: argparse.Namespace) -> Screener:
-    from .model import Model
-    from .screening import Screener
-    from .vision.quality import QualityThresholds
+def settings_with_overrides(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--model`` and ``--threads`` applied (validated like the settings file)."""
+    import dataclasses
 
     settings = load_settings_for(args)
-    model_path = Path(args.model) if args.model else settings.model.path
-    threads = args.threads or settings.model.threads
-    model = Model.load(model_path, threads=threads)
-    thresholds = QualityThresholds(min_side=settings.vision.min_side)
-    return Screener(model, thresholds=thresholds, mm_per_pixel=settings.camera.mm_per_pixel)
+    if args.model or args.threads:
+        path = Path(args.model).resolve() if args.model else settings.model.path
+        model = dataclasses.replace(settings.model, path=path, threads=args.threads or settings.model.threads)
+        settings = dataclasses.replace(settings, model=model)
+    return settings
+
+
+def load_screener(args: argparse.Namespace) -> Screener:
+    """The screener, built by the composition root like the kiosk's own (:func:`kiosk.app.build_kiosk`)."""
+    from .app import build_kiosk
+
+    return build_kiosk(settings_with_overrides(args), station=False).screener
 
 
 # --- screen ------------------------------------------------------------------
@@ -330,13 +336,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(("FAIL", "model", str(exc)))
     source = args.camera or settings.camera.source
     try:
-        from .camera import open_camera
+        from .camera import camera_from_settings
+        from .reasons import CameraError
+        from .station.supervisor import CameraSupervisor
 
         notes: list[str] = []
-        with open_camera(source, log=notes.append) as camera:
-            frame = camera.capture()
-        checks.append(("OK" if camera.name != "synthetic" or source == "synthetic" else "WARN", "camera",
-                       f"{camera.name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+        # Under the kiosk's own deadlines: a hung Pi camera makes this check fail, not hang.
+        with CameraSupervisor(lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
+                              log=lambda line: None, on_change=lambda: None, open_timeout=15.0) as camera:
+            if camera.reason_code is not None:
+                raise CameraError(camera.reason_code, detail=camera.status.partition(": ")[2])
+            name, frame = camera.name, camera.capture()
+        checks.append(("OK" if name != "synthetic" or source == "synthetic" else "WARN", "camera",
+                       f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
     except KioskError as exc:
         checks.append(("FAIL", "camera", str(exc)))
     checks.append(gpio_check(settings))
@@ -404,17 +416,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
     import logging
 
     from .daemon import run_server
 
-    settings = load_settings_for(args)
-    if args.model or args.threads:
-        # Validated like the settings file: a bad --threads is a one-line ConfigError.
-        model = dataclasses.replace(settings.model, path=Path(args.model).resolve() if args.model else settings.model.path,
-                                    threads=args.threads or settings.model.threads)
-        settings = dataclasses.replace(settings, model=model)
+    settings = settings_with_overrides(args)  # a bad --threads is a one-line ConfigError
     if args.port is not None and not 0 <= args.port <= 65535:
         raise KioskError("config_invalid", key="--port", detail=f"expected 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="kiosk: %(message)s", stream=sys.stderr)

@@ -44,6 +44,8 @@ REASONS: dict[str, str] = {
     "manifest_invalid": N_("The model manifest is invalid: {path}: {detail}"),
     "runtime_missing": N_("No TFLite runtime is installed (install ai-edge-litert)."),
     "camera_unavailable": N_("The camera is not available: {detail}"),
+    "camera_not_answering": N_("The camera is not answering; the kiosk is restarting it ({detail})."),
+    "preview_busy": N_("The live preview is open on too many screens (at most {limit}); close one and try again."),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
     # Records: a screening the kiosk could not keep (the result on screen is still valid).
     "storage_full": N_("Storage full, results are not being saved. "

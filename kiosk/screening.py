@@ -42,17 +42,26 @@ class Screener:
         self.thresholds = thresholds
         self.mm_per_pixel = mm_per_pixel
 
-    def screen_file(self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True) -> ScreeningResult:
+    def screen_file(self, source: bytes | str | os.PathLike[str], *,
+                    apply_quality_gate: bool = True) -> ScreeningResult:
         """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
+        return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate)[1]
+
+    def decode_and_screen(self, source: bytes | str | os.PathLike[str], *,
+                          apply_quality_gate: bool = True) -> tuple[np.ndarray | None, ScreeningResult]:
+        """:meth:`screen_file`, also returning the decoded upright RGB image (None when it could not be decoded).
+
+        The station stores this image, re-encoded, so an upload's own metadata never reaches the disk.
+        """
         started = time.perf_counter()
         try:
             image = load_image(source if isinstance(source, bytes) else Path(source))
         except ImageError as exc:
-            return ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
-                                         timings_ms={"decode": _ms(started), "total": _ms(started)})
+            return None, ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
+                                               timings_ms={"decode": _ms(started), "total": _ms(started)})
         decoded = time.perf_counter()
-        return self.screen_image(image, apply_quality_gate=apply_quality_gate,
-                                 _started=started, _decode_ms=(decoded - started) * 1000)
+        return image, self.screen_image(image, apply_quality_gate=apply_quality_gate,
+                                        _started=started, _decode_ms=(decoded - started) * 1000)
 
     def screen_image(self, image: np.ndarray, *, apply_quality_gate: bool = True,
                      _started: float | None = None, _decode_ms: float = 0.0) -> ScreeningResult:

@@ -52,9 +52,12 @@ def language_url(code: str) -> str:
 
 
 def camera_status_text() -> str:
-    status = kiosk().station.camera_status
+    station = kiosk().station
+    status = station.camera_status
     if status == "ok":
         return translate(N_("Camera ready"))
+    if station.camera_reason == "camera_not_answering":  # it hung; the kiosk is rebuilding it, or restarting
+        return reason_message("camera_not_answering", detail=status.partition(": ")[2])
     return translate(N_("Camera reconnecting: %(reason)s"), reason=status.partition(": ")[2])
 
 
@@ -91,7 +94,8 @@ def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
         if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE:
             raise WebError(404, "not_found")
         return last.id, last.result, last.at
-    stored: StoredScreening | None = station.records.get(sid) if station.records is not None else None
+    records = kiosk().records
+    stored: StoredScreening | None = records.get(sid) if records is not None else None
     if stored is None:
         raise WebError(404, "not_found")
     return stored.id, stored.result, stored.created_at
@@ -148,7 +152,7 @@ def history() -> ResponseReturnValue:
     refused = _guard(request.full_path.rstrip("?"))
     if refused is not None:
         return refused
-    records = kiosk().station.records
+    records = kiosk().records
     page = request.args.get("page", "1")
     page_no = int(page) if page.isdigit() and int(page) >= 1 else 1
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
@@ -164,8 +168,8 @@ def settings_page() -> ResponseReturnValue:
     if refused is not None:
         return refused
     ctx = kiosk()
-    model = ctx.station.screener.model  # read now: a model update swaps the station's screener live
-    records = ctx.station.records
+    model = ctx.model  # read now: a model update swaps the station's screener live
+    records = ctx.records
     updates = ctx.updates
     installed = updates.current() if updates is not None else None
     return render_template("settings.html", settings=ctx.settings, model=model, manifest=model.manifest,
