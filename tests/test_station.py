@@ -227,17 +227,20 @@ def test_a_tap_that_joins_a_failing_capture_gets_the_same_error(screener, rig):
 
 def test_a_slow_upload_decode_does_not_hold_up_a_capture(station, rig, records, monkeypatch):
     # A large photo takes a second or two to decode; a capture tapped meanwhile must not wait for it.
+    import kiosk.screening
     import kiosk.station.station as station_module
 
     entered, release = threading.Event(), threading.Event()
-    real = station_module.load_image
+    real = load_image
 
     def slow_decode(data):
         entered.set()
         assert release.wait(30)
         return real(data)
 
-    monkeypatch.setattr(station_module, "load_image", slow_decode)
+    # Wherever the upload is decoded (the station, or the screener inside the screening lock).
+    monkeypatch.setattr(station_module, "load_image", slow_decode, raising=False)
+    monkeypatch.setattr(kiosk.screening, "load_image", slow_decode)
     uploads = []
     upload = threading.Thread(
         target=lambda: uploads.append(station.screen_upload(png_of(random_lesion(5, width=640, height=480)))))
