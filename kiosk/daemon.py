@@ -61,7 +61,7 @@ from .records import RecordStore
 from .screening import Screener
 from .station import Station, StationEvent
 from .vision.quality import QualityThresholds
-from .web import create_app
+from .web import SERVER_LIMITS, create_app
 
 __all__ = ["POWEROFF_COMMAND", "ButtonActions", "Health", "build_screener", "run_server"]
 
@@ -130,11 +130,12 @@ def run_server(
         systemd.status("opening the camera")
         with Station(screener=screener, camera_factory=lambda: open_camera(spec, log=log), records=records,
                      log=log) as station:
-            app = create_app(settings=settings, station=station)
+            app = create_app(settings=settings, station=station, host=host)
             socket_map: dict = {}
             try:
                 server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
-                                       ident="kiosk", clear_untrusted_proxy_headers=True)
+                                       ident="kiosk", clear_untrusted_proxy_headers=True,
+                                       **SERVER_LIMITS)  # a body past the upload limit is refused, not spooled
             except OSError as exc:  # port taken, or an address this machine does not have
                 raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
                                   detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
