@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from . import __version__
+from .pinhash import DEMO_PIN
 from .progress import progress
 from .reasons import KioskError, message
 from .vision.loader import IMAGE_SUFFIXES
@@ -362,7 +363,6 @@ def gpio_check(settings) -> tuple[str, str, str]:
 
 # --- demo / serve --------------------------------------------------------------
 
-DEMO_PIN = "2580"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -381,9 +381,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # and the history pages need a PIN before anyone can look at them.
     os.environ.setdefault("KIOSK_GPIO_ENABLED", "false")
     if "KIOSK_WEB_PIN" not in os.environ:
-        from .pinhash import hash_pin
+        from .pinhash import DEMO_PIN_HASH
 
-        os.environ["KIOSK_WEB_PIN"] = hash_pin(DEMO_PIN)  # hashed like any kiosk's: a plain PIN is refused
+        os.environ["KIOSK_WEB_PIN"] = DEMO_PIN_HASH  # hashed like any kiosk's: a plain PIN is refused
         pin_words = f"history PIN {DEMO_PIN}"
     else:
         pin_words = "history PIN from KIOSK_WEB_PIN"

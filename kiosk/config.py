@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from .pinhash import DEMO_PIN_HASH, PIN_RE, parse_pin_hash
 from .reasons import ConfigError
 
 __all__ = [
@@ -190,8 +191,9 @@ class WebSettings(_Section):
     pin: str | None = _setting(
         None,
         "The scrypt hash of the PIN (4-8 digits) that unlocks the screening history and settings, as written by "
-        "'kiosk set-pin' (never the PIN itself); unset = history stays locked.",
-        example="scrypt$16384$8$1$SALT$HASH",
+        "'kiosk set-pin' (never the PIN itself); unset = history stays locked. The example is the public demo "
+        "PIN 2580: never use it on a real kiosk.",
+        example=DEMO_PIN_HASH,
     )
     allowed_hosts: str | None = _setting(
         None,
@@ -206,8 +208,6 @@ class WebSettings(_Section):
     def _validate(self) -> None:
         if self.pin is None:
             return
-        from .pinhash import PIN_RE, parse_pin_hash
-
         # The value itself is never echoed: it may be a PIN.
         if PIN_RE.fullmatch(self.pin.strip()):
             raise _invalid("web.pin", "a plain PIN is not accepted; store its hash: run 'kiosk set-pin' "

@@ -23,13 +23,17 @@ import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["PIN_RE", "PinHash", "hash_pin", "is_pin_hash", "parse_pin_hash", "verify_pin"]
+__all__ = ["DEMO_PIN", "DEMO_PIN_HASH", "PIN_RE", "PinHash", "hash_pin", "is_pin_hash", "parse_pin_hash", "verify_pin"]
 
 PIN_RE = re.compile(r"[0-9]{4,8}")  # not \d: that also matches Arabic-Indic digits
 SCHEME = "scrypt"
 # 16 MiB and ~50 ms on a laptop, a few hundred ms on a Pi 4: slow for a guesser, quick for a health worker.
 DEFAULT_N, DEFAULT_R, DEFAULT_P = 2**14, 8, 1
 SALT_BYTES, HASH_BYTES = 16, 32
+#: ``kiosk demo``'s PIN (in the README) and its hash, also the example in config/kiosk.example.toml.
+#: Public, so never a real kiosk's: ``kiosk set-pin`` makes a real one.
+DEMO_PIN = "2580"
+DEMO_PIN_HASH = "scrypt$16384$8$1$cdbLCOq_yfWhIfhkJA-5XA$P84PQMhCz0T6o9XwhRBbN2UksE5AyY9R3uXyXLjiBYs"
 MAX_MEMORY = 256 * 2**20  # a hash from a config file must not be able to exhaust the Pi's memory
 _HASH_RE = re.compile(r"scrypt\$([0-9]{1,8})\$([0-9]{1,3})\$([0-9]{1,3})\$([A-Za-z0-9_-]{16,88})\$([A-Za-z0-9_-]{16,88})")
 
