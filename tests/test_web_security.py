@@ -449,3 +449,58 @@ def test_item14_ids_are_not_guessable(records):
     assert len(set(randoms)) == 50 and all(re.fullmatch(r"[0-9a-f]{32}", r) for r in randoms)
     assert ids == sorted(ids)  # still in save order
     assert records.get(ids[0][:-1] + ("0" if ids[0][-1] != "0" else "1")) is None
+
+
+def test_item10_the_pin_lockout_survives_kill_9(tiny_model_path, tmp_path):
+    """The real service: five wrong PINs over HTTP, kill -9, start again: still locked."""
+    import http.cookiejar
+    import signal
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+
+    def serve(port):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
+        env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=pin_hash(PIN))
+        return subprocess.Popen([sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera",
+                                 "synthetic", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                                 str(tmp_path / "data")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_ready(base, proc):
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - local URL
+                    return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail("kiosk serve did not start")
+
+    def try_pin(base, pin):
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        page = opener.open(f"{base}/pin", timeout=10).read().decode()
+        token = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+        form = urllib.parse.urlencode({"pin": pin, "next": "/history", "csrf_token": token}).encode()
+        return opener.open(f"{base}/pin", data=form, timeout=30).read().decode()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    proc = serve(port)
+    try:
+        wait_ready(base, proc)
+        for _ in range(5):
+            answer = try_pin(base, "1111")
+        assert "Too many wrong PINs" in answer
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    proc = serve(port)
+    try:
+        wait_ready(base, proc)
+        assert "Too many wrong PINs" in try_pin(base, PIN)  # the right PIN, still refused after kill -9
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
