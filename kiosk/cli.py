@@ -479,14 +479,16 @@ def write_pin_line(path: Path, line: str) -> None:
     try:
         parsed = tomllib.loads(new_text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config_invalid", key="config", detail=f"{path} is not valid TOML ({exc}); nothing was changed") from None
+        raise ConfigError("config_invalid", key="config",
+                          detail=f"{path} is not valid TOML ({exc}); nothing was changed") from None
     if parsed.get("web", {}).get("pin") != line.split('"')[1]:
         raise ConfigError("config_invalid", key="web.pin",
                           detail=f"could not place the PIN under [web] in {path}; use --print and edit it by hand")
     try:
         atomic_write_bytes(path, new_text.encode("utf-8"), mode=mode)
     except OSError as exc:
-        raise ConfigError("config_invalid", key="config", detail=f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ConfigError("config_invalid", key="config",
+                          detail=f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 COMMANDS = {"screen": cmd_screen, "evaluate": cmd_evaluate, "bench": cmd_bench, "doctor": cmd_doctor,

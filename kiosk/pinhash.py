@@ -35,7 +35,8 @@ SALT_BYTES, HASH_BYTES = 16, 32
 DEMO_PIN = "2580"
 DEMO_PIN_HASH = "scrypt$16384$8$1$cdbLCOq_yfWhIfhkJA-5XA$P84PQMhCz0T6o9XwhRBbN2UksE5AyY9R3uXyXLjiBYs"
 MAX_MEMORY = 256 * 2**20  # a hash from a config file must not be able to exhaust the Pi's memory
-_HASH_RE = re.compile(r"scrypt\$([0-9]{1,8})\$([0-9]{1,3})\$([0-9]{1,3})\$([A-Za-z0-9_-]{16,88})\$([A-Za-z0-9_-]{16,88})")
+_B64 = r"([A-Za-z0-9_-]{16,88})"
+_HASH_RE = re.compile(r"scrypt\$([0-9]{1,8})\$([0-9]{1,3})\$([0-9]{1,3})\$" + _B64 + r"\$" + _B64)
 
 
 @dataclass(frozen=True)

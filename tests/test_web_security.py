@@ -330,10 +330,10 @@ def test_item11_lock_revokes_the_session_even_for_a_copied_cookie(app):
     assert thief.get("/history").status_code == 200  # the copy works while the worker's session is open...
     lock = worker.post("/pin/lock", data={"csrf_token": csrf_of(worker, "/history")})
     assert lock.status_code == 303
-    for client in (worker, thief):  # ...and not after Lock
-        r = client.get("/history")
+    for browser in (worker, thief):  # ...and not after Lock
+        r = browser.get("/history")
         assert r.status_code == 303 and r.headers["Location"].startswith("/pin?next=")
-        assert client.get("/api/screenings").get_json()["reason"] == "pin_required"
+        assert browser.get("/api/screenings").get_json()["reason"] == "pin_required"
 
 
 def test_item11_a_pin_change_locks_every_session(app):
