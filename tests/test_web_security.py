@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import re
 import stat
 import subprocess
@@ -145,7 +146,8 @@ class CountingBody:
     def __init__(self, size: int) -> None:
         head = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n"
                 b"Content-Type: image/jpeg\r\n\r\n")
-        self.parts = [head, *(b"\xff" * 2**20 for _ in range(size // 2**20)), b"\r\n--b--\r\n"]
+        mib = random.Random(12).randbytes(2**20)  # like JPEG data: the multipart parser streams it on
+        self.parts = [head, *(mib for _ in range(size // 2**20)), b"\r\n--b--\r\n"]
         self.read_bytes = 0
         self._buffer = b""
 
@@ -161,35 +163,81 @@ class CountingBody:
 
 
 
-def test_item8_a_chunked_upload_over_the_limit_is_413_and_never_spooled(client, rig, monkeypatch):
+def test_item8_an_upload_within_the_limit_is_never_spooled_to_a_temp_file(client, monkeypatch):
     import werkzeug.formparser
 
     spooled: list[object] = []
+    real = tempfile.SpooledTemporaryFile
 
-    def no_temp_files(*args, **kwargs):
+    def recording(*args, **kwargs):
         spooled.append(args)
         return real(*args, **kwargs)
 
-    real = tempfile.SpooledTemporaryFile
-    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_temp_files)
-    monkeypatch.setattr(tempfile, "TemporaryFile", no_temp_files)
-    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_temp_files, raising=False)
-    body = CountingBody(MAX_UPLOAD_BYTES + 10 * 2**20)
-    token = csrf_of(client)
-    from werkzeug.test import EnvironBuilder, run_wsgi_app
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", recording)
+    photo = random.Random(3).randbytes(5 * 2**20)  # 5 MB: werkzeug would put it on disk after 500 KB
+    r = post(client, csrf_of(client), data={"image": (io.BytesIO(photo), "big.jpg")},
+             content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["reason"] in ("not_an_image", "corrupt_image")
+    assert spooled == []  # held in memory (bounded by MAX_CONTENT_LENGTH), never written to the card
 
-    environ = EnvironBuilder(path="/api/screenings", method="POST", content_type="multipart/form-data; boundary=b",
-                             headers={"X-CSRF-Token": token, "Transfer-Encoding": "chunked",
-                                      "Cookie": f"session={client.get_cookie('session').value}"}).get_environ()
-    environ.pop("CONTENT_LENGTH", None)  # a chunked body: the server cannot know its size before reading it
-    environ.update({"wsgi.input": body, "wsgi.input_terminated": True})
-    # Straight to the WSGI app: the test client would want to seek in the body to measure it.
-    chunks, status, _headers = run_wsgi_app(client.application, environ, buffered=True)
-    answer = json.loads(b"".join(chunks))
-    assert status.startswith("413") and answer["reason"] == "upload_too_large"
-    assert body.read_bytes <= MAX_UPLOAD_BYTES + 2**20  # nothing read far past the limit...
-    assert spooled == []  # ...and nothing written to a temp file on the way
-    assert rig.captures == 0
+
+def test_item8_a_chunked_body_over_the_limit_is_413_and_never_spooled_past_it(app, monkeypatch):
+    """Through the real server: waitress reads a whole body (to a temp file) before the app sees it."""
+    import socket
+    import threading
+
+    import waitress.buffers
+    from waitress import create_server
+
+    from kiosk.web import SERVER_LIMITS
+
+    written: list[int] = []
+
+    class CountingFile:
+        def __init__(self, inner):
+            self.inner, self.size = inner, 0
+            written.append(0)
+            self.index = len(written) - 1
+
+        def write(self, data):
+            self.size += len(data)
+            written[self.index] = self.size
+            return self.inner.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    real_make = waitress.buffers.TempfileBasedBuffer.newfile
+    monkeypatch.setattr(waitress.buffers.TempfileBasedBuffer, "newfile", lambda self: CountingFile(real_make(self)))
+    server = create_server(app, host="127.0.0.1", port=0, threads=2, **SERVER_LIMITS)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.effective_port), timeout=30) as sock:
+            sock.sendall(b"POST /api/screenings HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            chunk = random.Random(5).randbytes(2**20)
+            sent = 0
+            try:
+                while sent < MAX_UPLOAD_BYTES + 30 * 2**20:
+                    sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    sent += len(chunk)
+            except OSError:  # the server stopped reading and closed: what we want
+                pass
+            answer = b""
+            try:
+                while b"\r\n\r\n" not in answer:
+                    part = sock.recv(4096)
+                    if not part:
+                        break
+                    answer += part
+            except OSError:
+                pass
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert max(written, default=0) <= SERVER_LIMITS["max_request_body_size"] + 2**20, written
+    finally:
+        server.close()
+        thread.join(timeout=5)
 
 
 def test_item8_a_declared_length_over_the_limit_is_refused_before_reading(client):
