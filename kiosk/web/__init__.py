@@ -22,12 +22,11 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
 
 from ..config import Settings
-from ..station import Station
 from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
@@ -36,6 +35,12 @@ from .i18n import init_i18n
 from .hosts import HostCheck
 from .pages import bp as pages_bp
 from .pin import LOCKOUT_FILE, PinGuard
+
+if TYPE_CHECKING:
+    from ..model import Model
+    from ..records import RecordStore
+    from ..station import Station
+    from ..updates import UpdateService
 
 __all__ = ["MAX_UPLOAD_BYTES", "SERVER_LIMITS", "KioskRequest", "create_app"]
 
@@ -60,9 +65,17 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 
                            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def create_app(*, settings: Settings, station: Station, testing: bool = False,
+def create_app(*, settings: Settings, station: Station, records: RecordStore | None = None,
+               current_model: Callable[[], Model] | None = None, updates: UpdateService | None = None,
+               testing: bool = False,
                clock: Callable[[], float] = time.time, host: str | None = None) -> Flask:
     """Build the kiosk's Flask app around a running ``station``.
+
+    ``records`` is the store the pages read back (default: the one the
+    station saves to); ``current_model()`` the model in use now (default:
+    the station's screener's, which a model update swaps); ``updates`` the
+    model-update service the settings page lists, applies and rolls back
+    with (None: the page shows the model but offers no updates).
 
     ``clock`` (wall-clock seconds) times the PIN lockout and PIN sessions;
     tests pass a fake one. The lockout is kept in the records folder
@@ -82,10 +95,12 @@ def create_app(*, settings: Settings, station: Station, testing: bool = False,
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    records = getattr(station, "records", None)
+    records = records if records is not None else station.records
     state_path = Path(records.data_dir) / LOCKOUT_FILE if records is not None else None
-    app.extensions[EXTENSION] = KioskContext(settings=settings, station=station,
-                                             pin=PinGuard(settings.web.pin, clock=clock, state_path=state_path))
+    app.extensions[EXTENSION] = KioskContext(
+        settings=settings, station=station, records=records,
+        current_model=current_model or (lambda: station.screener.model), updates=updates,
+        pin=PinGuard(settings.web.pin, clock=clock, state_path=state_path))
     hosts = HostCheck.for_server(host or settings.web.host, extra=settings.web.allowed_host_names,
                                  hostname=socket.gethostname())
     app.before_request(hosts.protect)  # first of all: a rebound name gets nothing, not even a language
