@@ -57,7 +57,7 @@ from .buttons import POWEROFF_COMMAND, ButtonActions
 from .config import Settings
 from .reasons import ConfigError
 from .station import Station, StationEvent
-from .web import create_app
+from .web import SERVER_LIMITS, create_app
 
 __all__ = ["POWEROFF_COMMAND", "ButtonActions", "Health", "build_screener", "run_server"]
 
@@ -114,7 +114,7 @@ def run_server(
                                                 shutdown_command=shutdown_command))
         station = kiosk.station
         assert station is not None  # build_kiosk(station=True)
-        app = create_app(settings=settings, station=station, records=kiosk.records, updates=kiosk.updates)
+        app = create_app(settings=settings, station=station, records=kiosk.records, updates=kiosk.updates, host=host)
         socket_map: dict[int, Any] = {}
         server = _listen(app, host=host, port=port, socket_map=socket_map)
         steps.callback(wasyncore.close_all, socket_map)
@@ -144,7 +144,8 @@ def _listen(app: Any, *, host: str, port: int, socket_map: dict[int, Any]) -> An
     """A waitress server on ``host:port`` (not yet serving); a one-line ConfigError when it cannot listen."""
     try:
         server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS, ident="kiosk",
-                               clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK)
+                               clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+                               **SERVER_LIMITS)  # a body past the upload limit is refused, not spooled
     except OSError as exc:  # port taken, or an address this machine does not have
         raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
                           detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None

@@ -74,7 +74,9 @@ BUSY_TIMEOUT_MS = 10_000  # a web request waits this long for a save in another 
 MIN_FREE_BYTES = 16 * 2**20
 _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-z]{4}")
+# UTC second, a growing per-second sequence (save order), then 128 random bits (unguessable); older
+# records have no random part and stay readable.
+_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-z]{4}(?:-[0-9a-f]{32})?")
 _IMAGE_RE = re.compile(_ID_RE.pattern + r"\.jpg")
 _SEQ_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SEQ_SPACE = 36**4
@@ -322,9 +324,9 @@ class RecordStore:
     ) -> str:
         """Store ``result`` (and its photo, unless ``keep_images`` is off); return the new id.
 
-        Ids look like ``20250314-093015-k3f9``: UTC time, then a per-second
-        sequence that starts at a random point (so ids in a URL are hard to
-        guess) and only grows (so ids sort in save order).
+        Ids look like ``20250314-093015-k3f9-<32 hex digits>``: UTC time, a
+        per-second sequence that only grows (so ids sort in save order), then
+        128 random bits, so an id cannot be guessed from the time of a visit.
         """
         if not isinstance(result, ScreeningResult):
             raise TypeError(f"result must be a ScreeningResult, not {type(result).__name__}")
@@ -455,14 +457,14 @@ class RecordStore:
         if last is None:
             seq = secrets.randbelow(_SEQ_SPACE // 2)
         else:
-            seq = int(last[0][len(prefix) + 1:], 36) + 1 + secrets.randbelow(36)
+            seq = int(last[0][len(prefix) + 1:len(prefix) + 5], 36) + 1 + secrets.randbelow(36)
         if seq >= _SEQ_SPACE:
             raise RecordStoreError(f"too many screenings saved within {prefix}")
         digits = []
         for _ in range(4):
             seq, d = divmod(seq, 36)
             digits.append(_SEQ_DIGITS[d])
-        return f"{prefix}-{''.join(reversed(digits))}"
+        return f"{prefix}-{''.join(reversed(digits))}-{secrets.token_hex(16)}"
 
     def repair(self) -> RepairSummary:
         """Clean up after a save cut short (run at every open; safe to run any time).

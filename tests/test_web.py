@@ -13,7 +13,7 @@ import pytest
 from kiosk.synthetic import draw_skin, random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import TRANSLATIONS_DIR
-from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, wait_until
+from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, pin_hash, wait_until
 
 SCREEN_KEYS = {"image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
                "model_sha256", "timings_ms"}
@@ -127,7 +127,7 @@ def test_capture_gives_201_with_every_key_and_a_retrievable_id(client, rig, stat
     for key in ("status", "reason", "malignant_probability", "risk", "threshold", "features", "id"):
         assert stored[key] == body[key]
     state = client.get("/api/state").get_json()
-    assert state["last"] == {"seq": 1, "id": body["id"], "status": body["status"]} and state["busy"] is False
+    assert state["last"] == {"seq": 1, "status": body["status"]} and state["busy"] is False  # no id: see .access
     assert state["notice"] is None
     station.set_notice("power_hold")  # what the held GPIO button does (tests/test_daemon.py)
     assert client.get("/api/state").get_json()["notice"] == "power_hold"
@@ -330,13 +330,14 @@ def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_p
     from kiosk.config import RecordsSettings, Settings, WebSettings
     from kiosk.result import ScreeningResult
 
-    settings = Settings(web=WebSettings(pin=PIN, referral_within_days=14), records=RecordsSettings(data_dir=tmp_path / "data"))
+    settings = Settings(web=WebSettings(pin=pin_hash(PIN), referral_within_days=14), records=RecordsSettings(data_dir=tmp_path / "data"))
     test_app = create_app(settings=settings, station=station, testing=True, clock=clock)
     sid = records.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.35,
                                        features={}, model_sha256="ab" * 32))
     default = tr(lang, "the nearest rural health unit or provincial hospital dermatology clinic")
     assert lang == "en" or default != "the nearest rural health unit or provincial hospital dermatology clinic"
     with test_app.test_client() as client:
+        enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
         for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
             steps = text_of(client.get(path).get_data(as_text=True), "next-steps")
             assert tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {
@@ -352,6 +353,7 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
                 "colours": ["dark_brown", "blue_grey", "black"], "diameter_px": 410.0, "diameter_mm": 7.4}
     sid = records.save(ScreeningResult(status="ok", malignant_probability=0.912, risk="refer", threshold=0.35,
                                        features=features, model_sha256="ab" * 32))
+    enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
     for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
         html = client.get(path).get_data(as_text=True)
         risk = text_of(html, "result-risk")

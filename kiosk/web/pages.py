@@ -12,9 +12,10 @@ drives the PIN pad.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask.typing import ResponseReturnValue
@@ -23,6 +24,7 @@ from .. import __version__
 from ..reasons import N_, CameraError, KioskError
 from ..records import StoredScreening
 from ..result import ScreeningResult
+from .access import may_read, may_read_last, remember
 from ..updates import UpdateOutcome, UpdateService
 from .context import kiosk
 from .errors import WebError
@@ -74,10 +76,13 @@ def screen() -> ResponseReturnValue:
 @bp.post("/screen")
 def capture() -> ResponseReturnValue:
     """The capture button without JavaScript: take the photo, then show its result."""
+    station = kiosk().station
     try:
-        sid, _ = kiosk().station.capture_and_screen()
+        sid, result = station.capture_and_screen()
     except CameraError as exc:
         return render_template("screen.html", last_seq=_last_seq(), error=reason_message(exc.code, **exc.params)), 503
+    last = station.last
+    remember(sid, seq=last.seq if last is not None and last.result is result else None)
     return redirect(url_for("pages.result", sid=sid or "last"), code=303)
 
 
@@ -91,9 +96,11 @@ def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
     station = kiosk().station
     if sid == "last":
         last = station.last
-        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE:
+        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE or not may_read_last(last):
             raise WebError(404, "not_found")
         return last.id, last.result, last.at
+    if not may_read(sid):
+        raise WebError(404, "not_found")  # not 403: another patient's id is not confirmed to exist
     records = kiosk().records
     stored: StoredScreening | None = records.get(sid) if records is not None else None
     if stored is None:
@@ -154,7 +161,8 @@ def history() -> ResponseReturnValue:
         return refused
     records = kiosk().records
     page = request.args.get("page", "1")
-    page_no = int(page) if page.isdigit() and int(page) >= 1 else 1
+    # ASCII digits, bounded: "²".isdigit() is true, and a 30-digit offset overflows SQLite.
+    page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
     total = records.count() if records is not None else 0
     rows = [(s, s.created_at.astimezone()) for s in items]
@@ -224,11 +232,25 @@ def update_rollback() -> ResponseReturnValue:
     return _update_action(lambda updates: updates.rollback())
 
 
+#: The pages a correct PIN may lead to, and the query parameters each keeps.
+NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
+
+
 def _safe_next(target: str | None) -> str:
-    # Only a path on this kiosk: never an open redirect to another site.
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A known page of this kiosk, rebuilt from its parts; anything else is the history.
+
+    Never an open redirect: browsers drop tabs and newlines from a URL, so
+    ``/<TAB>/evil`` would become ``//evil``; only a path from
+    :data:`NEXT_PAGES` with plain values survives.
+    """
+    if not target:
         return url_for("pages.history")
-    return target
+    path, _, query = target.partition("?")
+    keep = NEXT_PAGES.get(path)
+    if keep is None:
+        return url_for("pages.history")
+    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,8}", v)}
+    return f"{path}?{urlencode(args)}" if args else path
 
 
 @bp.get("/pin")
