@@ -142,9 +142,10 @@ def test_evidence_measures_a_drawn_lesion_and_a_pen_line(not_lesions: list[NotAL
 
 MALIGNANT_SAMPLE = 400
 SAMPLE_SEED = 20261201
-#: Measured on this sample: 2 of 400 sent back (0.5%; main's gate: 10 of 400, 2.5%). On all 4,599
-#: malignant training images: 23 (0.5%) against main's 112 (2.4%).
-MAX_MALIGNANT_SENT_BACK = 0.015
+#: Measured on this sample: 0 of 400 sent back (main's gate before the evidence check: 6 of 400, 1.5%).
+#: On all 4,599 malignant training images: 25 (0.54%) against 112 (2.4%) before. The bound leaves
+#: room for small changes elsewhere in the gate but fails at main's old rate.
+MAX_MALIGNANT_SENT_BACK = 0.01
 
 
 @pytest.mark.realdata
