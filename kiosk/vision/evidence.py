@@ -42,9 +42,9 @@ EVIDENCE_KEYS = ("delta_e", "surround_hue", "surround_chroma", "elongation", "so
                  "area_fraction")
 
 
-def _lab(work: np.ndarray) -> np.ndarray:
-    """CIE Lab as float32 with L in 0-100 and a*, b* centred on 0 (OpenCV's 8-bit Lab rescaled)."""
-    lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB).astype(np.float32)
+def _to_cie(lab8: np.ndarray) -> np.ndarray:
+    """OpenCV's 8-bit Lab values as CIE Lab (L 0-100, a* and b* centred on 0)."""
+    lab = np.asarray(lab8, np.float64).copy()
     lab[..., 0] *= 100.0 / 255.0
     lab[..., 1:] -= 128.0
     return lab
@@ -56,13 +56,13 @@ def measure_evidence(lesion: Lesion) -> dict[str, float]:
         return {key: 0.0 for key in EVIDENCE_KEYS} | {"elongation": 99.0, "border_touch": 1.0, "clutter": 99.0}
     mask = lesion.mask
     m8 = mask.astype(np.uint8)
-    lab = _lab(lesion.work)
+    lab = cv2.cvtColor(lesion.work, cv2.COLOR_RGB2LAB)  # 8-bit: medians are taken first, converted after (cheap)
     ring = cv2.dilate(m8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))) > 0
     ring &= ~mask & lesion.fov
     if ring.sum() < 16:  # the region fills the view: no skin to compare with
         ring = lesion.fov & ~mask
-    inside = np.median(lab[mask], axis=0)
-    around = np.median(lab[ring], axis=0) if ring.any() else inside
+    inside = _to_cie(np.median(lab[mask], axis=0))
+    around = _to_cie(np.median(lab[ring], axis=0)) if ring.any() else inside
     delta_e = float(np.linalg.norm(inside - around))
     hue = math.degrees(math.atan2(float(around[2]), float(around[1])))
     chroma = float(np.hypot(around[1], around[2]))
@@ -96,7 +96,7 @@ def measure_evidence(lesion: Lesion) -> dict[str, float]:
 
 def _clutter(lesion: Lesion, lab: np.ndarray) -> int:
     """Other regions at least as dark as the lesion and a quarter its size (text, a scene, a form)."""
-    lightness = lab[..., 0]
+    lightness = lab[..., 0]  # 8-bit L: the comparison is the same as on CIE L
     level = float(np.percentile(lightness[lesion.mask], 75))
     dark = ((lightness <= level) & lesion.fov & ~cv2.dilate(lesion.mask.astype(np.uint8), np.ones((9, 9), np.uint8))
             .astype(bool)).astype(np.uint8)
