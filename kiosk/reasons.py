@@ -28,6 +28,9 @@ REASONS: dict[str, str] = {
     "no_lesion": N_("No skin lesion was found. Centre the spot in the frame and try again."),
     "lesion_not_centred": N_("The spot is not centred. Move the camera so the spot is in the middle."),
     "lesion_too_small": N_("The spot is too small in the photo. Move the camera closer."),
+    # Not a retake: the screening is shown, but as "refer", because the photo barely looks like a lesion.
+    "lesion_unclear": N_("The spot is hard to see in this photo, so the kiosk refers to be safe. "
+                         "A closer, sharper photo may help."),
     # Input errors: the file itself is unusable.
     "empty_file": N_("The file is empty."),
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),

@@ -68,7 +68,9 @@ class Screener:
         """Screen an RGB uint8 image (e.g. a camera frame).
 
         With ``apply_quality_gate=False`` (evaluation) a failed gate is still
-        reported in ``reason`` but the model runs anyway.
+        reported in ``reason`` but the model runs anyway. With the gate on, a photo whose
+        lesion evidence is weak (``QualityReport.lesion_unclear``) is always ``risk="refer"``
+        with reason ``lesion_unclear``: it never comes out "low".
         """
         started = _started if _started is not None else time.perf_counter()
         timings = {"decode": round(_decode_ms, 2)}
@@ -96,7 +98,12 @@ class Screener:
         timings["features"] = _ms(t)
         timings["total"] = _ms(started)
         risk: Risk = "refer" if probability >= self.model.manifest.threshold else "low"
-        return ScreeningResult(status="ok", reason=report.reason, malignant_probability=round(probability, 4),
+        reason = report.reason
+        if report.lesion_unclear and apply_quality_gate:
+            # Weak lesion evidence (a faint real lesion, or a line or stain that is not one):
+            # the model's "low" cannot be trusted there, so refer. When in doubt, refer.
+            risk, reason = "refer", "lesion_unclear"
+        return ScreeningResult(status="ok", reason=reason, malignant_probability=round(probability, 4),
                                risk=risk, features=features, timings_ms=timings, **common)
 
 
