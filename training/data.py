@@ -101,6 +101,25 @@ def group_aware_split(train: list[Sample], val: list[Sample], groups: list[list[
     return new_train, new_val, sorted(moved)
 
 
+#: The near-duplicate groups of the dataset, pinned (``python -m training.dedup``; see training/README.md), so
+#: the split does not change when the model that computes the embeddings does.
+PINNED_GROUPS = Path(__file__).resolve().parent / "splits" / "melanoma10k-dedup-v1.json"
+
+
+def make_split(root: Path, samples: list[Sample], *, val_fraction: float = 0.15, seed: int = 1234,
+               groups_file: Path | None = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], str]:
+    """(train, validation, split id): :func:`split_samples`, then :func:`group_aware_split` with ``groups_file``.
+
+    ``groups_file=None`` gives the old split (id ``sha1-stratified``) without the group step.
+    """
+    train, val = split_samples(root, samples, val_fraction=val_fraction, seed=seed)
+    if groups_file is None:
+        return train, val, f"sha1-stratified-{seed}-{val_fraction:g}"
+    pinned = json.loads(Path(groups_file).read_text())
+    train, val, _ = group_aware_split(train, val, pinned["groups"])
+    return train, val, pinned["split_id"] if (seed, val_fraction) == (1234, 0.15) else f"{pinned['split_id']}-seed{seed}"
+
+
 def split_sha256(val: list[Sample]) -> str:
     """The hash the manifests record for a validation split (the same recipe as the trainer's)."""
     return hashlib.sha256(json.dumps([s.path for s in val]).encode()).hexdigest()

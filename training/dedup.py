@@ -11,7 +11,8 @@ Two images are linked when either
   component scaled to unit variance) so that no single "benign or malignant" direction
   dominates the cosine.
 
-Links are closed transitively (union-find) into groups. The same lesion re-cropped,
+A folder of fewer than 4 x 48 images is linked by the hash alone: too few to whiten, the
+cosine cut-off would mean nothing there. Links are closed transitively (union-find) into groups. The same lesion re-cropped,
 re-coloured or with hair removed lands in one group; ``training.data`` then keeps a group
 on one side of a split.
 
@@ -156,35 +157,39 @@ def compute_signatures(root: Path, paths: Sequence[str], *, model_path: Path = D
     return Signatures(list(paths), hashes, emb)
 
 
-def whiten(embeddings: np.ndarray) -> np.ndarray:
-    """Centre, PCA-whiten (components with almost no variance dropped) and scale each row to unit length.
+def can_whiten(embeddings: np.ndarray) -> bool:
+    """Whitening needs a covariance estimate: at least four images per embedding dimension."""
+    return len(embeddings) >= 4 * embeddings.shape[1]
 
-    A folder of fewer images than twice the dimension is only centred: its covariance is too noisy to whiten.
-    """
+
+def whiten(embeddings: np.ndarray) -> np.ndarray:
+    """Centre, PCA-whiten (components with almost no variance dropped) and scale each row to unit length."""
     x = embeddings.astype(np.float64) - embeddings.mean(axis=0)
-    if len(x) >= 2 * x.shape[1]:
-        _, s, vt = np.linalg.svd(x, full_matrices=False)
-        keep = s > 1e-6 * s[0]
-        x = x @ (vt[keep].T / s[keep])
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    keep = s > 1e-6 * s[0]
+    x = x @ (vt[keep].T / s[keep])
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def candidate_pairs(sig: Signatures, *, max_hash_distance: int, min_cosine: float) -> list[tuple[int, int, int, float]]:
     """(i, j, hash distance, cosine) for every i < j with distance <= max_hash_distance or cosine >= min_cosine.
 
-    The cosine is of the whitened embeddings (:func:`whiten`).
+    The cosine is of the whitened embeddings (:func:`whiten`). In a folder too small to whiten
+    (:func:`can_whiten`) the cut-off means nothing, so only the hash links (cosine reported as nan).
     """
     n = len(sig.paths)
-    unit = whiten(sig.embeddings)
+    use_cosine = can_whiten(sig.embeddings)
+    unit = whiten(sig.embeddings) if use_cosine else np.zeros((n, 1), np.float32)
     out: list[tuple[int, int, int, float]] = []
     ident = sig.hashes[:, 0]
     for start in range(0, n, ROW_BLOCK):
         stop = min(n, start + ROW_BLOCK)
-        cos = unit[start:stop] @ unit.T
+        cos = unit[start:stop] @ unit.T if use_cosine else np.full((stop - start, n), np.nan, np.float32)
         # the smallest distance between row i's 8 views and column j's identity view
         dist = np.min(np.stack([np.bitwise_count(sig.hashes[start:stop, v, None] ^ ident[None, :])
                                 for v in range(8)]), axis=0)
-        rows, cols = np.nonzero((dist <= max_hash_distance) | (cos >= min_cosine))
+        with np.errstate(invalid="ignore"):
+            rows, cols = np.nonzero((dist <= max_hash_distance) | (cos >= min_cosine))
         for i, j in zip(rows + start, cols):
             if i < j:
                 out.append((int(i), int(j), int(dist[i - start, j]), float(cos[i - start, j])))
@@ -226,10 +231,11 @@ def find_groups(root: Path, *, paths: Sequence[str] | None = None, max_hash_dist
     return {
         "rule": {"max_hash_distance": max_hash_distance, "min_cosine": min_cosine,
                  "hash": "dct-phash64-dihedral", "embedding": f"int8 model {FEATURE_LAYER} spatial mean, dihedral mean, whitened",
-                 "model_sha256": Embedder(model_path).manifest.sha256},
+                 "model_sha256": Embedder(model_path).manifest.sha256,
+                 "embedding_used": can_whiten(sig.embeddings)},
         "images": len(paths),
         "groups": groups,
-        "pairs": [[paths[i], paths[j], d, round(c, 4)] for i, j, d, c in pairs],
+        "pairs": [[paths[i], paths[j], d, None if np.isnan(c) else round(c, 4)] for i, j, d, c in pairs],
     }
 
 

@@ -3,9 +3,9 @@
     python -m training.revalidate --model models/melanoma_int8.tflite --out runs/revalidate
     python -m training.revalidate --model models/melanoma_int8.tflite --out runs/revalidate --update-manifest
 
-1. Rebuild the trainer's split (``training.data.split_samples``: seed 1234, 15%), find the
-   near-duplicate groups of the whole folder (``training.dedup``) and move every group that
-   spans both sides wholly to training (``training.data.group_aware_split``). What is left of
+1. Rebuild the trainer's split (``training.data.split_samples``: seed 1234, 15%) and move every
+   near-duplicate group (``training.dedup``, pinned in ``training/splits/``) that spans both
+   sides wholly to training (``training.data.make_split``). What is left of
    validation has no near-duplicate in training: the honest split.
 2. Score every validation image through the kiosk's own :class:`kiosk.screening.Screener`
    (its decoding, gate and preprocessing); the exact, unrounded probability is read from the
@@ -31,7 +31,8 @@ from kiosk.metrics import binary_metrics
 from kiosk.progress import progress
 from kiosk.storage import atomic_write_bytes
 
-from .data import GROUP_SPLIT_ID, Sample, group_aware_split, list_samples, save_split, split_samples, split_sha256
+from .data import (GROUP_SPLIT_ID, PINNED_GROUPS, Sample, list_samples, make_split, save_split, split_samples,
+                   split_sha256)
 from .threshold import METHOD, clopper_pearson_interval, threshold_record, threshold_with_confident_sensitivity
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,14 +64,13 @@ def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, *, reps: int 
     return float(low), float(high)
 
 
-def honest_split(root: Path, *, cache_dir: Path = REPO_ROOT / "cache") -> tuple[list[Sample], list[Sample], list[str], dict]:
-    """(train, validation, moved, dedup result) of the group-aware split of the folder."""
-    from .dedup import find_groups
-
-    train, val = split_samples(root, list_samples(root))
-    groups = find_groups(root, paths=sorted(s.path for s in train + val), cache_dir=cache_dir)
-    new_train, new_val, moved = group_aware_split(train, val, groups["groups"])
-    return new_train, new_val, moved, groups
+def honest_split(root: Path, *, groups_file: Path = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], list[str], dict]:
+    """(train, validation, moved, pinned groups) of the group-aware split (``training.data.make_split``)."""
+    samples = list_samples(root)
+    old_train, old_val = split_samples(root, samples)
+    train, val, _ = make_split(root, samples, groups_file=groups_file)
+    moved = sorted({s.path for s in old_val} - {s.path for s in val})
+    return train, val, moved, json.loads(Path(groups_file).read_text())
 
 
 def score(screener, root: Path, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
@@ -120,7 +120,7 @@ def revalidate(model_path: Path, root: Path, *, out: Path) -> dict:
                   "validation_split_sha256": split_sha256(val), "moved_to_train": len(moved),
                   "melanomas": int(labels.sum()), "benign": int((1 - labels).sum())},
         "dedup": {"rule": groups["rule"], "groups": len(groups["groups"]),
-                  "images_in_groups": sum(len(g) for g in groups["groups"]), "pairs": len(groups["pairs"])},
+                  "images_in_groups": sum(len(g) for g in groups["groups"]), "pairs": groups["pairs"]},
         "auc": fast_auc(labels, probs),
         "auc_ci95_bootstrap": list(bootstrap_auc_interval(labels, probs)),
         "at_previous_threshold": operating_point(labels, probs, previous),

@@ -89,6 +89,25 @@ def threshold_with_confident_sensitivity(labels: Sequence[int], scores: Sequence
                      f"sensitivity is {clopper_pearson_lower(n, n, confidence=confidence):.4f} < {min_sensitivity}")
 
 
+def choose_threshold(labels: Sequence[int], scores: Sequence[float], *, min_sensitivity: float = 0.95,
+                     confidence: float = 0.95, split: str = "") -> dict:
+    """:func:`threshold_with_confident_sensitivity` with its record; with too few melanomas for the bound,
+    the threshold that refers every validation melanoma (when in doubt, refer), recorded as ``bound_reached: false``."""
+    try:
+        threshold = threshold_with_confident_sensitivity(labels, scores, min_sensitivity=min_sensitivity,
+                                                         confidence=confidence)
+        reached = True
+    except ValueError:
+        y = np.asarray(labels, dtype=bool)
+        if not y.any():
+            raise
+        threshold, reached = float(np.min(np.asarray(scores, dtype=np.float64)[y])), False
+    record = threshold_record(labels, scores, threshold=threshold, min_sensitivity=min_sensitivity,
+                              confidence=confidence, split=split)
+    record["bound_reached"] = reached
+    return record
+
+
 def threshold_record(labels: Sequence[int], scores: Sequence[float], *, threshold: float,
                      min_sensitivity: float = 0.95, confidence: float = 0.95, split: str = "") -> dict:
     """What the manifest says about the threshold: method, counts, and the intervals at it."""
