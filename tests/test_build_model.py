@@ -33,6 +33,11 @@ def test_build_writes_int8_model_manifest_and_report(tiny_build):
     at = manifest.extra["validation_metrics"]["int8"]["at_threshold"]
     assert at["sensitivity"] >= 0.95
     assert at["threshold"] == manifest.threshold  # exactly the cut-off the recorded metrics were measured at
+    # 20 melanomas are too few for the lower 95% bound (59 needed): the build refers every one and says so.
+    choice = manifest.extra["threshold_choice"]
+    assert manifest.extra["threshold_method"] == "clopper-pearson-lower-95"
+    assert choice["bound_reached"] is False and choice["melanomas"] == 20
+    assert choice["threshold"] == manifest.threshold and choice["confusion"]["fn"] == 0 and at["sensitivity"] == 1.0
     # The int8 model really is integer inside: its input tensor is uint8 with a real scale.
     model = Model.load(model_path)
     assert model._input["dtype"].__name__ == "uint8" and model._input["quantization"][0] > 0
