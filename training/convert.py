@@ -40,7 +40,7 @@ from kiosk.storage import atomic_write_bytes
 from kiosk.vision.loader import IMAGE_SUFFIXES, load_image
 from kiosk.vision.preprocess import get_recipe, preprocess
 
-from .threshold import METHOD, choose_threshold
+from .threshold import METHOD, choose_threshold, threshold_record
 from .train import EXPORT_FORMAT
 
 #: What the trainer's export.json says about the weights it exported (copied into the manifest).
@@ -203,7 +203,10 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
         threshold_rule, choice = f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}", None
     elif threshold_method == "confident":
         choice = choose_threshold(y, p_int8, min_sensitivity=min_sensitivity, split=validation_dir.name)
-        threshold = max(choice["threshold"], 1 / 512)
+        threshold = max(choice["threshold"], 1 / 512)  # a threshold of 0 would refer everything, photos of nothing too
+        if threshold != choice["threshold"]:
+            choice.update(threshold_record(y, p_int8, threshold=threshold, min_sensitivity=min_sensitivity,
+                                           split=validation_dir.name))
         threshold_rule = choice["rule"]
         if not choice["bound_reached"]:
             threshold_rule += f" (not reachable with {choice['melanomas']} melanomas: every one is referred)"
