@@ -203,7 +203,7 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
         threshold_rule, choice = f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}", None
     elif threshold_method == "confident":
         choice = choose_threshold(y, p_int8, min_sensitivity=min_sensitivity, split=validation_dir.name)
-        threshold = max(choice["threshold"], 1 / 512)  # a threshold of 0 would refer everything, photos of nothing too
+        threshold = max(choice["threshold"], 1 / 512)  # the same floor as the point rule
         if threshold != choice["threshold"]:
             choice.update(threshold_record(y, p_int8, threshold=threshold, min_sensitivity=min_sensitivity,
                                            split=validation_dir.name))
