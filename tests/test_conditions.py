@@ -8,8 +8,19 @@ import pytest
 
 from kiosk.synthetic import draw_lesion, lesion_mask
 from kiosk.vision.lesion import find_lesion
-from training.conditions import (CONDITIONS, FITZPATRICK_LAB, _to_lab, apply, exposure, lens_circle, luminance,
-                                 to_linear, to_srgb, vignette, white_balance)
+from training.conditions import (
+    CONDITIONS,
+    FITZPATRICK_LAB,
+    _to_lab,
+    apply,
+    exposure,
+    lens_circle,
+    luminance,
+    to_linear,
+    to_srgb,
+    vignette,
+    white_balance,
+)
 
 SKIN = (226, 182, 160)  # light skin, as most of the dataset
 IMAGE = draw_lesion(seed=3, width=240, height=200, radius=0.18, skin=SKIN)

@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from kiosk.synthetic import random_lesion
-from training.data import PINNED_GROUPS, Sample, group_aware_split, make_split, list_samples, split_sha256
-from training.dedup import find_groups, phashes, union_find_groups
 from tests.conftest import SHARED_TRAIN
+from training.data import (
+    PINNED_GROUPS,
+    Sample,
+    group_aware_split,
+    list_samples,
+    make_split,
+    split_sha256,
+)
+from training.dedup import find_groups, phashes, union_find_groups
 
 DATA = Path(os.environ.get("MELANOMA10K_TRAIN", SHARED_TRAIN))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,9 +9,14 @@ import numpy as np
 import pytest
 
 from kiosk.manifest import read_manifest
-from training.threshold import (binomial_sf, choose_threshold, clopper_pearson_interval, clopper_pearson_lower,
-                                threshold_with_confident_sensitivity)
 from tests.conftest import REPO_ROOT, SHARED_TRAIN
+from training.threshold import (
+    binomial_sf,
+    choose_threshold,
+    clopper_pearson_interval,
+    clopper_pearson_lower,
+    threshold_with_confident_sensitivity,
+)
 
 MANIFEST = REPO_ROOT / "models" / "melanoma_int8.json"
 DATA = Path(os.environ.get("MELANOMA10K_TRAIN", SHARED_TRAIN))

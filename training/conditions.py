@@ -14,8 +14,8 @@ The benchmark (``training.field_bench``) feeds the results through the kiosk's o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -62,7 +62,7 @@ def defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Generator)
 
 def motion(image: np.ndarray, length_fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Camera shake: a line kernel ``length_fraction`` x the short side long, at a seeded angle."""
-    length = max(3, int(round(length_fraction * _short(image))) | 1)
+    length = max(3, round(length_fraction * _short(image)) | 1)
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     angle = float(rng.uniform(0, 180))
@@ -81,7 +81,7 @@ def sensor_noise(image: np.ndarray, full_well: float, rng: np.random.Generator) 
 
 def jpeg(image: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
     """JPEG compression at ``quality`` (OpenCV's encoder, 4:2:0)."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    _ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 

@@ -31,9 +31,9 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -84,8 +84,8 @@ class Embedder:
     """One of the int8 model's feature maps (dequantised, spatially averaged), read with LiteRT's preserve-all-tensors."""
 
     def __init__(self, model_path: Path = DEFAULT_MODEL, *, layer: str = FEATURE_LAYER) -> None:
-        from kiosk.model import load_interpreter_class
         from kiosk.manifest import manifest_path_for, read_manifest
+        from kiosk.model import load_interpreter_class
 
         self.manifest = read_manifest(manifest_path_for(Path(model_path)))
         interpreter_class, _ = load_interpreter_class()

@@ -54,7 +54,7 @@ def _screen_one(job: tuple[str, int, int, list[tuple[str, int]]]) -> list[tuple[
     """(probability, gate passed, risk with the gate applied) of one image under every (condition, severity)."""
     from kiosk.vision.loader import load_image
 
-    path, label, index, variants = job
+    path, _label, index, variants = job
     image = load_image(Path(path))
     out = []
     for name, severity in variants:
@@ -74,7 +74,7 @@ def summarise(labels: np.ndarray, rows: list[tuple[float, bool, str]], threshold
     mel, ben = labels == 1, labels == 0
     refer = p >= threshold
     return {
-        "n": int(len(rows)),
+        "n": len(rows),
         "auc": fast_auc(labels, p),
         "sensitivity": float((refer & mel).sum() / mel.sum()),
         "specificity": float((~refer & ben).sum() / ben.sum()),

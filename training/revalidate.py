@@ -31,9 +31,22 @@ from kiosk.metrics import binary_metrics
 from kiosk.progress import progress
 from kiosk.storage import atomic_write_bytes
 
-from .data import (GROUP_SPLIT_ID, PINNED_GROUPS, Sample, list_samples, make_split, save_split, split_samples,
-                   split_sha256)
-from .threshold import METHOD, clopper_pearson_interval, threshold_record, threshold_with_confident_sensitivity
+from .data import (
+    GROUP_SPLIT_ID,
+    PINNED_GROUPS,
+    Sample,
+    list_samples,
+    make_split,
+    save_split,
+    split_samples,
+    split_sha256,
+)
+from .threshold import (
+    METHOD,
+    clopper_pearson_interval,
+    threshold_record,
+    threshold_with_confident_sensitivity,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "melanoma10k" / "train"
@@ -67,7 +80,7 @@ def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, *, reps: int 
 def honest_split(root: Path, *, groups_file: Path = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], list[str], dict]:
     """(train, validation, moved, pinned groups) of the group-aware split (``training.data.make_split``)."""
     samples = list_samples(root)
-    old_train, old_val = split_samples(root, samples)
+    _, old_val = split_samples(root, samples)
     train, val, _ = make_split(root, samples, groups_file=groups_file)
     moved = sorted({s.path for s in old_val} - {s.path for s in val})
     return train, val, moved, json.loads(Path(groups_file).read_text())

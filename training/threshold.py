@@ -21,7 +21,7 @@ ValueError: ...
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
