@@ -9,13 +9,12 @@ holds with 95% confidence for lesions like the (near-duplicate-free) validation 
 It does not cover a shift in the kind of lesion or photo (see the field-conditions benchmark); an
 out-of-fold k-fold choice would also cover the model's own variance but needs k retrainings.
 
->>> labels = [1] * 100 + [0] * 100
->>> scores = [i / 100 for i in range(100)] + [0.0] * 100
->>> clopper_pearson_lower(100, 100)   # 100 of 100 caught
-0.9704...
->>> threshold_with_confident_sensitivity(labels, scores, min_sensitivity=0.95)
-Traceback (most recent call last):
-ValueError: ...
+>>> round(clopper_pearson_lower(100, 100), 4)   # 100 of 100 caught
+0.9705
+>>> labels = [1] * 200 + [0] * 50
+>>> scores = [i / 200 for i in range(1, 201)] + [0.5] * 50
+>>> threshold_with_confident_sensitivity(labels, scores, min_sensitivity=0.95)   # 196 of 200 must be caught
+0.025
 """
 
 from __future__ import annotations
