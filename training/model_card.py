@@ -177,6 +177,27 @@ def field_table(field: dict) -> str:
     return markdown(field, severities=(1,))
 
 
+def field_bench_section(field: dict, stem: str) -> str:
+    """The card's field-conditions section from ``training.field_bench``'s JSON."""
+    return f"""## Field conditions ({field['images']} honest validation images, gate applied)
+
+`python -m training.field_bench` corrupts {f"a seeded, stratified subset of the honest split ({field['per_class']} per class)" if field['per_class'] else "every image of the honest split"}
+at three severities each and screens every copy through the kiosk's own `Screener` (gate, lesion
+crop, colour constancy, int8 model; gate: {field['gate']}). Middle severity below; every severity in
+[`{stem}-report/field_bench.md`]({stem}-report/field_bench.md), plotted in
+[`field_bench.png`]({stem}-report/field_bench.png). Sensitivity and specificity ignore the gate;
+"melanomas told low" is of all melanomas, "passing benign told low" of the benign photos the gate accepts.
+Targets: melanomas told low <= 5%, passing benign told low >= 60%, photos sent back <= 30%.
+
+{field_table(field)}
+How crude: the corruptions are synthetic. "darker_skin" re-tones pixels about as light as the typical skin
+toward CIELAB targets for Fitzpatrick IV / V / VI (L* 55 / 42 / 30) and "darker_whole" moves the whole photo
+by the same amount; real darker skin differs in texture, redness and in how its lesions look.
+"smaller" shrinks the photo onto skin continued from its border colours (no hair or pores). None of this
+replaces real Pi-camera photos of real Filipino patients.
+"""
+
+
 def threshold_section(m) -> str:
     """How the threshold was chosen: the confident-sensitivity rule on the honest split when recorded."""
     choice, honest = m.extra.get("threshold_choice"), m.extra.get("honest_validation")
@@ -339,23 +360,7 @@ def main(argv=None) -> int:
     td = m.extra.get("source_export", {}).get("training_data") or {}
     field_path = args.models / f"{model.path.stem}-report" / "field_bench.json"
     field = json.loads(field_path.read_text()) if field_path.is_file() else None
-    field_section = "" if field is None else f"""## Field conditions ({field['images']} honest validation images, gate applied)
-
-`python -m training.field_bench` corrupts a seeded, stratified subset of the honest split ({field['per_class']}
-per class) at three severities each and screens every copy through the kiosk's own `Screener` (gate, lesion
-crop, colour constancy, int8 model; gate: {field['gate']}). Middle severity below; every severity in
-[`{model.path.stem}-report/field_bench.md`]({model.path.stem}-report/field_bench.md), plotted in
-[`field_bench.png`]({model.path.stem}-report/field_bench.png). Sensitivity and specificity ignore the gate;
-"melanomas told low" is of all melanomas, "passing benign told low" of the benign photos the gate accepts.
-Targets: melanomas told low <= 5%, passing benign told low >= 60%, photos sent back <= 30%.
-
-{field_table(field)}
-How crude: the corruptions are synthetic. "darker_skin" re-tones pixels about as light as the typical skin
-toward CIELAB targets for Fitzpatrick IV / V / VI (L* 55 / 42 / 30) and "darker_whole" moves the whole photo
-by the same amount; real darker skin differs in texture, redness and in how its lesions look.
-"smaller" shrinks the photo onto skin continued from its border colours (no hair or pores). None of this
-replaces real Pi-camera photos of real Filipino patients.
-"""
+    field_section = field_bench_section(field, model.path.stem) if field else ""
     text = f"""# Model card: melanoma_int8
 
 **Intended use.** An aid for community health workers deciding whether a patient's skin lesion
