@@ -406,7 +406,7 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 ## Validation results at build time ({vm['validation_images']} images of the old split, which leaked; 95% Wilson intervals)
 
 - int8 AUC **{vm['int8']['auc']:.4f}** (float32 {vm['float32']['auc']:.4f}); {int8_loss_words(vm['int8_accuracy_loss_points'])}.
-- At the threshold: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
+- At the build's threshold {vm['int8']['at_threshold']['threshold']:.4f}: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
   specificity {pct(vm['int8']['at_threshold']['specificity'])}{ci(vm['int8']['at_threshold'].get('specificity_ci95'))},
   accuracy {pct(vm['int8']['at_threshold']['accuracy'])}.
 - At argmax (0.5): accuracy {pct(vm['int8']['argmax']['accuracy'])}{ci(vm['int8']['argmax'].get('accuracy_ci95'))},
