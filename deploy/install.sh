@@ -97,9 +97,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 say "installing melanoma-kiosk and its dependencies from wheels/$tag (offline)"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
-# The pins (-c) also win over older copies in the system site-packages (apt's numpy).
-"${pip[@]}" install --quiet --no-index --find-links "$wheels" -c "$bundle/constraints.txt" \
-    --upgrade --upgrade-strategy eager melanoma-kiosk
+# Exactly the lock's versions, each wheel checked against the lock's sha256 (--require-hashes);
+# the pins also win over older copies in the system site-packages (apt's numpy).
+"${pip[@]}" install --quiet --no-index --find-links "$wheels" --require-hashes --no-deps \
+    -r "$bundle/locks/pi-$tag.txt"
 # Same version number, newer build: replace the kiosk's own files every time.
 "${pip[@]}" install --quiet --no-index --no-deps --force-reinstall "$kiosk_wheel"
 "$venv/bin/python" -c 'import kiosk' || die "the kiosk does not import in $opt/venv"

@@ -1,4 +1,4 @@
-"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen) and demo.
+"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen), demo and update.
 
 Every expected failure prints one line ``kiosk: error: ...`` and exits 2; a
 traceback is never shown for bad input.
@@ -12,7 +12,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,11 @@ from . import __version__
 from .progress import progress
 from .reasons import KioskError, message
 from .vision.loader import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .result import ScreeningResult
+    from .screening import Screener
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -72,11 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default from settings: web.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default from settings: web.port, 8080)")
     p.add_argument("--data-dir", metavar="DIR", help="records folder (default from settings: records.data_dir)")
+
+    from .updates.cli import add_commands
+
+    p = sub.add_parser("update", help="signed model updates: list, verify, apply, rollback, status, keygen, sign-model")
+    add_commands(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "update":
+        from .updates.cli import run
+
+        return run(args)  # its own one-line errors, named after the update command
     try:
         return COMMANDS[args.command](args)
     except KioskError as exc:
@@ -95,23 +110,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- shared set-up -------------------------------------------------------------
 
-def load_settings_for(args: argparse.Namespace):
+def load_settings_for(args: argparse.Namespace) -> Settings:
     from .config import load_settings
 
     return load_settings(args.config)
 
 
-def load_screener(args: argparse.Namespace):
-    from .model import Model
-    from .screening import Screener
-    from .vision.quality import QualityThresholds
+def settings_with_overrides(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--model`` and ``--threads`` applied (validated like the settings file)."""
+    import dataclasses
 
     settings = load_settings_for(args)
-    model_path = Path(args.model) if args.model else settings.model.path
-    threads = args.threads or settings.model.threads
-    model = Model.load(model_path, threads=threads)
-    thresholds = QualityThresholds(min_side=settings.vision.min_side)
-    return Screener(model, thresholds=thresholds, mm_per_pixel=settings.camera.mm_per_pixel)
+    if args.model or args.threads:
+        path = Path(args.model).resolve() if args.model else settings.model.path
+        model = dataclasses.replace(settings.model, path=path, threads=args.threads or settings.model.threads)
+        settings = dataclasses.replace(settings, model=model)
+    return settings
+
+
+def load_screener(args: argparse.Namespace) -> Screener:
+    """The screener, built by the composition root like the kiosk's own (:func:`kiosk.app.build_kiosk`)."""
+    from .app import build_kiosk
+
+    return build_kiosk(settings_with_overrides(args), station=False).screener
 
 
 # --- screen ------------------------------------------------------------------
@@ -132,13 +153,13 @@ def cmd_screen(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any_error else EXIT_OK
 
 
-def describe(image: str, result) -> str:
+def describe(image: str, result: ScreeningResult) -> str:
     if result.status == "ok":
         band = "REFER to a doctor" if result.risk == "refer" else "low risk"
         return (f"{image}: {band} (malignant probability {result.malignant_probability:.1%}, "
                 f"threshold {result.threshold:.1%}) - a referral aid, not a diagnosis")
     word = "retake" if result.status == "retake" else "error"
-    return f"{image}: {word}: {message(result.reason)}"
+    return f"{image}: {word}: {message(result.reason or '')}"
 
 
 # --- evaluate ------------------------------------------------------------------
@@ -161,14 +182,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     screener = load_screener(args)
     items = labelled_images(Path(args.directory))
-    labels, probs, rows, retakes, errors = [], [], [], 0, 0
+    labels: list[int] = []
+    probs: list[float] = []
+    rows: list[tuple[str, str, float]] = []
+    retakes = errors = 0
     for path, label in progress(items, label="evaluate"):
         result = screener.screen_file(path, apply_quality_gate=False)
         if result.status == "error":
             errors += 1
-            print(f"kiosk: skipped {path}: {message(result.reason)}", file=sys.stderr)
+            print(f"kiosk: skipped {path}: {message(result.reason or '')}", file=sys.stderr)
             continue
         retakes += result.reason is not None
+        assert result.malignant_probability is not None  # no gate: every non-error is scored
         labels.append(label)
         probs.append(result.malignant_probability)
         rows.append((str(path), ("benign", "malignant")[label], result.malignant_probability))
@@ -198,11 +223,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         c = report["confusion"]
         print(f"{report['n']} images, AUC {report['auc']:.4f}")
-        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, sensitivity {report['sensitivity']:.2%}, "
+        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, "
+              f"sensitivity {report['sensitivity']:.2%}, "
               f"specificity {report['specificity']:.2%}, precision {report['precision']:.2%} "
               f"(tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']})")
         a = report["argmax"]
-        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, specificity {a['specificity']:.2%}")
+        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, "
+              f"specificity {a['specificity']:.2%}")
         print(f"quality gate would ask to retake {retakes} of them; {errors} unreadable")
     return EXIT_OK
 
@@ -248,7 +275,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         files = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: args.count]
         if not files:
             raise KioskError("file_not_found", path=f"{args.images} (no images)")
-        inputs = [p.read_bytes() for p in files]
+        inputs: list[bytes] | list[np.ndarray] = [p.read_bytes() for p in files]
         source = f"{len(files)} files from {args.images}"
     else:
         w, h = parse_size(args.size)
@@ -309,13 +336,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(("FAIL", "model", str(exc)))
     source = args.camera or settings.camera.source
     try:
-        from .camera import open_camera
+        from .camera import camera_from_settings
+        from .reasons import CameraError
+        from .station.supervisor import CameraSupervisor
 
         notes: list[str] = []
-        with open_camera(source, log=notes.append) as camera:
-            frame = camera.capture()
-        checks.append(("OK" if camera.name != "synthetic" or source == "synthetic" else "WARN", "camera",
-                       f"{camera.name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+        # Under the kiosk's own deadlines: a hung Pi camera makes this check fail, not hang.
+        with CameraSupervisor(lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
+                              log=lambda line: None, on_change=lambda: None, open_timeout=15.0) as camera:
+            if camera.reason_code is not None:
+                raise CameraError(camera.reason_code, detail=camera.status.partition(": ")[2])
+            name, frame = camera.name, camera.capture()
+        checks.append(("OK" if name != "synthetic" or source == "synthetic" else "WARN", "camera",
+                       f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
     except KioskError as exc:
         checks.append(("FAIL", "camera", str(exc)))
     checks.append(gpio_check(settings))
@@ -335,7 +368,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any(c[0] == "FAIL" for c in checks) else EXIT_OK
 
 
-def gpio_check(settings) -> tuple[str, str, str]:
+def gpio_check(settings: Settings) -> tuple[str, str, str]:
     if not settings.gpio.enabled:
         return ("OK", "gpio", "disabled in settings")
     import warnings
@@ -383,17 +416,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
     import logging
 
     from .daemon import run_server
 
-    settings = load_settings_for(args)
-    if args.model or args.threads:
-        # Validated like the settings file: a bad --threads is a one-line ConfigError.
-        model = dataclasses.replace(settings.model, path=Path(args.model).resolve() if args.model else settings.model.path,
-                                    threads=args.threads or settings.model.threads)
-        settings = dataclasses.replace(settings, model=model)
+    settings = settings_with_overrides(args)  # a bad --threads is a one-line ConfigError
     if args.port is not None and not 0 <= args.port <= 65535:
         raise KioskError("config_invalid", key="--port", detail=f"expected 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="kiosk: %(message)s", stream=sys.stderr)

@@ -19,10 +19,10 @@ absolute paths.
 >>> s = load_settings(env={"KIOSK_MODEL_THREADS": "2"})
 >>> s.model.threads, s.web.port, s.web.pin
 (2, 8080, None)
->>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})
+>>> load_settings(env={"KIOSK_MODEL_THRAEDS": "2"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by KIOSK_MODEL_THRAEDS
+kiosk.reasons.ConfigError: Setting model.thraeds is invalid: unknown key (did you mean model.threads?); set by ...
 """
 
 from __future__ import annotations
@@ -240,25 +240,26 @@ class UpdatesSettings(_Section):
         "The team's ed25519 public key; only updates signed with its private key are installed. "
         "Root-owned outside the project, so the kiosk service cannot replace it.",
     )
-    watch_dirs: str = _setting(
-        "/media:/mnt",
-        "Where USB sticks are mounted, separated by ':'; *.kioskupdate files up to 4 folders "
-        "deep are offered.",
+    search_paths: str = _setting(
+        "/media/*/*",
+        "Where inserted USB sticks are found: absolute shell globs separated by ':' (Raspberry Pi "
+        "OS mounts a stick at /media/<user>/<LABEL>). *.kioskupdate files up to 3 folders deep are "
+        "listed on the settings page.",
         check=_absolute_dirs,
-        expect="absolute folders separated by ':', e.g. \"/media:/mnt\"",
+        expect="absolute globs separated by ':', e.g. \"/media/*/*:/mnt/usb\"",
     )
     keep_previous: int = _setting(
         1, "Earlier models kept on disk (the newest is the one-tap rollback).", ge=1, le=10
     )
 
     @property
-    def watch_paths(self) -> tuple[Path, ...]:
-        """``watch_dirs`` as paths.
+    def search_path_list(self) -> tuple[str, ...]:
+        """``search_paths`` split into globs.
 
-        >>> UpdatesSettings(watch_dirs="/media:/mnt/usb").watch_paths
-        (PosixPath('/media'), PosixPath('/mnt/usb'))
+        >>> UpdatesSettings(search_paths="/media/*/*:/mnt/usb").search_path_list
+        ('/media/*/*', '/mnt/usb')
         """
-        return tuple(Path(part) for part in self.watch_dirs.split(":"))
+        return tuple(self.search_paths.split(":"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,9 +286,12 @@ class Settings:
 # --- the generic checker -----------------------------------------------------
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+# Typed by hand: functools.cache wants Hashable arguments, which a frozen dataclass's class is not to mypy.
+_hints: Callable[[type], dict[str, Any]] = functools.cache(_type_hints)
 
 
 def _sections() -> dict[str, type[_Section]]:
@@ -317,6 +321,7 @@ def _show(value: Any) -> str:
 def _expectation(f: dataclasses.Field[Any], base: Any, optional: bool) -> str:
     """Words for what a field accepts, e.g. 'an integer from 1 to 8'."""
     meta = f.metadata
+    words: str
     if meta.get("expect"):
         words = meta["expect"]
     elif typing.get_origin(base) is Literal:

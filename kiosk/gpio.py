@@ -38,6 +38,7 @@ from .result import ScreeningResult
 
 if TYPE_CHECKING:
     from .config import GpioSettings
+    from .station.events import StationEvent
 
 __all__ = ["Panel", "open_panel"]
 
@@ -172,7 +173,9 @@ class Panel:
                     or not self.button.is_pressed):
                 return  # released (or closed) in the meantime
             self._noticed = True
-        self._call(lambda: self._on_hold_notice(True), "on_hold_notice")
+        notice = self._on_hold_notice
+        assert notice is not None  # the notice timer runs only with a callback
+        self._call(lambda: notice(True), "on_hold_notice")
 
     def _released(self) -> None:
         with self._lock:
@@ -204,7 +207,9 @@ class Panel:
                 self._notice_timer.cancel()
         if noticed and not held:
             # The screen said "let go to cancel": cancelled means nothing happens, no photo either.
-            self._call(lambda: self._on_hold_notice(False), "on_hold_notice")
+            notice = self._on_hold_notice
+            assert notice is not None  # noticed only with a callback
+            self._call(lambda: notice(False), "on_hold_notice")
             return
         if held or duration >= self._hold_time:
             return  # a long hold is a shutdown request, never a photo
@@ -266,10 +271,10 @@ class Panel:
             self.ready_led.off()
             self.busy_led.blink(on_time=FAULT_BLINK, off_time=FAULT_BLINK)
 
-    def follow(self, event: object) -> None:
+    def follow(self, event: StationEvent | ScreeningResult | str) -> None:
         """Show a station event on the LEDs; pass it to ``station.subscribe(panel.follow)``.
 
-        Takes a :class:`kiosk.station.StationEvent` (``kind`` "busy",
+        Takes a :class:`kiosk.station.events.StationEvent` (``kind`` "busy",
         "result", "ready" or "camera"), or simply ``"ready"``, ``"busy"`` or a
         :class:`ScreeningResult`. Events this panel has no light for are
         ignored, so a newer station cannot break an older panel.

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney, ties count one half); nan with one class only."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
@@ -36,7 +37,7 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def roc_curve(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, thresholds), thresholds descending."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
@@ -50,7 +51,7 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def binary_metrics(labels: Sequence[int], scores: Sequence[float], *, threshold: float) -> dict:
+def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, threshold: float) -> dict[str, Any]:
     """Accuracy, sensitivity, specificity, precision and F1 when ``score >= threshold`` means refer."""
     y = np.asarray(labels, dtype=bool)
     pred = np.asarray(scores, dtype=np.float64) >= threshold
@@ -70,7 +71,7 @@ def binary_metrics(labels: Sequence[int], scores: Sequence[float], *, threshold:
     }
 
 
-def threshold_for_sensitivity(labels: Sequence[int], scores: Sequence[float], *, min_sensitivity: float) -> float:
+def threshold_for_sensitivity(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, min_sensitivity: float) -> float:
     """The highest threshold whose sensitivity is at least ``min_sensitivity``.
 
     The highest such threshold gives the best specificity (fewest needless

@@ -73,7 +73,7 @@ class Model:
         except (ValueError, RuntimeError):
             raise ModelError("model_corrupt", path=str(path)) from None
         model = cls(path=path, manifest=manifest, interpreter=interpreter, runtime=runtime, threads=threads)
-        model._check_against_manifest(manifest_path or manifest_path_for(path))
+        model._check_against_manifest(Path(manifest_path) if manifest_path else manifest_path_for(path))
         model.malignant_probability(np.zeros((manifest.input_height, manifest.input_width, 3), np.uint8))  # warm-up
         return model
 

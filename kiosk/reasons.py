@@ -42,9 +42,11 @@ REASONS: dict[str, str] = {
     "manifest_invalid": N_("The model manifest is invalid: {path}: {detail}"),
     "runtime_missing": N_("No TFLite runtime is installed (install ai-edge-litert)."),
     "camera_unavailable": N_("The camera is not available: {detail}"),
+    "camera_not_answering": N_("The camera is not answering; the kiosk is restarting it ({detail})."),
+    "preview_busy": N_("The live preview is open on too many screens (at most {limit}); close one and try again."),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
-    # Model updates from a USB stick (kiosk/updates.py, deploy/UPDATES.md). A refused update never
+    # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.
     "update_not_a_package": N_("This file is not a kiosk model update (make one with deploy/sign-model): {path}"),
     "update_damaged": N_("The update file is incomplete or damaged. Copy it to the stick again: {path}"),
@@ -59,6 +61,14 @@ REASONS: dict[str, str] = {
     "update_selftest_failed": N_("The new model failed its self-test on this kiosk ({detail}); "
                                  "the current model is kept."),
     "update_already_installed": N_("This model is already the one in use; nothing was changed."),
+    "update_not_newer": N_("This update is version {version}, not newer than the model in use (version {current}), "
+                           "so it was not installed. To go back to the earlier model, use the rollback button."),
+    "update_no_version": N_("The update has no version number, so it was not installed. "
+                            "Sign it again with deploy/sign-model --version: {path}"),
+    "update_bad_version": N_("The version must be a whole number from 1 (got {version})."),
+    "update_changed": N_("The update file changed on the stick after it was listed. Open the page again: {path}"),
+    "update_gone": N_("That update is no longer on the USB stick. Insert the stick and open the page again."),
+    "update_not_started": N_("The new model was saved but could not be started ({detail}); the earlier model is kept."),
     "update_install_failed": N_("The new model could not be saved ({detail}); the current model is kept."),
     "update_busy": N_("Another model update is running. Wait for it to finish, then try again."),
     "update_no_previous": N_("There is no earlier model to go back to."),

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .model import Model
 from .reasons import ImageError
-from .result import ScreeningResult
+from .result import Risk, ScreeningResult
 from .vision.features import lesion_features
 from .vision.lesion import find_lesion
 from .vision.loader import load_image
@@ -41,17 +42,26 @@ class Screener:
         self.thresholds = thresholds
         self.mm_per_pixel = mm_per_pixel
 
-    def screen_file(self, source: bytes | str | os.PathLike, *, apply_quality_gate: bool = True) -> ScreeningResult:
+    def screen_file(self, source: bytes | str | os.PathLike[str], *,
+                    apply_quality_gate: bool = True) -> ScreeningResult:
         """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
+        return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate)[1]
+
+    def decode_and_screen(self, source: bytes | str | os.PathLike[str], *,
+                          apply_quality_gate: bool = True) -> tuple[np.ndarray | None, ScreeningResult]:
+        """:meth:`screen_file`, also returning the decoded upright RGB image (None when it could not be decoded).
+
+        The station stores this image, re-encoded, so an upload's own metadata never reaches the disk.
+        """
         started = time.perf_counter()
         try:
             image = load_image(source if isinstance(source, bytes) else Path(source))
         except ImageError as exc:
-            return ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
-                                         timings_ms={"decode": _ms(started), "total": _ms(started)})
+            return None, ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
+                                               timings_ms={"decode": _ms(started), "total": _ms(started)})
         decoded = time.perf_counter()
-        return self.screen_image(image, apply_quality_gate=apply_quality_gate,
-                                 _started=started, _decode_ms=(decoded - started) * 1000)
+        return image, self.screen_image(image, apply_quality_gate=apply_quality_gate,
+                                        _started=started, _decode_ms=(decoded - started) * 1000)
 
     def screen_image(self, image: np.ndarray, *, apply_quality_gate: bool = True,
                      _started: float | None = None, _decode_ms: float = 0.0) -> ScreeningResult:
@@ -66,11 +76,12 @@ class Screener:
         lesion = find_lesion(image)
         report = assess_quality(image, lesion=lesion, thresholds=self.thresholds)
         timings["quality"] = _ms(t)
-        common = {"quality": report.measures, "model_sha256": self.model.sha256,
+        common: dict[str, Any] = {"quality": report.measures, "model_sha256": self.model.sha256,
                   "threshold": self.model.manifest.threshold}
         if not report.passed and apply_quality_gate:
             timings["total"] = _ms(started)
             # No lesion (or an unusable photo) must never come out as "low risk".
+            assert report.reason is not None  # not passed means a reason
             return ScreeningResult.retake(report.reason, timings_ms=timings, **common)
 
         t = time.perf_counter()
@@ -84,7 +95,7 @@ class Screener:
         features = lesion_features(image, lesion, mm_per_pixel=self.mm_per_pixel)
         timings["features"] = _ms(t)
         timings["total"] = _ms(started)
-        risk = "refer" if probability >= self.model.manifest.threshold else "low"
+        risk: Risk = "refer" if probability >= self.model.manifest.threshold else "low"
         return ScreeningResult(status="ok", reason=report.reason, malignant_probability=round(probability, 4),
                                risk=risk, features=features, timings_ms=timings, **common)
 

@@ -113,7 +113,7 @@ def check_outputs(outputs: Sequence[float], expected: Sequence[float], *,
     if len(got) != len(want):
         return SelfTestResult(passed=False, outputs=got, expected=want, max_difference=float("inf"),
                               tolerance=tolerance, detail=f"{len(want)} expected results for {len(got)} images")
-    diffs = [abs(a - b) for a, b in zip(got, want)]
+    diffs = [abs(a - b) for a, b in zip(got, want, strict=True)]
     worst = int(np.argmax(diffs)) if diffs else 0
     largest = max(diffs, default=0.0)
     if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):  # NaN never compares as "too far"

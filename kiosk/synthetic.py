@@ -199,7 +199,7 @@ def _lesion_palette(rng: np.random.Generator, tone: np.ndarray, lesion_colour: R
         tone * np.asarray(_RED, np.float32),
     ]
     jitter = rng.uniform(0.9, 1.1, (4, 1)).astype(np.float32)
-    palette = [c * j for c, j in zip(palette, jitter)]
+    palette = [c * j for c, j in zip(palette, jitter, strict=True)]
     if lesion_colour is not None:
         palette[0] = np.asarray(lesion_colour, np.float32)
     return palette
@@ -221,7 +221,7 @@ def _paint_lesion(image: np.ndarray, texture: np.ndarray, tone: np.ndarray, outl
     box = (y1 - y0, x1 - x0)
 
     palette = _lesion_palette(rng, tone, lesion_colour)
-    colour = np.empty((*box, 3), np.float32)
+    colour: np.ndarray = np.empty((*box, 3), np.float32)
     colour[:] = palette[0]
     # Zones 1..3 are always drawn from the stream, painted only if asked for,
     # so "colours" adds zones without moving the others.
@@ -241,7 +241,7 @@ def _paint_lesion(image: np.ndarray, texture: np.ndarray, tone: np.ndarray, outl
     mottle = 1.0 + 0.08 * _smooth_noise(rng, (10, 10), (box[1], box[0]))
     colour *= (mottle * texture[y0:y1, x0:x1])[..., None]
 
-    alpha = _fill(outline, box, (x0, y0)).astype(np.float32) * (1.0 / 255.0)
+    alpha: np.ndarray = _fill(outline, box, (x0, y0)).astype(np.float32) * (1.0 / 255.0)
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather)[..., None]
     region = image[y0:y1, x0:x1]
     region += alpha * (colour - region)

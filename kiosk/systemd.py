@@ -202,7 +202,8 @@ class Watchdog:
         return ok
 
     def _run(self) -> None:
-        period = self.interval / 2  # type: ignore[operator] - start() checked it
+        assert self.interval is not None  # start() checked it
+        period = self.interval / 2
         while not self._stop.is_set():
             self.check()
             self._stop.wait(period)

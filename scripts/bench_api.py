@@ -221,8 +221,10 @@ def describe(report: dict) -> str:
         f"kiosk serve (camera {report['camera']}) answered after {report['startup_s']} s",
         f"capture to result over POST /api/screenings, {lat['count']} screenings: median {lat['median_ms']} ms, "
         f"p90 {lat['p90_ms']} ms, max {lat['max_ms']} ms "
-        f"(target median <= {report['targets']['median_ms']:g} ms: {mark(met['median_ms'])}); results {lat['statuses']}",
-        f"server memory over {mem['count']} more screenings: RSS {mem['rss_before_mb']} -> {mem['rss_after_mb']} MB, "
+        f"(target median <= {report['targets']['median_ms']:g} ms: {mark(met['median_ms'])}); "
+        f"results {lat['statuses']}",
+        f"server memory over {mem['count']} more screenings: "
+        f"RSS {mem['rss_before_mb']} -> {mem['rss_after_mb']} MB, "
         f"growth {mem['rss_growth_mb']} MB (target <= {report['targets']['rss_growth_mb']:g} MB: "
         f"{mark(met['rss_growth_mb'])}); peak RSS {mem['rss_peak_mb']} MB, high-water mark {mem['vm_hwm_mb']} MB "
         f"(target <= {report['targets']['peak_rss_mb']:g} MB: {mark(met['peak_rss_mb'])})",

@@ -1,90 +1,64 @@
-"""Shared fixtures: a tiny but real int8 model built through the real build path.
+"""Shared fixtures: the tiny real int8 test model, drawn images, the station and web rigs.
 
-The model is trained for a few steps on drawn lesions and converted by
-``training.convert.build`` -- the same code ``deploy/build-model`` runs -- so
-every test that screens an image exercises real int8 inference, never a stub.
-It needs tensorflow (the [test] extra); without it these tests skip.
+``tiny_model_path`` is the committed ``tests/data/tiny_int8.tflite`` (5.9 KB, built once by
+``scripts/build_test_model.py`` through ``training.convert.build``, the path
+``deploy/build-model`` runs), so every test that screens an image runs real int8 inference,
+never a stub, and needs no TensorFlow. ``tiny_build`` builds the model again for the tests of
+the build path itself; a test that uses it is marked ``training`` and skips without TensorFlow.
+The station and web fixtures (``rig``, ``station``, ``app``, ``client``...) come from the
+plugin ``tests/web_conftest.py``; tests import only its helpers (``Rig``, ``wait_until``...).
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
+import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.tiny_model import COMMITTED_MODEL, REPO_ROOT, TINY_SIZE, build_tiny, make_tiny_export, write_drawn_images
+
+pytest_plugins = ["tests.web_conftest"]
+
+__all__ = ["REPO_ROOT", "SHARED_TRAIN", "TINY_SIZE", "make_tiny_export", "write_drawn_images"]
+
 SHARED_TRAIN = REPO_ROOT.parent / "shared" / "data" / "melanoma10k" / "train"
-TINY_SIZE = 64
+HAVE_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
 
-def write_drawn_images(folder: Path, seeds, **kwargs) -> list[Path]:
-    import cv2
-
-    from kiosk.synthetic import random_lesion
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed in seeds:
-        image = random_lesion(seed, width=kwargs.get("width", 320), height=kwargs.get("height", 240))
-        path = folder / f"drawn_{seed}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        paths.append(path)
-    return paths
-
-
-def make_tiny_export(export_dir: Path, *, size: int = TINY_SIZE, steps: int = 5) -> Path:
-    """Train a very small CNN for a few steps on drawn images and export it like the trainer does."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    from keras import layers
-
-    from kiosk.synthetic import random_lesion
-    from kiosk.vision.preprocess import preprocess
-    from training.train import export
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((size, size, 3), name="image")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(2, activation="softmax")(x)
-    model = keras.Model(inputs, outputs, name="tiny_test_cnn")
-    model.compile(optimizer="adam", loss="categorical_crossentropy")
-    images = np.stack([preprocess(random_lesion(s, width=320, height=240), size=size) for s in range(32)])
-    labels = np.eye(2)[np.arange(32) % 2]
-    model.fit(images.astype(np.float32), labels, epochs=steps, batch_size=16, verbose=0)
-    export(model, export_dir, size=size, recipe="crop-sog6-v1",
-           training_data={"source": "drawn test lesions", "train_images": 32}, validation_metrics={})
-    return export_dir
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that builds a model is a ``training`` test; without TensorFlow those skip, with a reason."""
+    skip = pytest.mark.skip(reason="needs tensorflow (the [train] extra): pip install -e '.[test,train]'")
+    for item in items:
+        if "tiny_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.training)
+        if not HAVE_TENSORFLOW and item.get_closest_marker("training") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def tiny_build(tmp_path_factory):
-    """(model path, build metrics, folders) of a tiny int8 model built by training.convert.build."""
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) builds the test model")
-    from training.convert import build
-
-    root = tmp_path_factory.mktemp("tiny-model")
-    export_dir = make_tiny_export(root / "export")
-    calibration = root / "calibration"
-    write_drawn_images(calibration, range(1000, 1300))
-    validation = root / "validation"
-    write_drawn_images(validation / "benign", range(2000, 2020))
-    write_drawn_images(validation / "malignant", range(3000, 3020))
-    models = root / "models"
-    models.mkdir()
-    out = models / "tiny_int8"
-    metrics = build(export_dir, calibration, validation, out, max_int8_loss=100.0, log=lambda s: None)
-    return {"model": out.with_suffix(".tflite"), "metrics": metrics, "export": export_dir,
-            "calibration": calibration, "validation": validation, "root": root}
+def tiny_build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """(model path, build metrics, folders) of a tiny int8 model built now by training.convert.build."""
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) builds the test model")
+    return build_tiny(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tiny_build) -> Path:
-    return tiny_build["model"]
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the committed tiny int8 model, with its manifest next to it (tests may write beside it)."""
+    folder = tmp_path_factory.mktemp("tiny-model-committed")
+    for suffix in (".tflite", ".json"):
+        shutil.copyfile(COMMITTED_MODEL.with_suffix(suffix), folder / COMMITTED_MODEL.with_suffix(suffix).name)
+    return folder / COMMITTED_MODEL.name
+
+
+@pytest.fixture(scope="session")
+def tiny_validation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """benign/ and malignant/ drawn images: the validation set the committed model's manifest was measured on."""
+    from tests.tiny_model import write_validation_images
+
+    return write_validation_images(tmp_path_factory.mktemp("tiny-validation"))
 
 
 @pytest.fixture()

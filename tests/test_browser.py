@@ -175,7 +175,8 @@ class Screen:
             .filter(e => { const s = getComputedStyle(e), r = e.getBoundingClientRect();
                            return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; })
             .map(e => { const r = e.getBoundingClientRect();
-                        return {what: e.outerHTML.slice(0, 80), width: Math.round(r.width), height: Math.round(r.height)}; })
+                        return {what: e.outerHTML.slice(0, 80), width: Math.round(r.width),
+                                height: Math.round(r.height)}; })
             .filter(t => t.width < minimum || t.height < minimum)""", MIN_TARGET)
         assert small == [], f"{self.name} {label}: touch targets under {MIN_TARGET} px: {small}"
 

@@ -14,7 +14,9 @@ from kiosk.manifest import read_manifest
 from kiosk.model import Model
 from tests.conftest import REPO_ROOT, write_drawn_images
 
-pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts models")
+pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
+
+pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) converts models")
 
 
 def test_build_writes_int8_model_manifest_and_report(tiny_build):

@@ -41,11 +41,12 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pins() -> dict[str, str]:
+def pins(tag: str = "cp311") -> dict[str, str]:
+    """NAME -> VERSION in the Pi's hashed lock locks/pi-TAG.txt."""
     out = {}
-    for line in (REPO_ROOT / "constraints.txt").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==", 1)
+    for line in (REPO_ROOT / "locks" / f"pi-{tag}.txt").read_text().splitlines():
+        if "==" in line and not line.startswith(("#", " ")):
+            name, version = line.split(" ", 1)[0].split("==", 1)
             out[canonical(name)] = version.strip()
     return out
 
@@ -97,17 +98,23 @@ def tiny_models(tiny_model_path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def stand_in_wheels(tmp_path_factory) -> Path:
-    """DIR/cp311 and DIR/cp313 with a stand-in wheel for every runtime dependency, at its pin."""
+    """DIR/cp311 and DIR/cp313 with a stand-in wheel for every runtime dependency at its pin, and
+    DIR/locks/pi-cpXYZ.txt: locks in the format scripts/lock writes, with the stand-ins' hashes."""
     root = tmp_path_factory.mktemp("stand-in-wheels")
-    pinned = pins()
+    (root / "locks").mkdir()
     for tag in ("cp311", "cp313"):
         (root / tag).mkdir()
+        pinned = pins(tag)
+        lines = ["# stand-in lock for the tests (scripts/lock writes the real ones)"]
         for name in runtime_deps():
-            fake_wheel(root / tag, name, pinned[name])
+            wheel = fake_wheel(root / tag, name, pinned[name])
+            lines += [f"{name}=={pinned[name]} \\", f"    --hash=sha256:{sha256(wheel)}", "    # via melanoma-kiosk"]
+        (root / "locks" / f"pi-{tag}.txt").write_text("\n".join(lines) + "\n")
     return root
 
 
-UPDATE_KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"
+UPDATE_KEY = ("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+              "-----END PUBLIC KEY-----\n")
 
 
 @pytest.fixture(scope="session")
@@ -117,14 +124,15 @@ def bundle(tiny_models, stand_in_wheels, tmp_path_factory) -> Path:
     key.write_text(UPDATE_KEY)
     out = parent / "bundle"
     proc = run([sys.executable, BUILD, "--out", out, "--models", tiny_models, "--wheels-from", stand_in_wheels,
-                "--update-key", key])
+                "--locks", stand_in_wheels / "locks", "--update-key", key])
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return out
 
 
 def test_bundle_contents(bundle, tiny_models):
     files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    for required in ("install.sh", "SHA256SUMS", "BUNDLE.txt", "constraints.txt", "config/kiosk.example.toml",
+    for required in ("install.sh", "SHA256SUMS", "BUNDLE.txt", "locks/pi-cp311.txt", "locks/pi-cp313.txt",
+                     "config/kiosk.example.toml",
                      "config/update-key.pub",
                      "systemd/melanoma-kiosk.service", "systemd/melanoma-kiosk-browser.service",
                      "systemd/labwc-autostart", "models/tiny_int8.tflite", "models/tiny_int8.json"):
@@ -200,6 +208,45 @@ def test_missing_aarch64_wheel_is_named_with_version_and_platform():
     # pip does not widen manylinux_2_28 to the manylinux_2_27 wheels LiteRT and numpy publish.
     assert "manylinux_2_27_aarch64" in build.platforms() and "manylinux_2_36_aarch64" in build.platforms()
     assert "manylinux_2_37_aarch64" not in build.platforms()
+
+
+@pytest.mark.parametrize("tag", ["cp311", "cp313"])
+def test_pi_locks_pin_every_runtime_dependency_with_hashes(tag):
+    """scripts/lock's output: each package exactly once, at ==, with at least one sha256 under it."""
+    lines = (REPO_ROOT / "locks" / f"pi-{tag}.txt").read_text().splitlines()
+    names, hashes = [], {}
+    for line in lines:
+        if line and not line.startswith((" ", "#")):
+            name = canonical(line.split("==", 1)[0])
+            assert "==" in line and ";" not in line, line  # resolved for the Pi: no markers left
+            names.append(name)
+        elif line.strip().startswith("--hash=sha256:"):
+            assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}( \\)?", line.strip()), line
+            hashes[names[-1]] = hashes.get(names[-1], 0) + 1
+    assert len(names) == len(set(names)) and set(runtime_deps()) <= set(names)
+    assert set(hashes) == set(names), "a locked package without a hash"
+    assert "tensorflow" not in names and "tensorflow-cpu" not in names and "pytest" not in names
+
+
+def test_wheels_are_downloaded_with_require_hashes_against_that_pythons_lock(monkeypatch, tmp_path):
+    build = _load_script(BUILD)
+    calls = []
+
+    def fake_run(cmd, *, what, show=()):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(build, "run", fake_run)
+    for version in ("3.11", "3.13"):
+        lock = build.lock_for(REPO_ROOT / "locks", version)
+        build.download_wheels(["python3"], version, ["numpy>=1.26"], lock, tmp_path, build.read_pins(lock))
+    for cmd, tag in zip(calls, ("cp311", "cp313"), strict=True):
+        assert "--require-hashes" in cmd and "--no-deps" in cmd and "-c" not in cmd
+        assert cmd[cmd.index("-r") + 1] == str(REPO_ROOT / "locks" / f"pi-{tag}.txt")
+        assert cmd[cmd.index("--abi") + 1] == tag and "numpy>=1.26" not in cmd  # the lock is the whole list
+    assert build.read_pins(REPO_ROOT / "locks" / "pi-cp311.txt") == pins("cp311")
+    with pytest.raises(build.BuildError, match=r"no lock for Python 3\.12: .*pi-cp312\.txt is missing"):
+        build.lock_for(REPO_ROOT / "locks", "3.12")
 
 
 # --- install.sh in a throwaway root ---------------------------------------------------------
@@ -356,7 +403,8 @@ def test_install_names_the_python_it_cannot_serve(bundle, throwaway, tmp_path):
 IMAGE_TOOLS = ("sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "mtype", "mdir", "minfo")
 needs_image_tools = pytest.mark.skipif(
     any(shutil.which(t) is None for t in IMAGE_TOOLS),
-    reason="needs mtools, dosfstools, e2fsprogs and fdisk (apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)")
+    reason="needs mtools, dosfstools, e2fsprogs and fdisk "
+           "(apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)")
 
 BOOKWORM_CMDLINE = ("console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 "
                     "fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash "

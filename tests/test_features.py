@@ -35,7 +35,7 @@ def test_asymmetry_of_round_and_ragged_lesions() -> None:
     ragged = [features(seed=s, irregularity=1.0, colours=1)["asymmetry"] for s in SEEDS]
     assert max(round_) < 0.05, round_  # an ellipse is symmetric about both principal axes
     assert min(ragged) > 0.08, ragged
-    for r, g in zip(round_, ragged):  # the same seed, only the border changed
+    for r, g in zip(round_, ragged, strict=True):  # the same seed, only the border changed
         assert g > 2 * r + 0.03, (round_, ragged)
 
 
@@ -75,7 +75,7 @@ def test_border_irregularity_of_a_circle_is_near_one() -> None:
 def test_colour_count_grows_with_drawn_colour_zones() -> None:
     counts = {c: [features(seed=s, colours=c, radius=0.25)["colour_count"] for s in range(10)] for c in (1, 4)}
     assert np.mean(counts[4]) > np.mean(counts[1]) + 0.5, counts
-    assert all(c4 >= c1 for c1, c4 in zip(counts[1], counts[4])), counts
+    assert all(c4 >= c1 for c1, c4 in zip(counts[1], counts[4], strict=True)), counts
 
 
 @pytest.mark.xfail(strict=True, reason=(

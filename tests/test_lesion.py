@@ -147,7 +147,7 @@ def test_box_scales_with_resolution() -> None:
     small = find_lesion(draw_lesion(seed=9, width=320, height=240, centre=(0.55, 0.45), radius=0.2))
     big = find_lesion(draw_lesion(seed=9, width=1280, height=960, centre=(0.55, 0.45), radius=0.2))
     assert small.found and big.found
-    for s, b in zip(small.box, big.box):
+    for s, b in zip(small.box, big.box, strict=True):
         assert b == pytest.approx(4 * s, abs=4 * 4)  # within ~2 working pixels
 
 

@@ -14,14 +14,14 @@ from kiosk.metrics import binary_metrics, roc_auc, roc_curve, threshold_for_sens
 
 def brute_auc(labels, scores) -> float:
     """P(score of a random positive > score of a random negative), ties counting one half."""
-    pos = [s for y, s in zip(labels, scores) if y]
-    neg = [s for y, s in zip(labels, scores) if not y]
+    pos = [s for y, s in zip(labels, scores, strict=True) if y]
+    neg = [s for y, s in zip(labels, scores, strict=True) if not y]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
 
 
 def sensitivity_at(labels, scores, threshold: float) -> float:
-    pos = [s for y, s in zip(labels, scores) if y]
+    pos = [s for y, s in zip(labels, scores, strict=True) if y]
     return sum(s >= threshold for s in pos) / len(pos)
 
 
@@ -110,8 +110,8 @@ def test_binary_metrics_against_loops() -> None:
     for threshold in (0.0, 0.25, 0.5, 0.73, 1.0, 1.5):
         m = binary_metrics(labels, scores, threshold=threshold)
         c = m["confusion"]
-        tp = sum(1 for y, s in zip(labels, scores) if y and s >= threshold)
-        fp = sum(1 for y, s in zip(labels, scores) if not y and s >= threshold)
+        tp = sum(1 for y, s in zip(labels, scores, strict=True) if y and s >= threshold)
+        fp = sum(1 for y, s in zip(labels, scores, strict=True) if not y and s >= threshold)
         assert (c["tp"], c["fp"]) == (tp, fp)
         assert c["tp"] + c["fn"] == labels.sum() and c["fp"] + c["tn"] == (labels == 0).sum()
         if tp + c["fn"]:
@@ -193,7 +193,7 @@ def test_wilson_interval_narrows_with_n() -> None:
     for n in (10, 40, 100, 1000, 10000):
         low, high = wilson_interval(int(0.3 * n), n)
         widths.append(high - low)
-    assert all(a > b for a, b in zip(widths, widths[1:])), widths
+    assert all(a > b for a, b in zip(widths, widths[1:], strict=False)), widths
     assert widths[-1] < 0.02
 
 

@@ -23,10 +23,9 @@ def model_copy(tiny_model_path, tmp_path):
 
 def test_loads_verifies_and_predicts_probabilities(model):
     image = np.full((model.input_size, model.input_size, 3), 128, np.uint8)
-    probs = model.probabilities(image)
-    assert probs.shape == (2,)
-    assert abs(float(probs.sum()) - 1.0) < 1e-6
-    assert 0.0 <= model.malignant_probability(image) <= 1.0
+    # A flat grey image tells the tiny model nothing: both classes get 128/256, exactly.
+    assert model.probabilities(image).tolist() == [0.5, 0.5]
+    assert model.malignant_probability(image) == 0.5
     assert model.runtime in ("ai-edge-litert", "tflite-runtime")
     assert model.sha256 == read_manifest(model.path.with_suffix(".json")).sha256
 
@@ -39,12 +38,18 @@ def test_different_inputs_give_different_outputs(model):
 
 
 def test_quantisation_uses_tensor_parameters(model):
-    detail = model._input
-    scale, zero_point = detail["quantization"]
+    # The tiny model's own input tensor: uint8, scale 1, zero point 0, so pixels pass unchanged.
+    assert model._input["quantization"] == (1.0, 0) and np.dtype(model._input["dtype"]) == np.uint8
     x = np.array([[[0, 128, 255]]], np.uint8).repeat(64, 0).repeat(64, 1)
-    q = model._quantise(x)
-    expected = np.clip(np.round(x / scale + zero_point), 0, 255)
-    assert np.array_equal(q[0], expected.astype(q.dtype))
+    assert np.array_equal(model._quantise(x)[0], x)
+    # Another tensor's parameters, worked by hand: int8, scale 2, zero point -128 maps
+    # 0 -> -128, 3 -> round(-126.5) = -126 (half to even), 128 -> -64, 255 -> round(-0.5) = 0.
+    model._input = {**model._input, "dtype": np.int8, "quantization": (2.0, -128)}
+    got = model._quantise(np.array([[[0, 3, 128], [255, 255, 255]]], np.uint8))[0]
+    assert got.dtype == np.int8 and got.tolist() == [[[-128, -126, -64], [0, 0, 0]]]
+    # And the output: uint8 with scale 1/256, zero point 0 -> 118 reads as 0.4609375 exactly.
+    assert model._output["quantization"] == (0.00390625, 0)
+    assert model._dequantise(np.array([[0, 118]], np.uint8)).tolist() == [0.0, 0.4609375]
 
 
 def test_missing_model_names_the_file(tmp_path, model_copy):

@@ -8,9 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) converts the float32 comparison model")
+pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) converts the float32 comparison model")
 
 from training.model_card import cpu_name, int8_loss_words, main, training_run_line
+
+pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
 
 
 def place(tiny_build, folder, name):

@@ -11,9 +11,11 @@ import pytest
 
 from tests.conftest import REPO_ROOT, write_drawn_images
 
+pytestmark = pytest.mark.training  # needs TensorFlow (the [train] extra); skips without it
+
 SHIPPED = REPO_ROOT / "models" / "melanoma_int8.tflite"
 
-pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) builds Keras models")
+pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) builds Keras models")
 
 
 def drawn_preprocessed(seeds, size: int) -> np.ndarray:
@@ -72,7 +74,7 @@ def test_the_agreement_report_leaves_the_model_as_it_was(recovered, capsys):
     report_agreement(model, SHIPPED, images, np.arange(16) % 2)
     assert "recovered float AUC" in capsys.readouterr().err
     # Its training-mode pass must not leave validation statistics in the model that is saved.
-    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights()))
+    assert all(np.array_equal(before, after) for before, after in zip(weights, model.get_weights(), strict=True))
 
 
 def test_batchnorm_statistics_need_images():

@@ -78,8 +78,9 @@ def test_the_cache_is_the_same_when_built_by_worker_processes(dataset, tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_training_resumes_and_exports(dataset, tmp_path):
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
     from training.train import main
 
     out = tmp_path / "run"
@@ -108,8 +109,9 @@ def test_training_resumes_and_exports(dataset, tmp_path):
         s.path.split("/")[1] for s in val if s.label == 1)
 
 
+@pytest.mark.training
 def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_path, capsys):
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
     from training.train import main
 
     common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2"]
@@ -149,8 +151,9 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
     assert json.loads((paper / "state.json").read_text())["epoch"] == 3
 
 
+@pytest.mark.training
 def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
     import keras
 
     from training.train import average_weights, main
@@ -194,8 +197,9 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     assert json.loads((back / "config.json").read_text())["data"] == str(moved)
 
 
+@pytest.mark.training
 def test_batches_for_backends_without_tf_data(tmp_path):
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) runs the augmentation layers")
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) runs the augmentation layers")
     from training.train import augmenter, shuffled_batches
 
     x = np.zeros((10, 8, 8, 3), np.uint8)
@@ -220,8 +224,9 @@ def test_batches_for_backends_without_tf_data(tmp_path):
     assert images.shape == (4, 8, 8, 3) and images.dtype == np.float32
 
 
+@pytest.mark.training
 def test_a_warm_restart_starts_from_another_runs_weights(dataset, tmp_path):
-    pytest.importorskip("tensorflow", reason="tensorflow (the [test] extra) trains models")
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
     import hashlib
 
     from training.train import main

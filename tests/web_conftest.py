@@ -1,4 +1,7 @@
-"""Fixtures and fakes for the station and web tests (import the fixtures you use from here).
+"""Fixtures and fakes for the station and web tests: a pytest plugin (tests/conftest.py loads it).
+
+Tests get the fixtures (``rig``, ``records``, ``station``, ``clock``, ``settings``, ``app``,
+``client``) by naming them, and import only the helpers (``Rig``, ``wait_until``, ``PIN``...).
 
 The screener is always the real tiny int8 model (``screener`` from conftest);
 only the camera is fake: :class:`Rig` is its switchboard, so a test can

@@ -306,15 +306,19 @@ def write_report(folder: Path, manifest: ModelManifest, metrics: dict, y, probs,
         f"# Model build report: {manifest.extra.get('name')}",
         "",
         f"- Architecture: {manifest.extra.get('architecture')} ({manifest.extra.get('parameters'):,} parameters)",
-        f"- Input: {manifest.input_width}x{manifest.input_height} RGB {manifest.input_dtype}, recipe `{manifest.preprocessing_recipe}`",
+        f"- Input: {manifest.input_width}x{manifest.input_height} RGB {manifest.input_dtype}, "
+        f"recipe `{manifest.preprocessing_recipe}`",
         f"- int8 file: {q['file_bytes'] / 1024:.0f} KiB, sha256 `{manifest.sha256}`",
         f"- Validation images: {metrics['validation_images']}",
         "",
         "| | AUC | accuracy (argmax) | sensitivity | specificity | inference ms (1 thread) |",
         "|---|---|---|---|---|---|",
-        f"| float32 | {f['auc']:.4f} | {f['argmax']['accuracy']:.2%} | {f['argmax']['sensitivity']:.2%} | {f['argmax']['specificity']:.2%} | {f['inference_ms_1thread']:.2f} |",
-        f"| int8 argmax | {q['auc']:.4f} | {q['argmax']['accuracy']:.2%} | {q['argmax']['sensitivity']:.2%} | {q['argmax']['specificity']:.2%} | {q['inference_ms_1thread']:.2f} |",
-        f"| int8 at threshold {threshold:.4f} | | {m['accuracy']:.2%} | {m['sensitivity']:.2%} | {m['specificity']:.2%} | |",
+        f"| float32 | {f['auc']:.4f} | {f['argmax']['accuracy']:.2%} | {f['argmax']['sensitivity']:.2%} "
+        f"| {f['argmax']['specificity']:.2%} | {f['inference_ms_1thread']:.2f} |",
+        f"| int8 argmax | {q['auc']:.4f} | {q['argmax']['accuracy']:.2%} | {q['argmax']['sensitivity']:.2%} "
+        f"| {q['argmax']['specificity']:.2%} | {q['inference_ms_1thread']:.2f} |",
+        f"| int8 at threshold {threshold:.4f} | | {m['accuracy']:.2%} | {m['sensitivity']:.2%} "
+        f"| {m['specificity']:.2%} | |",
         "",
         f"int8 loses {metrics['int8_accuracy_loss_points']:.2f} accuracy points against float32.",
         f"Threshold rule: {manifest.extra.get('threshold_rule')}.",

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def int8_weights(model_bytes: bytes) -> list[tuple[str, np.ndarray, np.ndarray]]
     return found
 
 
-def _weighted_layers(model) -> list[tuple[object, object | None]]:
+def _weighted_layers(model) -> list[tuple[Any, Any]]:  # Keras layers (untyped)
     """(layer, the BatchNorm right after it or None), for every conv and dense layer, in order."""
     import keras
 
@@ -139,7 +140,7 @@ def recover(model_path: Path, images: np.ndarray, *, batch_size: int = 64):
     targets = _weighted_layers(model)
     if len(source) != len(targets):
         raise RecoveryError(f"{model_path} has {len(source)} weighted layers, {model.name} has {len(targets)}")
-    for (op, kernel, bias), (layer, norm) in zip(source, targets):
+    for (op, kernel, bias), (layer, norm) in zip(source, targets, strict=True):
         kernel = _keras_kernel(op, kernel)
         if tuple(layer.kernel.shape) != kernel.shape:
             raise RecoveryError(f"layer {layer.name}: kernel {kernel.shape} in the int8 model, "

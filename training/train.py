@@ -321,7 +321,7 @@ def recalibrate_batchnorm(model, images: np.ndarray, *, batches: int = 24, batch
                 layer.momentum = i / (i + 1)  # a plain running mean over the batches seen so far
             model(images[np.sort(picked[start:start + batch_size])].astype(np.float32), training=True)
     finally:
-        for layer, momentum in zip(layers, momenta):
+        for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
 
 
@@ -393,7 +393,7 @@ def compiled_augmenter(augment):
             augment.build((None, *images.shape[1:]))
         state = augment.non_trainable_variables  # the seed generators' states
         out, values = step([v.value for v in state], images)
-        for variable, value in zip(state, values):
+        for variable, value in zip(state, values, strict=True):
             variable.assign(value)
         return out
 
@@ -445,8 +445,8 @@ def average_weights(model, snapshots: list[Path]):
     for path in snapshots:
         model.load_weights(path)
         weights = [np.asarray(w, np.float64) for w in model.get_weights()]
-        total = weights if total is None else [t + w for t, w in zip(total, weights)]
-    model.set_weights([(t / len(snapshots)).astype(w.dtype) for t, w in zip(total, model.get_weights())])
+        total = weights if total is None else [t + w for t, w in zip(total, weights, strict=True)]
+    model.set_weights([(t / len(snapshots)).astype(w.dtype) for t, w in zip(total, model.get_weights(), strict=True)])
     return model
 
 

@@ -44,7 +44,7 @@ class Camera(abc.ABC):
     def frames(self) -> Iterator[np.ndarray]:
         """Yield preview frames (HxWx3 uint8 RGB, low resolution) forever."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a camera with nothing to release keeps it
         """Release the device. Safe to call twice."""
 
     def __enter__(self) -> "Camera":

@@ -55,7 +55,7 @@ class OpenCVCamera(Camera):
             cap.release()
             raise unavailable(f"cannot open camera {device!r} (not connected, or in use by another program)")
         if fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*fourcc))
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:

@@ -52,7 +52,7 @@ class PiCamera(Camera):
         self._main_size = check_size(main_size, "main_size")
         self._lores_size = check_size(lores_size, "lores_size")
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as exc:
             raise unavailable(NOT_INSTALLED) from exc
         self._lock = threading.Lock()
@@ -91,7 +91,8 @@ class PiCamera(Camera):
         if self._cam is None:
             raise unavailable("the Raspberry Pi camera is closed")
         try:
-            return self._cam.capture_array(stream)
+            frame: np.ndarray = self._cam.capture_array(stream)
+            return frame
         except Exception as exc:  # hardware boundary, as above
             raise unavailable(f"the Raspberry Pi camera stopped ({type(exc).__name__}: {exc})") from exc
 

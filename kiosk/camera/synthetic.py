@@ -83,7 +83,7 @@ class SyntheticCamera(Camera):
                 base = self._preview_of(self._seed)
             # A slow sub-pixel wander, like a hand-held dermatoscope.
             dx, dy = 1.5 * math.sin(0.7 * n), 1.2 * math.cos(0.45 * n)
-            shift = np.float32([[1, 0, dx], [0, 1, dy]])
+            shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
             frame = cv2.warpAffine(base, shift, (base.shape[1], base.shape[0]), borderMode=cv2.BORDER_REFLECT_101)
             if period:
                 deadline += period

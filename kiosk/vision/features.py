@@ -22,6 +22,8 @@ the model alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -91,7 +93,7 @@ def colours_present(work_rgb: np.ndarray, mask: np.ndarray) -> list[str]:
     refs = np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.float32)
     nearest = np.argmin(((lab[:, None, :] - refs[None]) ** 2).sum(-1), axis=1)
     shares = np.bincount(nearest, minlength=len(names)) / lab.shape[0]
-    return [n for n, share in zip(names, shares) if share >= MIN_COLOUR_SHARE]
+    return [n for n, share in zip(names, shares, strict=True) if share >= MIN_COLOUR_SHARE]
 
 
 def diameter_pixels(mask: np.ndarray) -> float:
@@ -106,7 +108,7 @@ def diameter_pixels(mask: np.ndarray) -> float:
     return float(d.max())
 
 
-def lesion_features(image: np.ndarray, lesion: Lesion, *, mm_per_pixel: float | None = None) -> dict:
+def lesion_features(image: np.ndarray, lesion: Lesion, *, mm_per_pixel: float | None = None) -> dict[str, Any]:
     """The ABCD features of ``lesion`` in the RGB uint8 ``image`` (empty dict when none was found).
 
     Known limit: the colour references are absolute, so on very dark skin

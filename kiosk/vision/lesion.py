@@ -80,7 +80,8 @@ def field_of_view(work_rgb: np.ndarray) -> np.ndarray:
         return np.ones(grey.shape, bool)
     # Drop the soft dark rim of the lens circle too, or it reads as a dark "lesion" ring.
     rim = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
-    return cv2.dilate(outside.astype(np.uint8), rim) == 0
+    inside: np.ndarray = cv2.dilate(outside.astype(np.uint8), rim) == 0
+    return inside
 
 
 def find_lesion(image: np.ndarray) -> Lesion:

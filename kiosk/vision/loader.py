@@ -89,7 +89,7 @@ class ImageInfo:
         return self.width * self.height / 1_000_000
 
 
-def probe_image(data: bytes) -> ImageInfo:
+def probe_image(data: bytes | bytearray | memoryview) -> ImageInfo:
     """Read the format and size from the header of a JPEG, PNG, WebP or BMP file.
 
     Only the first bytes are parsed; no pixels are decoded, so this is safe

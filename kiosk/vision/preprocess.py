@@ -88,12 +88,14 @@ def illuminant_gains(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
     rgb = image.reshape(-1, 3).astype(np.float32)
     illuminant = np.power(np.mean(np.power(rgb, p), axis=0), 1.0 / p)
     illuminant = np.maximum(illuminant, 1e-3)
-    return illuminant.mean() / illuminant
+    gains: np.ndarray = illuminant.mean() / illuminant
+    return gains
 
 
 def shades_of_gray(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
     """Scale channels so the scene's Minkowski p-norm colour becomes neutral grey."""
-    return np.clip(image.astype(np.float32) * illuminant_gains(image, p=p), 0, 255).astype(np.uint8)
+    balanced: np.ndarray = np.clip(image.astype(np.float32) * illuminant_gains(image, p=p), 0, 255).astype(np.uint8)
+    return balanced
 
 
 def preprocess(

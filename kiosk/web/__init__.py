@@ -19,11 +19,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response
 
 from ..config import Settings
-from ..station import Station
 from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
@@ -31,6 +31,12 @@ from .errors import register_error_handlers
 from .i18n import init_i18n
 from .pages import bp as pages_bp
 from .pin import PinGuard
+
+if TYPE_CHECKING:
+    from ..model import Model
+    from ..records import RecordStore
+    from ..station import Station
+    from ..updates import UpdateService
 
 __all__ = ["MAX_UPLOAD_BYTES", "create_app"]
 
@@ -41,9 +47,17 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 
                            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def create_app(*, settings: Settings, station: Station, testing: bool = False,
+def create_app(*, settings: Settings, station: Station, records: RecordStore | None = None,
+               current_model: Callable[[], Model] | None = None, updates: UpdateService | None = None,
+               testing: bool = False,
                clock: Callable[[], float] = time.monotonic) -> Flask:
     """Build the kiosk's Flask app around a running ``station``.
+
+    ``records`` is the store the pages read back (default: the one the
+    station saves to); ``current_model()`` the model in use now (default:
+    the station's screener's, which a model update swaps); ``updates`` the
+    model-update service the settings page lists, applies and rolls back
+    with (None: the page shows the model but offers no updates).
 
     ``clock`` (monotonic seconds) times the PIN lockout and PIN sessions;
     tests pass a fake one. The session key is new at every start, so a
@@ -59,8 +73,10 @@ def create_app(*, settings: Settings, station: Station, testing: bool = False,
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = KioskContext(settings=settings, station=station,
-                                             pin=PinGuard(settings.web.pin, clock=clock))
+    app.extensions[EXTENSION] = KioskContext(
+        settings=settings, station=station, records=records if records is not None else station.records,
+        current_model=current_model or (lambda: station.screener.model), updates=updates,
+        pin=PinGuard(settings.web.pin, clock=clock))
     init_i18n(app, default_language=settings.web.language)  # first: errors below are translated
     init_csrf(app)
     register_error_handlers(app)

@@ -9,38 +9,39 @@ Every answer is JSON (the preview aside), errors included: see :mod:`.errors`.
 ``POST /api/screenings``    capture and screen (or screen the multipart ``image``); 201 + the screening
 ``GET /api/screenings``     the history, newest first (PIN session); ``?limit=&offset=``
 ``GET /api/screenings/ID``  one stored screening
-``GET /stream.mjpg``        ``multipart/x-mixed-replace`` JPEG preview
+``GET /stream.mjpg``        ``multipart/x-mixed-replace`` JPEG preview; 503 ``preview_busy`` when 3 viewers watch
 ==========================  =====================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..records import InvalidPatientInfo, PatientInfo
+from ..station import PreviewBusy
 from .context import kiosk
 from .errors import WebError, error_response
 from .present import screening_json
+from .stream import BOUNDARY, mjpeg_parts, waitress_backlog
 
 bp = Blueprint("api", __name__)
 
-BOUNDARY = "frame"
 PATIENT_FIELDS = ("age", "sex", "body_site")
 
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    station = kiosk().station
-    camera = station.camera_status
+    ctx = kiosk()
+    camera = ctx.station.camera_status
+    sha256 = ctx.model.sha256
     if camera != "ok":
-        body = {"status": "error", "reason": "camera_unavailable", "camera": camera,
-                "model_sha256": station.model_sha256}
+        body = {"status": "error", "reason": ctx.station.camera_reason or "camera_unavailable", "camera": camera,
+                "model_sha256": sha256}
         return jsonify(body), 503
-    return jsonify({"status": "ok", "model_sha256": station.model_sha256, "camera": camera})
+    return jsonify({"status": "ok", "model_sha256": sha256, "camera": camera})
 
 
 @bp.get("/api/state")
@@ -97,7 +98,7 @@ def create_screening() -> ResponseReturnValue:
 @bp.get("/api/screenings/<sid>")
 def get_screening(sid: str) -> ResponseReturnValue:
     ctx = kiosk()
-    stored = ctx.station.records.get(sid) if ctx.station.records is not None else None
+    stored = ctx.records.get(sid) if ctx.records is not None else None
     if stored is None:
         raise WebError(404, "not_found")
     return jsonify(screening_json(stored.id, stored.result, image=None, min_side=ctx.min_side))
@@ -112,7 +113,7 @@ def list_screenings() -> ResponseReturnValue:
         raise WebError(403, "pin_required")
     limit = _int_arg("limit", 50, 1, 500)
     offset = _int_arg("offset", 0, 0, 10**9)
-    records = ctx.station.records
+    records = ctx.records
     items: list[dict[str, Any]] = []
     total = 0
     if records is not None:
@@ -134,16 +135,11 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
 
 
 @bp.get("/stream.mjpg")
-def stream() -> Response:
-    frames = kiosk().station.preview_frames()
-
-    def parts() -> Iterator[bytes]:
-        try:
-            for jpeg in frames:
-                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                yield head + jpeg + b"\r\n"
-        finally:
-            frames.close()  # the viewer left: the station stops reading frames when nobody watches
-
-    return Response(parts(), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+def stream() -> ResponseReturnValue:
+    try:
+        frames = kiosk().station.preview_frames()
+    except PreviewBusy as exc:  # each viewer holds a server thread: the rest stay free for the API
+        return error_response(503, exc.code, **exc.params)
+    parts = mjpeg_parts(frames, backlog=waitress_backlog(request.environ))
+    return Response(parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                     headers={"Cache-Control": "no-store"})

@@ -58,7 +58,7 @@ WEB_REASONS: dict[str, str] = {
 }
 
 
-class KioskDomain(Domain):
+class KioskDomain(Domain):  # type: ignore[misc]  # flask-babel ships no types
     """A Flask-Babel domain whose catalog follows ``g.kiosk_language`` (any code, CLDR or not)."""
 
     def __init__(self, directory: Path = TRANSLATIONS_DIR) -> None:
@@ -84,7 +84,7 @@ def init_i18n(app: Flask, *, default_language: str) -> KioskDomain:
     app.config["KIOSK_DEFAULT_LANGUAGE"] = default_language
     babel = Babel(app, locale_selector=lambda: _CLDR_LOCALE[current_language()])
     domain = KioskDomain()
-    babel.domain_instance = domain  # type: ignore[misc] - a cached_property, meant to be overridable
+    babel.domain_instance = domain  # a cached_property, meant to be overridable
     for code in LANGUAGES:
         domain.catalog(code)  # load at start: a missing catalog shows up in the log now, not mid-screening
     app.before_request(_choose_language_hook)
@@ -129,10 +129,11 @@ def translate(msgid: str, **variables: Any) -> str:
 def _domain() -> KioskDomain:
     from flask import current_app
 
-    return current_app.extensions["babel"].instance.domain_instance
+    domain: KioskDomain = current_app.extensions["babel"].instance.domain_instance
+    return domain
 
 
-class _Blank(dict):
+class _Blank(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return "?"  # a parameter the caller does not have: never show "{width}" to a health worker
 
