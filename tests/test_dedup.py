@@ -73,3 +73,14 @@ def test_pinned_split_is_the_recorded_one():
     assert (len(train), len(val)) == (8267, 1330)
     side = {s.path: "train" for s in train} | {s.path: "val" for s in val}
     assert all(len({side[p] for p in group}) == 1 for group in pinned["groups"])
+
+
+def test_make_split_on_another_folder_is_the_old_split(tmp_path):
+    for label in ("benign", "malignant"):
+        (tmp_path / label).mkdir()
+        for i in range(10):
+            cv2.imwrite(str(tmp_path / label / f"{label}_{i}.png"), cv2.cvtColor(
+                random_lesion(i + (50 if label == "malignant" else 0), width=64, height=64), cv2.COLOR_RGB2BGR))
+    samples = list_samples(tmp_path)
+    train, val, split_id = make_split(tmp_path, samples)
+    assert split_id == "sha1-stratified-1234-0.15" and len(train) + len(val) == 20

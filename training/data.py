@@ -110,14 +110,20 @@ def make_split(root: Path, samples: list[Sample], *, val_fraction: float = 0.15,
                groups_file: Path | None = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], str]:
     """(train, validation, split id): :func:`split_samples`, then :func:`group_aware_split` with ``groups_file``.
 
-    ``groups_file=None`` gives the old split (id ``sha1-stratified``) without the group step.
+    ``groups_file=None`` gives the old split (id ``sha1-stratified-...``) without the group step, and so does a
+    folder that is not the one the groups were found in.
     """
     train, val = split_samples(root, samples, val_fraction=val_fraction, seed=seed)
+    legacy = f"sha1-stratified-{seed}-{val_fraction:g}"
     if groups_file is None:
-        return train, val, f"sha1-stratified-{seed}-{val_fraction:g}"
+        return train, val, legacy
     pinned = json.loads(Path(groups_file).read_text())
+    known = {s.path for s in samples}
+    if not all(p in known for group in pinned["groups"] for p in group):
+        return train, val, legacy  # another folder: the pinned groups are not its groups (run training.dedup on it)
     train, val, _ = group_aware_split(train, val, pinned["groups"])
-    return train, val, pinned["split_id"] if (seed, val_fraction) == (1234, 0.15) else f"{pinned['split_id']}-seed{seed}"
+    same_rule = (seed, val_fraction) == (1234, 0.15)
+    return train, val, pinned["split_id"] if same_rule else f"{pinned['split_id']}-seed{seed}-{val_fraction:g}"
 
 
 def split_sha256(val: list[Sample]) -> str:
