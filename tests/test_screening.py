@@ -68,7 +68,7 @@ def test_file_and_array_paths_agree(screener, tmp_path):
 def test_evaluation_mode_scores_even_failed_photos(screener):
     result = screener.screen_image(draw_skin(seed=0), apply_quality_gate=False)
     assert result.status == "ok" and result.reason == "no_lesion"
-    assert (result.malignant_probability, result.risk) == (0.4727, "refer")
+    assert (result.malignant_probability, result.risk) == (0.4688, "refer")  # seed 1 is "unclear" now, so seed 0 (no_lesion)
 
 
 def test_mm_diameter_with_configured_scale(model):
