@@ -1,4 +1,4 @@
-"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen) and demo.
+"""The ``kiosk`` command: screen, evaluate, bench, doctor, serve (the touchscreen), demo and update.
 
 Every expected failure prints one line ``kiosk: error: ...`` and exits 2; a
 traceback is never shown for bad input.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .pinhash import DEMO_PIN
 from .progress import progress
 from .reasons import KioskError, message
 from .vision.loader import IMAGE_SUFFIXES
@@ -78,11 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default from settings: web.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default from settings: web.port, 8080)")
     p.add_argument("--data-dir", metavar="DIR", help="records folder (default from settings: records.data_dir)")
+
+    from .updates.cli import add_commands
+
+    p = sub.add_parser("update", help="signed model updates: list, verify, apply, rollback, status, keygen, sign-model")
+    add_commands(p)
+
+    p = sub.add_parser("set-pin", help="set the history PIN: its salted hash goes into the settings file")
+    p.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin (no prompt)")
+    p.add_argument("--print", dest="print_only", action="store_true",
+                   help="only print the [web] line to paste into a settings file; write nothing")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "update":
+        from .updates.cli import run
+
+        return run(args)  # its own one-line errors, named after the update command
     try:
         return COMMANDS[args.command](args)
     except KioskError as exc:
@@ -107,17 +122,23 @@ def load_settings_for(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def load_screener(args: argparse.Namespace) -> Screener:
-    from .model import Model
-    from .screening import Screener
-    from .vision.quality import QualityThresholds
+def settings_with_overrides(args: argparse.Namespace) -> Settings:
+    """The settings, with ``--model`` and ``--threads`` applied (validated like the settings file)."""
+    import dataclasses
 
     settings = load_settings_for(args)
-    model_path = Path(args.model) if args.model else settings.model.path
-    threads = args.threads or settings.model.threads
-    model = Model.load(model_path, threads=threads)
-    thresholds = QualityThresholds(min_side=settings.vision.min_side)
-    return Screener(model, thresholds=thresholds, mm_per_pixel=settings.camera.mm_per_pixel)
+    if args.model or args.threads:
+        path = Path(args.model).resolve() if args.model else settings.model.path
+        model = dataclasses.replace(settings.model, path=path, threads=args.threads or settings.model.threads)
+        settings = dataclasses.replace(settings, model=model)
+    return settings
+
+
+def load_screener(args: argparse.Namespace) -> Screener:
+    """The screener, built by the composition root like the kiosk's own (:func:`kiosk.app.build_kiosk`)."""
+    from .app import build_kiosk
+
+    return build_kiosk(settings_with_overrides(args), station=False).screener
 
 
 # --- screen ------------------------------------------------------------------
@@ -321,13 +342,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(("FAIL", "model", str(exc)))
     source = args.camera or settings.camera.source
     try:
-        from .camera import open_camera
+        from .camera import camera_from_settings
+        from .reasons import CameraError
+        from .station.supervisor import CameraSupervisor
 
         notes: list[str] = []
-        with open_camera(source, log=notes.append) as camera:
-            frame = camera.capture()
-        checks.append(("OK" if camera.name != "synthetic" or source == "synthetic" else "WARN", "camera",
-                       f"{camera.name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+        # Under the kiosk's own deadlines: a hung Pi camera makes this check fail, not hang.
+        with CameraSupervisor(lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
+                              log=lambda line: None, on_change=lambda: None, open_timeout=15.0) as camera:
+            if camera.reason_code is not None:
+                raise CameraError(camera.reason_code, detail=camera.status.partition(": ")[2])
+            name, frame = camera.name, camera.capture()
+        checks.append(("OK" if name != "synthetic" or source == "synthetic" else "WARN", "camera",
+                       f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
     except KioskError as exc:
         checks.append(("FAIL", "camera", str(exc)))
     checks.append(gpio_check(settings))
@@ -369,7 +396,6 @@ def gpio_check(settings: Settings) -> tuple[str, str, str]:
 
 # --- demo / serve --------------------------------------------------------------
 
-DEMO_PIN = "2580"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -387,25 +413,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # Demo defaults unless the environment says otherwise: a laptop has no buttons,
     # and the history pages need a PIN before anyone can look at them.
     os.environ.setdefault("KIOSK_GPIO_ENABLED", "false")
-    os.environ.setdefault("KIOSK_WEB_PIN", DEMO_PIN)
+    if "KIOSK_WEB_PIN" not in os.environ:
+        from .pinhash import DEMO_PIN_HASH
+
+        os.environ["KIOSK_WEB_PIN"] = DEMO_PIN_HASH  # hashed like any kiosk's: a plain PIN is refused
+        pin_words = f"history PIN {DEMO_PIN}"
+    else:
+        pin_words = "history PIN from KIOSK_WEB_PIN"
     print(f"Demo mode: drawn lesions (not real patients); open http://127.0.0.1:{args.port}/ "
-          f"(history PIN {os.environ['KIOSK_WEB_PIN']}); Ctrl+C stops.", file=sys.stderr, flush=True)
+          f"({pin_words}); Ctrl+C stops.", file=sys.stderr, flush=True)
     serve_args = argparse.Namespace(**{**vars(args), "camera": "synthetic", "host": "127.0.0.1"})
     return cmd_serve(serve_args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
     import logging
 
     from .daemon import run_server
 
-    settings = load_settings_for(args)
-    if args.model or args.threads:
-        # Validated like the settings file: a bad --threads is a one-line ConfigError.
-        model = dataclasses.replace(settings.model, path=Path(args.model).resolve() if args.model else settings.model.path,
-                                    threads=args.threads or settings.model.threads)
-        settings = dataclasses.replace(settings, model=model)
+    settings = settings_with_overrides(args)  # a bad --threads is a one-line ConfigError
     if args.port is not None and not 0 <= args.port <= 65535:
         raise KioskError("config_invalid", key="--port", detail=f"expected 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="kiosk: %(message)s", stream=sys.stderr)
@@ -413,8 +439,87 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir)
 
 
+# --- set-pin -------------------------------------------------------------------
+
+
+def cmd_set_pin(args: argparse.Namespace) -> int:
+    """Ask for the PIN (twice) or read it from stdin; write its hash into the settings file, or print it."""
+    from .config import load_settings
+    from .pinhash import PIN_RE, hash_pin
+    from .reasons import ConfigError
+
+    if args.pin_stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        import getpass
+
+        pin = getpass.getpass("New PIN (4-8 digits): ").strip()
+        if getpass.getpass("The same PIN again: ").strip() != pin:
+            raise ConfigError("config_invalid", key="web.pin", detail="the two PINs differ; nothing was changed")
+    if not PIN_RE.fullmatch(pin):
+        raise ConfigError("config_invalid", key="web.pin", detail="a PIN is 4 to 8 digits (0-9); nothing was changed")
+    line = f'pin = "{hash_pin(pin)}"'
+    if args.print_only:
+        print("[web]")
+        print(line)
+        return EXIT_OK
+    target = args.config or os.environ.get("KIOSK_CONFIG")
+    if not target:
+        raise ConfigError("config_invalid", key="config",
+                          detail="no settings file: give --config FILE (or $KIOSK_CONFIG), or use --print")
+    path = Path(target).expanduser()
+    write_pin_line(path, line)
+    load_settings(path, env={})  # the file as written must still load (and carry this hash)
+    print(f"PIN hash written to {path}; restart the kiosk for it to take effect "
+          "(sudo systemctl restart melanoma-kiosk): every unlocked session is locked again.", file=sys.stderr)
+    return EXIT_OK
+
+
+def write_pin_line(path: Path, line: str) -> None:
+    """Put ``line`` (``pin = "..."``) under ``[web]`` in ``path``, keeping every other line; atomically."""
+    import re
+    import stat
+    import tomllib
+
+    from .reasons import ConfigError
+    from .storage import atomic_write_bytes
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        text, mode = "", 0o600
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("config_invalid", key="config", detail=f"cannot read {path}: {exc}") from None
+    lines = text.splitlines()
+    header = next((i for i, s in enumerate(lines) if re.fullmatch(r"\s*\[\s*web\s*\]\s*(#.*)?", s)), None)
+    if header is None:
+        lines += ["", "[web]", line] if lines else ["[web]", line]
+    else:
+        end = next((i for i in range(header + 1, len(lines)) if re.match(r"\s*\[", lines[i])), len(lines))
+        existing = next((i for i in range(header + 1, end) if re.match(r"\s*pin\s*=", lines[i])), None)
+        if existing is None:
+            lines.insert(header + 1, line)
+        else:
+            lines[existing] = line
+    new_text = "\n".join(lines) + "\n"
+    try:
+        parsed = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config_invalid", key="config",
+                          detail=f"{path} is not valid TOML ({exc}); nothing was changed") from None
+    if parsed.get("web", {}).get("pin") != line.split('"')[1]:
+        raise ConfigError("config_invalid", key="web.pin",
+                          detail=f"could not place the PIN under [web] in {path}; use --print and edit it by hand")
+    try:
+        atomic_write_bytes(path, new_text.encode("utf-8"), mode=mode)
+    except OSError as exc:
+        raise ConfigError("config_invalid", key="config",
+                          detail=f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 COMMANDS = {"screen": cmd_screen, "evaluate": cmd_evaluate, "bench": cmd_bench, "doctor": cmd_doctor,
-            "demo": cmd_demo, "serve": cmd_serve}
+            "demo": cmd_demo, "serve": cmd_serve, "set-pin": cmd_set_pin}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from .pinhash import DEMO_PIN_HASH, PIN_RE, parse_pin_hash
 from .reasons import ConfigError
 
 __all__ = [
@@ -95,7 +96,6 @@ def _setting(
 
 
 _SOURCE_RE = re.compile(r"(auto|picamera2|synthetic|opencv:[0-9]+|opencv:/.+|replay:.+)")
-_PIN_RE = re.compile(r"[0-9]{4,8}")  # not \d: that also matches Arabic-Indic digits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +166,9 @@ class RecordsSettings(_Section):
         "Where screening records and photos are kept (~ is expanded).",
     )
     retention_days: int = _setting(365, "Delete records older than this many days; 0 = keep forever.", ge=0)
+    photo_retention_days: int = _setting(
+        180, "Photos older than this many days are removed when space runs low (records stay); 0 = keep them.", ge=0
+    )
     keep_images: bool = _setting(True, "Keep each photo with its record.")
 
 
@@ -190,11 +193,44 @@ class WebSettings(_Section):
     referral_within_days: int = _setting(14, "How soon a referred patient should be seen, in days.", ge=1, le=365)
     pin: str | None = _setting(
         None,
-        "PIN (4-8 digits, in quotes) that unlocks the screening history; unset = history stays locked.",
-        check=lambda v: _PIN_RE.fullmatch(v) is not None,
-        expect="a PIN of 4 to 8 digits",
-        example="2580",
+        "The scrypt hash of the PIN (4-8 digits) that unlocks the screening history and settings, as written by "
+        "'kiosk set-pin' (never the PIN itself); unset = history stays locked. The example is the public demo "
+        "PIN 2580: never use it on a real kiosk.",
+        example=DEMO_PIN_HASH,
     )
+    allowed_hosts: str | None = _setting(
+        None,
+        "More host names or addresses the page may be opened by (the Host header), separated by spaces or commas, "
+        "e.g. 'kiosk.local 192.168.1.20'. Always allowed: web.host, 127.0.0.1, localhost, [::1] and this "
+        "machine's hostname; with web.host 0.0.0.0 any IP address too. Others get 400 (against DNS rebinding).",
+        check=lambda v: all(_HOST_RE.fullmatch(h) for h in _split_hosts(v)),
+        expect="host names or IP addresses separated by spaces or commas",
+        example="kiosk.local",
+    )
+
+    def _validate(self) -> None:
+        if self.pin is None:
+            return
+        # The value itself is never echoed: it may be a PIN.
+        if PIN_RE.fullmatch(self.pin.strip()):
+            raise _invalid("web.pin", "a plain PIN is not accepted; store its hash: run 'kiosk set-pin' "
+                                      "(or put the line from 'kiosk set-pin --print' under [web])")
+        try:
+            parse_pin_hash(self.pin)
+        except ValueError as exc:
+            raise _invalid("web.pin", f"{exc}; run 'kiosk set-pin' to set the PIN") from None
+
+    @property
+    def allowed_host_names(self) -> tuple[str, ...]:
+        """``allowed_hosts`` as lower-case names (brackets kept on IPv6 addresses)."""
+        return tuple(h.lower() for h in _split_hosts(self.allowed_hosts or ""))
+
+
+def _split_hosts(value: str) -> list[str]:
+    return [h for h in re.split(r"[\s,]+", value) if h]
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,25 +276,26 @@ class UpdatesSettings(_Section):
         "The team's ed25519 public key; only updates signed with its private key are installed. "
         "Root-owned outside the project, so the kiosk service cannot replace it.",
     )
-    watch_dirs: str = _setting(
-        "/media:/mnt",
-        "Where USB sticks are mounted, separated by ':'; *.kioskupdate files up to 4 folders "
-        "deep are offered.",
+    search_paths: str = _setting(
+        "/media/*/*",
+        "Where inserted USB sticks are found: absolute shell globs separated by ':' (Raspberry Pi "
+        "OS mounts a stick at /media/<user>/<LABEL>). *.kioskupdate files up to 3 folders deep are "
+        "listed on the settings page.",
         check=_absolute_dirs,
-        expect="absolute folders separated by ':', e.g. \"/media:/mnt\"",
+        expect="absolute globs separated by ':', e.g. \"/media/*/*:/mnt/usb\"",
     )
     keep_previous: int = _setting(
         1, "Earlier models kept on disk (the newest is the one-tap rollback).", ge=1, le=10
     )
 
     @property
-    def watch_paths(self) -> tuple[Path, ...]:
-        """``watch_dirs`` as paths.
+    def search_path_list(self) -> tuple[str, ...]:
+        """``search_paths`` split into globs.
 
-        >>> UpdatesSettings(watch_dirs="/media:/mnt/usb").watch_paths
-        (PosixPath('/media'), PosixPath('/mnt/usb'))
+        >>> UpdatesSettings(search_paths="/media/*/*:/mnt/usb").search_path_list
+        ('/media/*/*', '/mnt/usb')
         """
-        return tuple(Path(part) for part in self.watch_dirs.split(":"))
+        return tuple(self.search_paths.split(":"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""``kiosk serve``: model, camera, records and GPIO panel wired into a :class:`~kiosk.station.Station`, served by waitress.
+"""``kiosk serve``: the parts :func:`kiosk.app.build_kiosk` builds, served by waitress.
 
 :func:`run_server` is the whole daemon. It returns 0 after SIGTERM or SIGINT
 (or after ``stop_event`` is set), within a couple of seconds: the preview
@@ -14,8 +14,9 @@ What it tells systemd (``Type=notify``; all no-ops outside systemd, see :mod:`ki
   (a missing camera does not hold the start up: the page says so and the
   station keeps trying) and the socket listens.
 - ``WATCHDOG=1`` every ``WatchdogSec/2``, but only while the kiosk is healthy
-  (:meth:`Health.problems`): the serving loop turns, the station's threads run
-  and no screening is stuck. Otherwise systemd restarts the service.
+  (:meth:`Health.problems`): the serving loop turns, the station's threads run,
+  no screening is stuck and the camera has not been hung (not answering) for
+  over 30 s. Otherwise systemd restarts the service.
 - ``STOPPING=1`` as soon as SIGTERM (or SIGINT) ends the serving loop.
 
 The physical panel (:mod:`kiosk.gpio`, when ``gpio.enabled`` and the pins open):
@@ -41,48 +42,38 @@ import os
 import platform
 import re
 import signal
-import subprocess
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from waitress import wasyncore
 from waitress.server import create_server
 
 from . import systemd
-from .camera import open_camera
+from .app import build_kiosk, build_screener
+from .buttons import POWEROFF_COMMAND, ButtonActions
 from .config import Settings
-from .gpio import open_panel
-from .model import Model
-from .reasons import ConfigError, KioskError
-from .records import RecordStore
-from .screening import Screener
+from .reasons import ConfigError
 from .station import Station, StationEvent
-from .vision.quality import QualityThresholds
-from .web import create_app
+from .web import SERVER_LIMITS, create_app
 
 __all__ = ["POWEROFF_COMMAND", "ButtonActions", "Health", "build_screener", "run_server"]
 
 _LOG = logging.getLogger(__name__)
 
-SERVER_THREADS = 8  # each MJPEG viewer holds one for as long as it watches
+SERVER_THREADS = 8  # each MJPEG viewer holds one while it watches; the station caps viewers at 3
+# Output a slow reader may leave queued before its stream is ended (kiosk.web.stream); waitress's own
+# default (16 MB) would let a stalled viewer hold its thread for a minute before anything notices.
+OUTBUF_HIGH_WATERMARK = 4 * 2**20
+SEND_BUFFER = (socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)  # the kernel queues little for a stalled reader
 LOOP_TIMEOUT = 0.25  # seconds: how soon the serving loop notices a stop request
 SHUTDOWN_GRACE = 2.0  # seconds running requests get to finish at shutdown
 STUCK_SCREENING = 20.0  # seconds one screening may run before the kiosk counts as unhealthy
 LOOP_STALL = 5.0  # seconds the serving loop may go without turning before the kiosk counts as unhealthy
-POWEROFF_COMMAND: tuple[str, ...] = ("systemctl", "poweroff")  # polkit lets the kiosk user (systemd/README.md)
-POWEROFF_TIMEOUT = 60.0
 # glibc hands memory blocks of this size and more straight back to the system when freed.
 MMAP_THRESHOLD = 128 * 1024
-
-
-def build_screener(settings: Settings) -> Screener:
-    """The screener ``settings`` describe (model path and threads, quality gate, camera calibration)."""
-    model = Model.load(settings.model.path, threads=settings.model.threads)
-    return Screener(model, thresholds=QualityThresholds(min_side=settings.vision.min_side),
-                    mm_per_pixel=settings.camera.mm_per_pixel)
 
 
 def run_server(
@@ -107,73 +98,67 @@ def run_server(
     ``pin_factory`` is gpiozero's (``MockFactory()`` in tests; ``None``: the
     machine's own). ``shutdown_command`` runs when the button is held (tests
     pass a harmless one).
+
+    A flat sequence of start steps, each registering its stop step on one
+    ExitStack, so the stops run in reverse order however far the start got.
     """
-    spec = camera_spec or settings.camera.source
     host = host or settings.web.host
     port = settings.web.port if port is None else port
-    folder = Path(data_dir).expanduser() if data_dir is not None else settings.records.data_dir
     stop = stop_event or threading.Event()
     _return_big_blocks_to_the_system()
-
-    systemd.status("loading the model")
-    screener = build_screener(settings)
-    try:
-        records = RecordStore(folder, retention_days=settings.records.retention_days,
-                              keep_images=settings.records.keep_images)
-    except OSError as exc:  # a read-only card, a folder owned by someone else
-        raise ConfigError("config_invalid", key="records.data_dir",
-                          detail=f"cannot use {folder} ({exc.strerror or exc})") from None
-    try:
-        purged = records.purge_expired()
-        if purged:
-            log(f"records: removed {purged} screenings older than {settings.records.retention_days} days")
-        systemd.status("opening the camera")
-        with Station(screener=screener, camera_factory=lambda: open_camera(spec, log=log), records=records,
-                     log=log) as station:
-            app = create_app(settings=settings, station=station)
-            socket_map: dict[int, Any] = {}
-            try:
-                server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS,
-                                       ident="kiosk", clear_untrusted_proxy_headers=True)
-            except OSError as exc:  # port taken, or an address this machine does not have
-                raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
-                                  detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-            url = f"http://{host}:{getattr(server, 'effective_port', port)}"
-            status = _StatusLine(url, log=log)
-            health = Health(station, on_change=status.problems)
-            button = ButtonActions(station, shutdown_command=shutdown_command, log=log)
-            panel = open_panel(settings.gpio, on_capture=button.capture, on_shutdown_request=button.request_shutdown,
-                               on_hold_notice=button.hold_notice, log=log, pin_factory=pin_factory)
-            unsubscribe = [station.subscribe(status.follow)]
-            if panel is not None:
-                unsubscribe.append(station.subscribe(panel.follow))
-            dog = systemd.Watchdog(healthy=health.healthy, log=log)
-            with _stop_on_signals(stop):
-                log(f"serving on {url} "
-                    f"(model {screener.model.sha256[:12]}, camera {station.camera_name or station.camera_status})")
-                systemd.ready()
-                dog.start()
-                if ready_callback is not None:
-                    ready_callback()
-                try:
-                    while not stop.is_set():
-                        health.beat()
-                        wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
-                finally:
-                    dog.stop()
-                    systemd.stopping()
-                    systemd.status("stopping")
-                    log("stopping")
-                    for undo in unsubscribe:
-                        undo()
-                    if panel is not None:
-                        panel.close()  # no press starts a screening from here on
-                    station.close()  # ends the preview streams, so their worker threads return
-                    server.task_dispatcher.shutdown(timeout=SHUTDOWN_GRACE)
-                    wasyncore.close_all(socket_map)
-    finally:
-        records.close()
+    with contextlib.ExitStack() as steps:
+        # First in, last out: a SIGTERM while the model loads, or during the stop steps, is a clean stop too.
+        steps.enter_context(_stop_on_signals(stop))
+        kiosk = steps.enter_context(build_kiosk(settings, camera_spec=camera_spec, data_dir=data_dir,
+                                                pin_factory=pin_factory, log=log, progress=systemd.status,
+                                                shutdown_command=shutdown_command))
+        station = kiosk.station
+        assert station is not None  # build_kiosk(station=True)
+        app = create_app(settings=settings, station=station, records=kiosk.records, updates=kiosk.updates, host=host)
+        socket_map: dict[int, Any] = {}
+        server = _listen(app, host=host, port=port, socket_map=socket_map)
+        steps.callback(wasyncore.close_all, socket_map)
+        steps.callback(server.task_dispatcher.shutdown, timeout=SHUTDOWN_GRACE)
+        steps.callback(station.close)  # ends the preview streams, so their worker threads return
+        if kiosk.panel is not None:
+            steps.callback(kiosk.panel.close)  # no press starts a screening from here on
+        url = f"http://{host}:{getattr(server, 'effective_port', port)}"
+        status = _StatusLine(url, log=log)
+        health = Health(station, on_change=status.problems, on_degraded=status.degraded)
+        steps.callback(station.subscribe(status.follow))
+        dog = systemd.Watchdog(healthy=health.healthy, log=log)
+        camera = station.camera_name or station.camera_status
+        log(f"serving on {url} (model {kiosk.model.sha256[:12]}, camera {camera})")
+        systemd.ready()
+        dog.start()
+        steps.callback(_say_stopping, dog, log)
+        if ready_callback is not None:
+            ready_callback()
+        while not stop.is_set():
+            health.beat()
+            wasyncore.loop(timeout=LOOP_TIMEOUT, map=socket_map, use_poll=True, count=1)
     return 0
+
+
+def _listen(app: Any, *, host: str, port: int, socket_map: dict[int, Any]) -> Any:
+    """A waitress server on ``host:port`` (not yet serving); a one-line ConfigError when it cannot listen."""
+    try:
+        server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS, ident="kiosk",
+                               clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+                               **SERVER_LIMITS)  # a body past the upload limit is refused, not spooled
+    except OSError as exc:  # port taken, or an address this machine does not have
+        raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
+                          detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    with contextlib.suppress(OSError, AttributeError):  # accepted connections inherit it (Linux)
+        server.socket.setsockopt(*SEND_BUFFER)
+    return server
+
+
+def _say_stopping(dog: systemd.Watchdog, log: Callable[[str], None]) -> None:
+    dog.stop()
+    systemd.stopping()
+    systemd.status("stopping")
+    log("stopping")
 
 
 class Health:
@@ -182,13 +167,15 @@ class Health:
     Healthy means: the serving loop (waitress's socket loop, on the main
     thread) has turned within ``LOOP_STALL`` seconds, and the station reports
     no problem (:meth:`Station.health`: its threads run, no screening has
-    taken more than ``stuck_after`` seconds). A reconnecting camera is not
-    unhealthy: the station is already on it and the page says so.
+    taken more than ``stuck_after`` seconds, the camera has not hung for over
+    30 s without being rebuilt). An unplugged camera that is reconnecting is
+    not unhealthy: the station is already on it and the page says so.
     ``on_change`` gets the new list of problems whenever it changes.
     """
 
     def __init__(self, station: Station, *, stuck_after: float = STUCK_SCREENING, loop_stall: float = LOOP_STALL,
                  on_change: Callable[[tuple[str, ...]], None] | None = None,
+                 on_degraded: Callable[[tuple[str, ...]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._station = station
         self._stuck_after = stuck_after
@@ -197,6 +184,8 @@ class Health:
         self._clock = clock
         self._beat = clock()
         self._last: tuple[str, ...] = ()
+        self._on_degraded = on_degraded
+        self._last_degraded: tuple[str, ...] = ()
 
     def beat(self) -> None:
         """The serving loop calls this at every turn."""
@@ -209,7 +198,22 @@ class Health:
             found.insert(0, f"the web server loop has not turned for {quiet:.0f} s")
         return tuple(found)
 
+    def degraded(self) -> tuple[str, ...]:
+        """What the kiosk cannot do although it runs: reported, but the watchdog is still fed.
+
+        A full disk is one: restarting the kiosk would not free it, and the
+        health worker still gets each result on screen (marked "not saved").
+        """
+        records = getattr(self._station, "records", None)  # a station without records saves nothing anyway
+        if records is not None and records.storage_full:
+            return ("storage full, results are not being saved",)
+        return ()
+
     def healthy(self) -> bool:
+        degraded = self.degraded()
+        if degraded != self._last_degraded and self._on_degraded is not None:
+            self._on_degraded(degraded)
+        self._last_degraded = degraded
         found = self.problems()
         # Compare without the running seconds, so "stuck for 21 s", "22 s" ... is one change.
         if _shape(found) != _shape(self._last) and self._on_change is not None:
@@ -222,80 +226,6 @@ def _shape(problems: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(re.sub(r"\d+", "#", p) for p in problems)
 
 
-class ButtonActions:
-    """What the panel's button does; both callbacks return at once (gpiozero's thread never waits).
-
-    :meth:`capture` screens a photo in a background thread through the
-    station, which merges it with a capture already running (the screen and
-    the button pressed together give one photo). :meth:`hold_notice` puts
-    "keep holding to turn off, let go to cancel" on the screen while the
-    button is held. :meth:`request_shutdown` says so on the screen, to
-    systemd and the log, then runs ``shutdown_command`` in a background
-    thread; a second hold while it runs does nothing.
-    """
-
-    def __init__(self, station: Station, *, shutdown_command: Sequence[str] = POWEROFF_COMMAND,
-                 log: Callable[[str], None] = _LOG.info, timeout: float = POWEROFF_TIMEOUT) -> None:
-        self._station = station
-        self._command = tuple(shutdown_command)
-        self._log = log
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        self._shutting_down = False
-        self.threads: list[threading.Thread] = []  # the latest ones, for tests to join
-
-    def capture(self) -> None:
-        thread = threading.Thread(target=self._capture, name="button-capture", daemon=True)
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
-
-    def _capture(self) -> None:
-        try:
-            sid, result = self._station.capture_and_screen()
-        except KioskError as exc:  # the camera is reconnecting: the page and the amber LED say so
-            self._log(f"button: no photo ({exc})")
-        except Exception as exc:  # noqa: BLE001 - a thread of its own: say why, never die silently
-            self._log(f"button: the screening failed ({type(exc).__name__}: {exc})")
-        else:
-            what = result.risk if result.status == "ok" else f"{result.status} ({result.reason})"
-            self._log(f"button: screening {sid or '(not saved)'}: {what}")
-
-    def hold_notice(self, shown: bool) -> None:
-        with self._lock:
-            if self._shutting_down:
-                return  # "turning off" stays on the screen
-            self._station.set_notice("power_hold" if shown else None)
-
-    def request_shutdown(self) -> None:
-        with self._lock:
-            if self._shutting_down:
-                return
-            self._shutting_down = True
-            self._station.set_notice("shutting_down")
-        command = " ".join(self._command)
-        self._log(f"button held: shutting the kiosk down ({command})")
-        systemd.status("shutting down: the button was held")
-        thread = threading.Thread(target=self._power_off, name="button-shutdown", daemon=True)
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
-
-    def _power_off(self) -> None:
-        try:
-            done = subprocess.run(self._command, stdin=subprocess.DEVNULL, capture_output=True, text=True,  # noqa: S603
-                                  timeout=self._timeout, check=False)
-            failure = None if done.returncode == 0 else (
-                f"exit {done.returncode}: {' '.join((done.stderr or done.stdout).split())[:200]}")
-        except (OSError, subprocess.SubprocessError) as exc:
-            failure = f"{type(exc).__name__}: {exc}"
-        if failure is None:
-            return  # systemd stops the kiosk next (SIGTERM)
-        self._log(f"button: the shutdown failed ({failure}); the kiosk keeps running")
-        systemd.status(f"the shutdown failed ({failure})")
-        with self._lock:
-            self._shutting_down = False  # another hold may try again
-            self._station.set_notice(None)
-
-
 class _StatusLine:
     """The ``STATUS=`` line ``systemctl status`` shows, following the station's events."""
 
@@ -306,6 +236,7 @@ class _StatusLine:
         self._state = "starting"
         self._last = ""
         self._problems: tuple[str, ...] = ()
+        self._degraded: tuple[str, ...] = ()
 
     def follow(self, event: StationEvent) -> None:
         if event.kind == "result" and event.screening is not None:
@@ -332,9 +263,20 @@ class _StatusLine:
             self._problems = problems
         self._send()
 
+    def degraded(self, degraded: tuple[str, ...]) -> None:
+        if degraded:
+            self._log("health: degraded: " + "; ".join(degraded) + " (still serving; the watchdog is still pinged)")
+        elif self._degraded:
+            self._log("health: no longer degraded")
+        with self._lock:
+            self._degraded = degraded
+        self._send()
+
     def _send(self) -> None:
         with self._lock:
             text = f"{self._state}{self._last if self._state == 'ready' else ''}; serving {self._url}"
+            if self._degraded:
+                text = "DEGRADED: " + "; ".join(self._degraded) + "; " + text
             if self._problems:
                 text = "UNHEALTHY: " + "; ".join(self._problems) + "; " + text
         systemd.status(text)

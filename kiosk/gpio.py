@@ -38,6 +38,7 @@ from .result import ScreeningResult
 
 if TYPE_CHECKING:
     from .config import GpioSettings
+    from .station.events import StationEvent
 
 __all__ = ["Panel", "open_panel"]
 
@@ -270,10 +271,10 @@ class Panel:
             self.ready_led.off()
             self.busy_led.blink(on_time=FAULT_BLINK, off_time=FAULT_BLINK)
 
-    def follow(self, event: object) -> None:
+    def follow(self, event: StationEvent | ScreeningResult | str) -> None:
         """Show a station event on the LEDs; pass it to ``station.subscribe(panel.follow)``.
 
-        Takes a :class:`kiosk.station.StationEvent` (``kind`` "busy",
+        Takes a :class:`kiosk.station.events.StationEvent` (``kind`` "busy",
         "result", "ready" or "camera"), or simply ``"ready"``, ``"busy"`` or a
         :class:`ScreeningResult`. Events this panel has no light for are
         ignored, so a newer station cannot break an older panel.

@@ -28,11 +28,16 @@ REASONS: dict[str, str] = {
     "no_lesion": N_("No skin lesion was found. Centre the spot in the frame and try again."),
     "lesion_not_centred": N_("The spot is not centred. Move the camera so the spot is in the middle."),
     "lesion_too_small": N_("The spot is too small in the photo. Move the camera closer."),
+    # Not a retake: the screening is shown, but as "refer", because the photo barely looks like a lesion.
+    "lesion_unclear": N_("The spot is hard to see in this photo, so the kiosk refers to be safe. "
+                         "A closer, sharper photo may help."),
     # Input errors: the file itself is unusable.
     "empty_file": N_("The file is empty."),
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),
     "corrupt_image": N_("The image file is damaged and cannot be decoded."),
     "image_too_large": N_("The image is too large ({megapixels:.1f} MP; the limit is {limit} MP)."),
+    "image_needs_too_much_memory": N_("The image needs too much memory to decode ({megabytes} MB; "
+                                      "the limit is {limit} MB). Use a JPEG or a smaller picture."),
     "file_not_found": N_("The file does not exist: {path}"),
     "file_unreadable": N_("The file cannot be read: {path}"),
     # Model and system errors.
@@ -42,9 +47,16 @@ REASONS: dict[str, str] = {
     "manifest_invalid": N_("The model manifest is invalid: {path}: {detail}"),
     "runtime_missing": N_("No TFLite runtime is installed (install ai-edge-litert)."),
     "camera_unavailable": N_("The camera is not available: {detail}"),
+    "camera_not_answering": N_("The camera is not answering; the kiosk is restarting it ({detail})."),
+    "preview_busy": N_("The live preview is open on too many screens (at most {limit}); close one and try again."),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
+    # Records: a screening the kiosk could not keep (the result on screen is still valid).
+    "storage_full": N_("Storage full, results are not being saved. "
+                       "Write this result down and tell the kiosk's keeper."),
+    "not_saved": N_("This result was not saved (the records cannot be written). "
+                    "Write it down and tell the kiosk's keeper."),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
-    # Model updates from a USB stick (kiosk/updates.py, deploy/UPDATES.md). A refused update never
+    # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.
     "update_not_a_package": N_("This file is not a kiosk model update (make one with deploy/sign-model): {path}"),
     "update_damaged": N_("The update file is incomplete or damaged. Copy it to the stick again: {path}"),
@@ -59,6 +71,14 @@ REASONS: dict[str, str] = {
     "update_selftest_failed": N_("The new model failed its self-test on this kiosk ({detail}); "
                                  "the current model is kept."),
     "update_already_installed": N_("This model is already the one in use; nothing was changed."),
+    "update_not_newer": N_("This update is version {version}, not newer than the model in use (version {current}), "
+                           "so it was not installed. To go back to the earlier model, use the rollback button."),
+    "update_no_version": N_("The update has no version number, so it was not installed. "
+                            "Sign it again with deploy/sign-model --version: {path}"),
+    "update_bad_version": N_("The version must be a whole number from 1 (got {version})."),
+    "update_changed": N_("The update file changed on the stick after it was listed. Open the page again: {path}"),
+    "update_gone": N_("That update is no longer on the USB stick. Insert the stick and open the page again."),
+    "update_not_started": N_("The new model was saved but could not be started ({detail}); the earlier model is kept."),
     "update_install_failed": N_("The new model could not be saved ({detail}); the current model is kept."),
     "update_busy": N_("Another model update is running. Wait for it to finish, then try again."),
     "update_no_previous": N_("There is no earlier model to go back to."),

@@ -7,6 +7,12 @@ on the SD card before ``save()`` returns); each photo is written atomically
 a row never points at a half-written photo; and :meth:`RecordStore.repair`,
 run at every open, removes leftovers of a save that was cut short.
 
+A full disk is never silent: :meth:`RecordStore.save` first makes room by
+removing photos older than ``photo_retention_days`` (their rows stay) and
+records past ``retention_days``, then retries once; if there is still no room
+it raises :class:`StorageFullError` (code ``storage_full``), and
+:attr:`RecordStore.storage_full` stays true until a save succeeds again.
+
 No patient names are stored, only :class:`PatientInfo` (age, sex, body site).
 
 >>> import tempfile
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -51,6 +58,7 @@ __all__ = [
     "RecordStore",
     "RecordStoreError",
     "RepairSummary",
+    "StorageFullError",
     "StoredScreening",
 ]
 
@@ -61,8 +69,14 @@ BODY_SITES: tuple[str, ...] = typing.get_args(BodySite)
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration step in _migrate()
 BUSY_TIMEOUT_MS = 10_000  # a web request waits this long for a save in another process
+#: Below this much free space the store counts as full: a photo is 0.2-1 MB and SQLite
+#: needs room for its write-ahead log, so the next save would likely fail.
+MIN_FREE_BYTES = 16 * 2**20
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-z]{4}")
+# UTC second, a growing per-second sequence (save order), then 128 random bits (unguessable); older
+# records have no random part and stay readable.
+_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-z]{4}(?:-[0-9a-f]{32})?")
 _IMAGE_RE = re.compile(_ID_RE.pattern + r"\.jpg")
 _SEQ_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _SEQ_SPACE = 36**4
@@ -79,6 +93,15 @@ class InvalidPatientInfo(ValueError):
 
 class RecordStoreError(RuntimeError):
     """The record store cannot be used (closed, or a database from a newer kiosk)."""
+
+
+class StorageFullError(RecordStoreError):
+    """No room for a screening even after removing photos and records past retention.
+
+    ``code`` is the reason code (:mod:`kiosk.reasons`) a health worker is shown.
+    """
+
+    code = "storage_full"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,16 +198,24 @@ class RecordStore:
         data_dir: str | os.PathLike[str],
         *,
         retention_days: int = 365,
+        photo_retention_days: int = 180,
         keep_images: bool = True,
+        min_free_bytes: int = MIN_FREE_BYTES,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 0:
-            raise ValueError(f"retention_days must be a whole number >= 0 (0 = keep forever); got {retention_days!r}")
+        for name, days in (("retention_days", retention_days), ("photo_retention_days", photo_retention_days)):
+            if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+                raise ValueError(f"{name} must be a whole number >= 0 (0 = keep forever); got {days!r}")
         self.data_dir = Path(data_dir).expanduser()
         self.images_dir = self.data_dir / "images"
         self.db_path = self.data_dir / "records.sqlite3"
         self.retention_days = retention_days
+        self.photo_retention_days = photo_retention_days
         self.keep_images = keep_images
+        self.min_free_bytes = min_free_bytes
+        self._out_of_space = False  # the last save found no room, even after pruning
+        #: Why the last save failed ("storage_full" or "not_saved"), None after a save that worked.
+        self.last_save_error: str | None = None
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -204,7 +235,8 @@ class RecordStore:
     @classmethod
     def from_settings(cls, settings: RecordsSettings, **kwargs: Any) -> RecordStore:
         """Open the store that ``[records]`` settings describe."""
-        return cls(settings.data_dir, retention_days=settings.retention_days, keep_images=settings.keep_images, **kwargs)
+        return cls(settings.data_dir, retention_days=settings.retention_days,
+                   photo_retention_days=settings.photo_retention_days, keep_images=settings.keep_images, **kwargs)
 
     # --- connections and transactions ---------------------------------------
 
@@ -239,7 +271,12 @@ class RecordStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:  # SQLITE_FULL at commit leaves the transaction open
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -287,9 +324,9 @@ class RecordStore:
     ) -> str:
         """Store ``result`` (and its photo, unless ``keep_images`` is off); return the new id.
 
-        Ids look like ``20250314-093015-k3f9``: UTC time, then a per-second
-        sequence that starts at a random point (so ids in a URL are hard to
-        guess) and only grows (so ids sort in save order).
+        Ids look like ``20250314-093015-k3f9-<32 hex digits>``: UTC time, a
+        per-second sequence that only grows (so ids sort in save order), then
+        128 random bits, so an id cannot be guessed from the time of a visit.
         """
         if not isinstance(result, ScreeningResult):
             raise TypeError(f"result must be a ScreeningResult, not {type(result).__name__}")
@@ -311,14 +348,42 @@ class RecordStore:
             "patient_sex": patient.sex,
             "patient_body_site": patient.body_site,
         }
-        now = self._now()
-        with self._write() as conn:
-            sid = self._next_id(conn, now)
-            image_file = None
-            if image_jpeg is not None and self.keep_images:
-                image_file = f"{sid}.jpg"
-                atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg), mode=0o600)
+        if self.free_bytes() < self.min_free_bytes:
+            self.make_room()
+        try:
             try:
+                sid = self._insert(values, image_jpeg)
+            except (OSError, sqlite3.Error) as exc:
+                if not _is_no_space(exc):
+                    raise
+                self.make_room()
+                try:
+                    sid = self._insert(values, image_jpeg)
+                except (OSError, sqlite3.Error) as again:
+                    if not _is_no_space(again):
+                        raise
+                    self._out_of_space = True
+                    raise StorageFullError(f"no room for a screening in {self.data_dir} ({again})") from again
+        except StorageFullError:
+            self.last_save_error = "storage_full"
+            raise
+        except BaseException:
+            self.last_save_error = "not_saved"
+            raise
+        self._out_of_space = False
+        self.last_save_error = None
+        return sid
+
+    def _insert(self, values: dict[str, Any], image_jpeg: bytes | None) -> str:
+        """One attempt: the photo (atomically), then its row; nothing is left behind if either fails."""
+        now = self._now()
+        image_file = None
+        try:
+            with self._write() as conn:
+                sid = self._next_id(conn, now)
+                if image_jpeg is not None and self.keep_images:
+                    image_file = f"{sid}.jpg"
+                    atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg), mode=0o600)
                 conn.execute(
                     f"INSERT INTO screenings ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})",
                     (sid, _iso(now), values["status"], values["reason"], values["malignant_probability"],
@@ -326,12 +391,62 @@ class RecordStore:
                      values["quality_json"], values["timings_json"], image_file, values["patient_age"],
                      values["patient_sex"], values["patient_body_site"]),
                 )
-            except BaseException:
-                if image_file:  # no row will point at it
-                    with contextlib.suppress(OSError):
-                        (self.images_dir / image_file).unlink()
-                raise
+        except BaseException:
+            if image_file:  # no row points at it (the insert or the commit failed)
+                with contextlib.suppress(OSError):
+                    (self.images_dir / image_file).unlink()
+            raise
         return sid
+
+    # --- space -----------------------------------------------------------------
+
+    def free_bytes(self) -> int:
+        """Space left for the store (what an unprivileged writer may use)."""
+        try:
+            stats = os.statvfs(self.data_dir)
+        except OSError:
+            return 0
+        return stats.f_bavail * stats.f_frsize
+
+    @property
+    def storage_full(self) -> bool:
+        """True while screenings cannot be saved for lack of space (for /healthz and the watchdog status)."""
+        return self._out_of_space or self.free_bytes() < self.min_free_bytes
+
+    def make_room(self, now: datetime | None = None) -> int:
+        """Remove photos past ``photo_retention_days`` and records past ``retention_days``; how many went.
+
+        Best effort: on a disk so full that SQLite cannot even write its log,
+        the photos are still removed (a later :meth:`repair` clears their rows).
+        """
+        removed = 0
+        with contextlib.suppress(OSError, sqlite3.Error):
+            removed += self.prune_photos(now)
+        with contextlib.suppress(OSError, sqlite3.Error):
+            removed += self.purge_expired(now)
+        return removed
+
+    def prune_photos(self, now: datetime | None = None) -> int:
+        """Delete the photos of screenings older than ``photo_retention_days``, oldest first; keep their rows.
+
+        ``photo_retention_days == 0`` keeps every photo as long as its record.
+        Files go before their references, so the space comes back even when
+        the disk is too full for SQLite; a power cut in between leaves rows
+        pointing at missing photos, which :meth:`repair` clears.
+        """
+        if self.photo_retention_days == 0:
+            return 0
+        now = self._now() if now is None else _utc(now)
+        cutoff = _iso(now - timedelta(days=self.photo_retention_days))
+        with self._write() as conn:
+            old = [row[0] for row in conn.execute(
+                "SELECT image_file FROM screenings WHERE created_at < ? AND image_file IS NOT NULL"
+                " ORDER BY created_at", (cutoff,))]
+            for image_file in old:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.images_dir / image_file).unlink()
+            conn.executemany("UPDATE screenings SET image_file = NULL WHERE image_file = ?", [(n,) for n in old])
+        return len(old)
 
     def _next_id(self, conn: sqlite3.Connection, now: datetime) -> str:
         prefix = now.strftime("%Y%m%d-%H%M%S")
@@ -342,14 +457,14 @@ class RecordStore:
         if last is None:
             seq = secrets.randbelow(_SEQ_SPACE // 2)
         else:
-            seq = int(last[0][len(prefix) + 1:], 36) + 1 + secrets.randbelow(36)
+            seq = int(last[0][len(prefix) + 1:len(prefix) + 5], 36) + 1 + secrets.randbelow(36)
         if seq >= _SEQ_SPACE:
             raise RecordStoreError(f"too many screenings saved within {prefix}")
         digits = []
         for _ in range(4):
             seq, d = divmod(seq, 36)
             digits.append(_SEQ_DIGITS[d])
-        return f"{prefix}-{''.join(reversed(digits))}"
+        return f"{prefix}-{''.join(reversed(digits))}-{secrets.token_hex(16)}"
 
     def repair(self) -> RepairSummary:
         """Clean up after a save cut short (run at every open; safe to run any time).
@@ -475,6 +590,16 @@ def _utc(moment: datetime) -> datetime:
 def _iso(moment: datetime) -> str:
     # Fixed width (always microseconds, always +00:00) so text order is time order in SQL.
     return moment.isoformat(timespec="microseconds")
+
+
+def _is_no_space(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a photo write, or SQLITE_FULL from the database."""
+    if isinstance(exc, OSError):
+        return exc.errno in _NO_SPACE_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        full = getattr(sqlite3, "SQLITE_FULL", 13)
+        return getattr(exc, "sqlite_errorcode", None) == full or "disk is full" in str(exc)
+    return False
 
 
 def _float_or_none(value: Any) -> float | None:

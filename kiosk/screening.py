@@ -42,24 +42,35 @@ class Screener:
         self.thresholds = thresholds
         self.mm_per_pixel = mm_per_pixel
 
-    def screen_file(self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True) -> ScreeningResult:
+    def screen_file(self, source: bytes | str | os.PathLike[str], *,
+                    apply_quality_gate: bool = True) -> ScreeningResult:
         """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
+        return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate)[1]
+
+    def decode_and_screen(self, source: bytes | str | os.PathLike[str], *,
+                          apply_quality_gate: bool = True) -> tuple[np.ndarray | None, ScreeningResult]:
+        """:meth:`screen_file`, also returning the decoded upright RGB image (None when it could not be decoded).
+
+        The station stores this image, re-encoded, so an upload's own metadata never reaches the disk.
+        """
         started = time.perf_counter()
         try:
             image = load_image(source if isinstance(source, bytes) else Path(source))
         except ImageError as exc:
-            return ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
-                                         timings_ms={"decode": _ms(started), "total": _ms(started)})
+            return None, ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
+                                               timings_ms={"decode": _ms(started), "total": _ms(started)})
         decoded = time.perf_counter()
-        return self.screen_image(image, apply_quality_gate=apply_quality_gate,
-                                 _started=started, _decode_ms=(decoded - started) * 1000)
+        return image, self.screen_image(image, apply_quality_gate=apply_quality_gate,
+                                        _started=started, _decode_ms=(decoded - started) * 1000)
 
     def screen_image(self, image: np.ndarray, *, apply_quality_gate: bool = True,
                      _started: float | None = None, _decode_ms: float = 0.0) -> ScreeningResult:
         """Screen an RGB uint8 image (e.g. a camera frame).
 
         With ``apply_quality_gate=False`` (evaluation) a failed gate is still
-        reported in ``reason`` but the model runs anyway.
+        reported in ``reason`` but the model runs anyway. With the gate on, a photo whose
+        lesion evidence is weak (``QualityReport.lesion_unclear``) is always ``risk="refer"``
+        with reason ``lesion_unclear``: it never comes out "low".
         """
         started = _started if _started is not None else time.perf_counter()
         timings = {"decode": round(_decode_ms, 2)}
@@ -87,7 +98,12 @@ class Screener:
         timings["features"] = _ms(t)
         timings["total"] = _ms(started)
         risk: Risk = "refer" if probability >= self.model.manifest.threshold else "low"
-        return ScreeningResult(status="ok", reason=report.reason, malignant_probability=round(probability, 4),
+        reason = report.reason
+        if report.lesion_unclear and apply_quality_gate:
+            # Weak lesion evidence (a faint real lesion, or a line or stain that is not one):
+            # the model's "low" cannot be trusted there, so refer. When in doubt, refer.
+            risk, reason = "refer", "lesion_unclear"
+        return ScreeningResult(status="ok", reason=reason, malignant_probability=round(probability, 4),
                                risk=risk, features=features, timings_ms=timings, **common)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.pinhash import DEMO_PIN_HASH
 from tests.conftest import REPO_ROOT
 
 CHROMIUM = Path(os.environ.get("KIOSK_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -67,7 +68,7 @@ def kiosk_serve(model: Path, folder: Path, *, camera: str = "synthetic") -> Iter
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
-    env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=PIN)
+    env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=DEMO_PIN_HASH)  # the hash of PIN (2580)
     cmd = [sys.executable, "-m", "kiosk", "--model", str(model), "serve", "--camera", camera,
            "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(folder / "data")]
     with open(folder / "serve.log", "w") as log:

@@ -132,3 +132,22 @@ def test_int8_accuracy_guard_refuses_and_touches_nothing(tiny_build, models_dir)
         build(tiny_build["export"], tiny_build["calibration"], tiny_build["validation"], models_dir / "x",
               max_int8_loss=-1.0, log=lambda s: None)
     assert_untouched(models_dir)
+
+
+def test_default_threshold_rule_is_the_confident_one(tiny_build, models_dir):
+    from training.convert import build
+
+    out = models_dir / "confident"
+    build(tiny_build["export"], tiny_build["calibration"], tiny_build["validation"], out, max_int8_loss=100.0,
+          log=lambda s: None)
+    manifest = read_manifest(out.with_suffix(".json"))
+    at = manifest.extra["validation_metrics"]["int8"]["at_threshold"]
+    # 20 melanomas are too few for the lower 95% bound (59 needed): the build refers every one and says so.
+    choice = manifest.extra["threshold_choice"]
+    assert manifest.extra["threshold_method"] == "clopper-pearson-lower-95"
+    assert choice["bound_reached"] is False and choice["melanomas"] == 20
+    assert choice["threshold"] == manifest.threshold == at["threshold"]
+    assert choice["confusion"]["fn"] == 0 and at["sensitivity"] == 1.0
+    assert "not reachable with 20 melanomas" in manifest.extra["threshold_rule"]
+    # the tiny fixture model keeps the point rule it was committed with
+    assert read_manifest(tiny_build["model"].with_suffix(".json")).extra["threshold_method"] == "point-estimate"

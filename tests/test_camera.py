@@ -438,7 +438,7 @@ def test_auto_falls_back_to_synthetic_and_logs_why(monkeypatch: pytest.MonkeyPat
 
 
 def test_auto_falls_back_to_synthetic_with_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_usb(device: int | str) -> None:
+    def no_usb(device: int | str, **sizes: Any) -> None:
         raise CameraError("camera_unavailable", detail=f"cannot open camera {device!r}")
 
     monkeypatch.setitem(sys.modules, "picamera2", None)
@@ -464,3 +464,65 @@ def test_auto_uses_a_working_usb_camera(monkeypatch: pytest.MonkeyPatch) -> None
     cam = open_camera("auto", log=lines.append)
     assert isinstance(cam, OpenCVCamera) and FakeCapture.opened[0].device == 0
     assert lines[0].startswith("camera: using opencv:0; skipped picamera2: picamera2 is not installed")
+
+
+# --- sizes from the settings ------------------------------------------------------------
+
+SIZED = {"still_width": 1024, "still_height": 768, "preview_width": 320, "preview_height": 240}
+
+
+def test_every_backend_gets_its_sizes_from_the_settings(tmp_path: Path, fake_picamera2: type[FakePicamera2],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiosk.camera import camera_from_settings
+    from kiosk.config import Settings, load_settings
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[camera]\n" + "".join(f"{k} = {v}\n" for k, v in SIZED.items()))
+    settings = load_settings(config).camera
+    assert (settings.still_width, settings.preview_height) == (1024, 240)
+    assert Settings().camera.still_width == 2028  # the default, so the test sees the file's values arrive
+
+    with camera_from_settings(settings, spec="synthetic") as cam:
+        assert_rgb_frame(cam.capture(), (768, 1024))
+        assert_rgb_frame(next(cam.frames()), (240, 320))
+
+    with camera_from_settings(settings, spec="picamera2") as cam:
+        config_used = dict(fake_picamera2.instances[-1].calls)["configure"]
+        assert config_used["main"]["size"] == (1024, 768) and config_used["lores"]["size"] == (320, 240)
+        assert_rgb_frame(cam.capture(), (768, 1024))
+        assert_rgb_frame(next(cam.frames()), (240, 320))
+
+    FakeCapture.opened = []
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    with camera_from_settings(settings, spec="opencv:0") as cam:
+        props = FakeCapture.opened[0].props
+        assert (props[cv2.CAP_PROP_FRAME_WIDTH], props[cv2.CAP_PROP_FRAME_HEIGHT]) == (1024, 768)
+        assert_rgb_frame(next(cam.frames()), (240, 320))  # the fake's 1280x960 frames, fitted to the preview
+
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    write_image(folder / "big.png", solid((10, 200, 10), size=(2048, 1536)))
+    with camera_from_settings(settings, spec=f"replay:{folder}") as cam:
+        assert_rgb_frame(next(cam.frames()), (240, 320))
+        assert_rgb_frame(cam.capture(), (768, 1024))  # capped like a real camera's still mode
+
+
+def test_replay_notices_its_only_image_was_deleted(tmp_path: Path) -> None:
+    write_image(tmp_path / "only.png", solid((0, 0, 200)))
+    with ReplayCamera(tmp_path, fps=None) as cam:
+        assert_rgb_frame(cam.capture(), (60, 80))
+        assert_rgb_frame(cam.capture(), (60, 80))  # served from the decoded cache
+        (tmp_path / "only.png").unlink()
+        with pytest.raises(CameraError, match="gone from"):
+            cam.capture()
+        with pytest.raises(CameraError, match="gone from"):
+            next(cam.frames())
+
+
+def test_replay_drops_a_deleted_image_and_keeps_the_others(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", solid((200, 0, 0)))
+    write_image(tmp_path / "b.png", solid((0, 200, 0)))
+    with ReplayCamera(tmp_path, fps=None) as cam:
+        (tmp_path / "a.png").unlink()
+        assert tuple(int(v) for v in cam.capture()[5, 5]) == (0, 200, 0)
+        assert [p.name for p in cam.files] == ["b.png"]

@@ -21,6 +21,7 @@ from kiosk.config import (
     example_toml,
     load_settings,
 )
+from kiosk.pinhash import DEMO_PIN_HASH
 from kiosk.reasons import ConfigError, KioskError
 
 EXAMPLE = PROJECT_ROOT / "config" / "kiosk.example.toml"
@@ -73,7 +74,9 @@ def test_settings_are_frozen() -> None:
 def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(ConfigError, match=r"model\.threads"):
         ModelSettings(threads=0)
-    assert WebSettings(pin="0042").pin == "0042"
+    assert WebSettings(pin=DEMO_PIN_HASH).pin == DEMO_PIN_HASH
+    with pytest.raises(ConfigError, match=r"web\.pin is invalid: a plain PIN is not accepted.*kiosk set-pin"):
+        WebSettings(pin="0042")
 
 
 # --- TOML file ---------------------------------------------------------------
@@ -97,7 +100,7 @@ keep_images = false
 
 [web]
 language = "war"
-pin = "2580"
+pin = "scrypt$16384$8$1$cdbLCOq_yfWhIfhkJA-5XA$P84PQMhCz0T6o9XwhRBbN2UksE5AyY9R3uXyXLjiBYs"
 """,
     )
     s = load_settings(path, env={})
@@ -107,7 +110,7 @@ pin = "2580"
     assert s.camera.mm_per_pixel == 1.0 and isinstance(s.camera.mm_per_pixel, float)
     assert s.records.data_dir == PROJECT_ROOT / "data" / "records"  # relative -> project root
     assert s.records.keep_images is False
-    assert (s.web.language, s.web.pin) == ("war", "2580")
+    assert (s.web.language, s.web.pin) == ("war", DEMO_PIN_HASH)
     assert s.gpio == GpioSettings()  # untouched sections keep their defaults
 
 
@@ -167,7 +170,7 @@ def test_env_overrides_file_with_type_conversion(tmp_path: Path) -> None:
             "KIOSK_GPIO_ENABLED": "no",
             "KIOSK_GPIO_SHUTDOWN_HOLD_SECONDS": "3",
             "KIOSK_WEB_LANGUAGE": "fil",
-            "KIOSK_WEB_PIN": "123456",
+            "KIOSK_WEB_PIN": DEMO_PIN_HASH,
             "KIOSK_CAMERA_SOURCE": "replay:/srv/photos",
         },
     )
@@ -176,7 +179,7 @@ def test_env_overrides_file_with_type_conversion(tmp_path: Path) -> None:
     assert s.camera.mm_per_pixel == pytest.approx(0.02)
     assert s.gpio.enabled is False
     assert s.gpio.shutdown_hold_seconds == 3.0 and isinstance(s.gpio.shutdown_hold_seconds, float)
-    assert s.web.language == "fil" and s.web.pin == "123456"
+    assert s.web.language == "fil" and s.web.pin == DEMO_PIN_HASH
     assert s.camera.source == "replay:/srv/photos"
 
 
@@ -283,9 +286,12 @@ def test_wrong_type(tmp_path: Path, toml: str, key: str, fragment: str) -> None:
         ({"KIOSK_CAMERA_MM_PER_PIXEL": "nan"}, "camera.mm_per_pixel", "greater than 0"),
         ({"KIOSK_GPIO_BUTTON_PIN": "40"}, "gpio.button_pin", "from 0 to 27"),
         ({"KIOSK_GPIO_SHUTDOWN_HOLD_SECONDS": "1.5"}, "gpio.shutdown_hold_seconds", "from 2 to 60"),
-        ({"KIOSK_WEB_PIN": "12"}, "web.pin", "4 to 8 digits"),
-        ({"KIOSK_WEB_PIN": "12a4"}, "web.pin", "4 to 8 digits"),
-        ({"KIOSK_WEB_PIN": "١٢٣٤"}, "web.pin", "4 to 8 digits"),  # Arabic-Indic digits are not a keypad PIN
+        ({"KIOSK_WEB_PIN": "12"}, "web.pin", "not a PIN hash"),
+        ({"KIOSK_WEB_PIN": "12a4"}, "web.pin", "not a PIN hash"),
+        ({"KIOSK_WEB_PIN": "١٢٣٤"}, "web.pin", "not a PIN hash"),  # Arabic-Indic digits are not a keypad PIN
+        ({"KIOSK_WEB_PIN": "2580"}, "web.pin", "a plain PIN is not accepted; store its hash: run 'kiosk set-pin'"),
+        ({"KIOSK_WEB_PIN": "scrypt$1048576$64$1$" + "A" * 22 + "$" + "A" * 43}, "web.pin", "out of range"),
+        ({"KIOSK_WEB_ALLOWED_HOSTS": "kiosk.local evil/x"}, "web.allowed_hosts", "host names or IP addresses"),
         ({"KIOSK_WEB_REFERRAL_FACILITY": "a\nb"}, "web.referral_facility", "non-empty string"),
     ],
 )
@@ -324,7 +330,8 @@ def test_dump_round_trips(tmp_path: Path) -> None:
         env={
             "KIOSK_MODEL_THREADS": "3",
             "KIOSK_CAMERA_MM_PER_PIXEL": "0.0173",
-            "KIOSK_WEB_PIN": "9876",
+            "KIOSK_WEB_PIN": DEMO_PIN_HASH,
+            "KIOSK_WEB_ALLOWED_HOSTS": "kiosk.local, 192.168.1.20",
             "KIOSK_WEB_REFERRAL_FACILITY": 'Eastern Visayas "Regional" Medical Center \\ Tacloban',
             "KIOSK_GPIO_ENABLED": "false",
             "KIOSK_RECORDS_DATA_DIR": "/var/lib/kiosk",
@@ -387,9 +394,9 @@ def test_example_file_lists_every_key_with_a_valid_value(tmp_path: Path) -> None
         assert set(data[section.name]) == names  # ...and every key is there
     # Uncommented defaults equal the real defaults, apart from the unset ones shown with an example.
     assert dataclasses.replace(s, camera=Settings().camera, web=Settings().web) == Settings()
-    assert s.camera.mm_per_pixel == 0.02 and s.web.pin == "2580"
+    assert s.camera.mm_per_pixel == 0.02 and s.web.pin == DEMO_PIN_HASH
     assert dataclasses.replace(s.camera, mm_per_pixel=None) == Settings().camera
-    assert dataclasses.replace(s.web, pin=None, referral_facility=None) == Settings().web
+    assert dataclasses.replace(s.web, pin=None, referral_facility=None, allowed_hosts=None) == Settings().web
 
 
 def test_every_setting_has_help() -> None:

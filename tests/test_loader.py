@@ -23,7 +23,7 @@ from kiosk.vision import loader
 from kiosk.vision.loader import ImageInfo, encode_jpeg, load_image, probe_image
 
 pytest.importorskip("PIL", reason="Pillow builds the CMYK/EXIF fixtures (tests only)")
-from PIL import Image, ImageOps  # noqa: E402
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin  # noqa: E402
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -65,6 +65,11 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header claiming any size, with an empty image-data chunk: Pillow wants an IDAT to open it."""
+    return png_header_only(width, height) + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b"")
 
 
 def jpeg_header_only(width: int, height: int) -> bytes:
@@ -389,7 +394,7 @@ def test_32bit_bmp_with_real_alpha_is_composited() -> None:
         (lambda: cv2_encode(upright(), ".webp", cv2.IMWRITE_WEBP_QUALITY, 80), ImageInfo("webp", W, H)),
         (lambda: cv2_encode(upright(), ".webp", cv2.IMWRITE_WEBP_QUALITY, 101), ImageInfo("webp", W, H)),
         (lambda: pil_encode(Image.new("RGBA", (300, 200)), "WEBP"), ImageInfo("webp", 300, 200)),
-        (lambda: png_header_only(20000, 20000), ImageInfo("png", 20000, 20000)),
+        (lambda: png_claiming(20000, 20000), ImageInfo("png", 20000, 20000)),
         (lambda: jpeg_header_only(20000, 20000), ImageInfo("jpeg", 20000, 20000)),
     ],
 )
@@ -528,18 +533,30 @@ def test_chmod_000_is_unreadable(tmp_path: Path) -> None:
 
 @pytest.fixture
 def imdecode_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every pixel decode: Pillow's ImageFile.load (and OpenCV's imdecode, which the loader must not use)."""
     calls: list[object] = []
-    real = cv2.imdecode
+    real_load = ImageFile.ImageFile.load
+    real_imdecode = cv2.imdecode
 
-    def spy(*args: object, **kwargs: object):
+    def load_spy(self: ImageFile.ImageFile):
+        calls.append(self)
+        return real_load(self)
+
+    def imdecode_spy(*args: object, **kwargs: object):
         calls.append(args)
-        return real(*args, **kwargs)
+        return real_imdecode(*args, **kwargs)
 
-    monkeypatch.setattr(loader.cv2, "imdecode", spy)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load_spy)
+    monkeypatch.setattr(loader.cv2, "imdecode", imdecode_spy)
     return calls
 
 
-@pytest.mark.parametrize("make", [png_header_only, jpeg_header_only])
+def test_the_decode_spy_sees_a_decode(imdecode_calls: list[object]) -> None:
+    assert_rgb8(load_image(cv2_encode(upright(), ".png")), (H, W))
+    assert imdecode_calls  # so the "== []" checks below mean "refused before decoding"
+
+
+@pytest.mark.parametrize("make", [png_claiming, jpeg_header_only])
 def test_header_claiming_400_megapixels_is_refused_before_decoding(
     tmp_path: Path, make, imdecode_calls: list[object]
 ) -> None:
@@ -575,13 +592,6 @@ def test_max_megapixels_is_respected(imdecode_calls: list[object]) -> None:
         load_image(data, max_megapixels=0)
 
 
-def test_limit_is_capped_by_opencvs_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(loader.OPENCV_PIXEL_LIMIT_VAR, "1000")
-    with raises_code("image_too_large") as info:
-        load_image(cv2_encode(upright(), ".png"), max_megapixels=500)
-    assert info.value.params["limit"] == 0.001
-
-
 def _python(code: str, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k != loader.OPENCV_PIXEL_LIMIT_VAR}
     result = subprocess.run(
@@ -613,20 +623,25 @@ def test_deployer_pixel_limit_is_kept_and_reaches_opencv() -> None:
 
 
 @pytest.mark.parametrize(
-    "fake",
-    [
-        lambda *a: None,
-        lambda *a: np.zeros((0, 0, 3), np.uint8),
-        lambda *a: np.zeros((H + 1, W, 3), np.uint8),  # disagrees with the header
-        lambda *a: np.zeros((H, W, 3), np.float32),
-        lambda *a: np.zeros((H, W, 2), np.uint8),
-        lambda *a: (_ for _ in ()).throw(cv2.error("boom")),
-        lambda *a: (_ for _ in ()).throw(RuntimeError("boom")),
-    ],
+    "error",
+    [OSError("image file is truncated"), SyntaxError("broken PNG file"), ValueError("bad"), EOFError(),
+     struct.error("unpack"), RuntimeError("boom")],
 )
-def test_decoder_failures_become_corrupt_image(monkeypatch: pytest.MonkeyPatch, fake) -> None:
-    monkeypatch.setattr(loader.cv2, "imdecode", fake)
+def test_decoder_failures_become_corrupt_image(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    def fail(self: ImageFile.ImageFile):
+        raise error
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
     with raises_code("corrupt_image"):
+        load_image(cv2_encode(upright(), ".png"))
+
+
+def test_out_of_memory_while_decoding_is_a_one_line_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: ImageFile.ImageFile):
+        raise MemoryError
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
+    with raises_code("image_needs_too_much_memory"):
         load_image(cv2_encode(upright(), ".png"))
 
 
@@ -761,3 +776,110 @@ def test_seeds_are_valid_images() -> None:
     for data in SEEDS:
         img = load_image(data)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+# --------------------------------------------------------------------------- bounded decode memory
+
+
+def big_png(width: int, height: int, *, depth: int, colour: int = 6) -> bytes:
+    """A real, valid PNG of any size, built row by row so the test itself stays small.
+
+    A half-transparent horizontal ramp: compresses to a few hundred kB like the
+    389 kB, 50 MP, 16-bit RGBA file that once took the server to 1.9 GB.
+    """
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    dtype = ">u2" if depth == 16 else "u1"
+    top = 65535 if depth == 16 else 255
+    row = np.zeros((width, channels), dtype)
+    row[:, 0] = np.arange(width) * top // width
+    row[:, -1] = top * 3 // 5  # alpha (or grey)
+    packer = zlib.compressobj(9)
+    first = packer.compress(b"\x00" + row.tobytes())
+    same = b"\x02" + bytes(row.nbytes)  # filter "Up": every further row repeats the one above
+    idat = first + b"".join(packer.compress(same) for _ in range(height - 1)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def test_48mp_16bit_rgba_png_is_refused_before_decoding(imdecode_calls: list[object]) -> None:
+    # Inside the 50 MP limit, but its 384 MB of samples do not fit the 300 MB decode budget.
+    data = big_png(8000, 6000, depth=16)
+    assert len(data) < 2_000_000
+    with raises_code("image_needs_too_much_memory") as info:
+        load_image(data)
+    assert imdecode_calls == []
+    assert info.value.params == {"megabytes": 384, "limit": 300}
+    assert str(info.value) == (
+        "The image needs too much memory to decode (384 MB; the limit is 300 MB). Use a JPEG or a smaller picture."
+    )
+    with raises_code("image_needs_too_much_memory"):
+        load_image(cv2_encode(upright(), ".png"), decode_budget_mb=0.001)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_by_libjpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    drafts: list[tuple[object, ...]] = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self: JpegImagePlugin.JpegImageFile, mode: str | None, size: tuple[int, int] | None):
+        drafts.append((mode, size))
+        return real(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    data = cv2_encode(upright(), ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95)
+    assert_rgb8(load_image(data), (H, W))  # 1536 px: under the default 16 MP, decoded whole
+    # A cap of 500 px is 3.07x too small: libjpeg decodes at 1/2 (8 x 8 DCT blocks shrink to 4 x 4).
+    img = load_image(data, max_decoded_megapixels=0.0005)
+    assert drafts == [(None, (W // 2, H // 2))]
+    assert_rgb8(img, (H // 2, W // 2))
+    half = cv2.resize(upright(), (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+    inner = [1, 2, 3, 4, 9, 10, 11, 12]  # away from the colour blocks' edges
+    assert max_diff(img[2:-2, 2:-2][:, inner], half[2:-2, 2:-2][:, inner]) <= 16
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP"])
+def test_large_lossless_photos_are_reduced_by_whole_factors(fmt: str) -> None:
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    data = pil_encode(Image.fromarray(upright()), fmt, **options)
+    img = load_image(data, max_decoded_megapixels=0.0002)  # 1536 px -> factor ceil(sqrt(7.68)) = 3
+    assert_rgb8(img, (H // 3 + 1, W // 3))  # reduce() rounds up: 32 / 3 -> 11 rows
+    # Whole 3 x 3 boxes inside one 16-pixel block keep its colour exactly.
+    assert tuple(img[1, 1]) == COLOURS[0][0] and tuple(img[7, 13]) == COLOURS[1][2]
+
+
+def test_reduction_keeps_alpha_and_exif_orientation() -> None:
+    bgra = np.zeros((40, 60, 4), np.uint8)
+    bgra[:, 30:] = (0, 0, 255, 255)  # opaque red right half; left half transparent
+    img = load_image(cv2_encode(bgra, ".png"), max_decoded_megapixels=0.0006)  # factor 2
+    assert_rgb8(img, (20, 30))
+    assert (img[:, :15] == 255).all() and (img[:, 15:] == (255, 0, 0)).all()
+    turned = load_image(oriented_file(6, "JPEG"), max_decoded_megapixels=0.0005)
+    assert_rgb8(turned, (H // 2, W // 2))
+    assert block_diff(np.repeat(np.repeat(turned, 2, 0), 2, 1), upright(), margin=4) <= 16
+
+
+_PEAK_SCRIPT = """
+import sys, time
+from kiosk.vision.loader import load_image
+def peak_kb():  # VmHWM: this process's own peak; ru_maxrss would start at the forking parent's size
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+data = open(sys.argv[1], "rb").read()
+before = peak_kb()
+started = time.perf_counter()
+shape = load_image(data).shape
+ms = (time.perf_counter() - started) * 1000
+print(shape[0], shape[1], (peak_kb() - before) * 1024, round(ms))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmHWM from /proc (Linux)")
+def test_peak_memory_of_a_48mp_rgba_png_stays_within_the_decode_budget(tmp_path: Path) -> None:
+    # 8-bit RGBA at 48 MP: 192 MB of samples, inside the budget, so it is decoded (and reduced
+    # to 12 MP). Before the strip-wise conversion it peaked near 1 GB above the interpreter.
+    path = write(tmp_path, "big.png", big_png(8000, 6000, depth=8))
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, check=True
+    ).stdout.split()
+    height, width, grown, _ms = map(int, out)
+    assert (height, width) == (3000, 4000)
+    assert 48_000_000 < grown < (loader.DEFAULT_DECODE_BUDGET_MB + 60) * 1_000_000, f"peak grew by {grown / 1e6:.0f} MB"

@@ -26,7 +26,7 @@ from kiosk.records import (
 )
 from kiosk.result import ScreeningResult
 
-ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-z]{4}")
+ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-z]{4}-[0-9a-f]{32}")
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
 T0 = datetime(2025, 3, 14, 9, 30, 15, tzinfo=timezone.utc)
 

@@ -92,11 +92,11 @@ def test_a_failing_save_loses_the_record_not_the_result(screener, rig, tmp_path)
     assert any("could not save" in line for line in lines)
 
 
-def test_a_broken_observer_does_not_break_screening(station):
+def test_a_broken_observer_does_not_break_screening(screener, rig):
     lines = []
-    station._log = lines.append
-    station.subscribe(lambda event: 1 / 0)
-    _, result = station.capture_and_screen()
+    with Station(screener=screener, camera_factory=rig.factory, records=None, log=lines.append, **FAST_RETRY) as st:
+        st.subscribe(lambda event: 1 / 0)
+        _, result = st.capture_and_screen()
     assert (result.status, result.reason, result.malignant_probability, result.risk) == FIRST_CAPTURE
     assert any("ZeroDivisionError" in line for line in lines)
 
@@ -178,7 +178,7 @@ def test_nobody_watching_stops_the_preview_reader(station, rig):
     frames = station.preview_frames()
     next(frames)
     frames.close()
-    assert wait_until(lambda: station._pump_since is None), "still reading frames with no viewer"
+    assert wait_until(lambda: not station.preview.reading), "still reading frames with no viewer"
 
 
 def test_close_ends_preview_streams(screener, rig):
@@ -222,4 +222,39 @@ def test_a_tap_that_joins_a_failing_capture_gets_the_same_error(screener, rig):
             t.join(10)
     assert rig.captures == 1
     assert len(errors) == 2 and errors[0] is not errors[1]
-    assert all(e.code == "camera_unavailable" and "stalled" in str(e) for e in errors)
+    assert all(e.code == "camera_not_answering" and "stalled" in str(e) for e in errors)
+
+
+def test_a_slow_upload_decode_does_not_hold_up_a_capture(station, rig, records, monkeypatch):
+    # A large photo takes a second or two to decode; a capture tapped meanwhile must not wait for it.
+    import kiosk.screening
+    import kiosk.station.station as station_module
+
+    entered, release = threading.Event(), threading.Event()
+    real = load_image
+
+    def slow_decode(data):
+        entered.set()
+        assert release.wait(30)
+        return real(data)
+
+    # Wherever the upload is decoded (the station, or the screener inside the screening lock).
+    monkeypatch.setattr(station_module, "load_image", slow_decode, raising=False)
+    monkeypatch.setattr(kiosk.screening, "load_image", slow_decode)
+    uploads = []
+    upload = threading.Thread(
+        target=lambda: uploads.append(station.screen_upload(png_of(random_lesion(5, width=640, height=480)))))
+    upload.start()
+    try:
+        assert entered.wait(10)
+        captured = []
+        tap = threading.Thread(target=lambda: captured.append(station.capture_and_screen()))
+        tap.start()
+        tap.join(10)
+        assert captured and captured[0][0] is not None, "the capture waited for the upload's decode"
+        assert not upload.is_alive() or not uploads  # the upload is still decoding
+    finally:
+        release.set()
+        upload.join(10)
+    assert uploads and uploads[0][1].status == "ok"
+    assert records.count() == 2

@@ -1,18 +1,19 @@
-"""Signed model updates: keys, signing, every refusal, install, rollback, power cuts, the deploy scripts.
+"""Signed model updates: keys, signing, every refusal, versions, install, rollback, power cuts, the stick,
+the service, the command line and the deploy scripts.
 
 Models are real int8 TFLite files from the session's tiny build; "model B" and
-"model C" are the same network with a different description string, so they
-are genuinely different files (different sha256) that load and run.
+"model C" are the same network with a different description string
+(tests/updates_conftest.py), so they are genuinely different files (different
+sha256) that load and run.
 Everything works on copies in tmp_path; the shipped models/ is never touched.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -22,22 +23,16 @@ from pathlib import Path
 import pytest
 
 from kiosk import selftest, updates
-from kiosk.manifest import read_manifest, write_manifest
+from kiosk.manifest import read_manifest
 from kiosk.model import Model
 from kiosk.reasons import KioskError
 from kiosk.updates import UpdateError
 from tests.conftest import REPO_ROOT
+from tests.updates_conftest import NAME, sha, write_variant
 
 pytest.importorskip("cryptography")
 
-NAME = "melanoma_int8"
-
-
 # --- helpers -----------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -58,20 +53,6 @@ def tree_digest(folder: Path) -> dict[str, str]:
     return out
 
 
-def write_variant(src: Path, folder: Path, tag: bytes, *, name: str = NAME) -> Path:
-    """A copy of the tiny model whose description differs: a real, different model file."""
-    data = src.read_bytes()
-    assert data.count(b"MLIR Converted.") == 1 and len(tag) == 1
-    data = data.replace(b"MLIR Converted.", b"MLIR Converte" + tag + b".")
-    folder.mkdir(parents=True, exist_ok=True)
-    model = folder / f"{name}.tflite"
-    model.write_bytes(data)
-    manifest = read_manifest(src.with_suffix(".json"))
-    write_manifest(model.with_suffix(".json"), dataclasses.replace(
-        manifest, sha256=sha(data), extra={**manifest.extra, "name": f"tiny-{tag.decode()}"}))
-    return model
-
-
 def members_of(package: Path) -> dict[str, bytes]:
     with tarfile.open(package) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
@@ -89,7 +70,7 @@ def resign(members: dict[str, bytes], key_path: Path, **contents_changes) -> dic
 
 
 def write_package(path: Path, members: dict[str, bytes]) -> Path:
-    path.write_bytes(updates._tar(members))
+    path.write_bytes(updates.package._tar(members))
     return path
 
 
@@ -123,7 +104,8 @@ def source(tiny_model_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def package_b(source, keys, tmp_path_factory):
-    return updates.sign_model(source["b"], key=keys[0], out=tmp_path_factory.mktemp("stick") / "b.kioskupdate")
+    return updates.sign_model(source["b"], key=keys[0], out=tmp_path_factory.mktemp("stick") / "b.kioskupdate",
+                              version=1)
 
 
 @pytest.fixture()
@@ -187,7 +169,7 @@ def test_signing_with_a_wrong_key_file(tmp_path, keys, source, content, fragment
     elif content is not None:
         key.write_bytes(content)
     with pytest.raises(UpdateError) as info:
-        updates.sign_model(source["b"], key=key, out=tmp_path / "x.kioskupdate")
+        updates.sign_model(source["b"], key=key, out=tmp_path / "x.kioskupdate", version=1)
     assert info.value.code == "update_key_invalid" and fragment in str(info.value)
     assert not (tmp_path / "x.kioskupdate").exists()
 
@@ -221,21 +203,21 @@ def test_package_holds_exactly_the_signed_members(package_b, source, keys):
 
 
 def test_sign_a_folder_names_the_output(source, keys, tmp_path):
-    out = updates.sign_model(source["c"].parent, key=keys[0], out=tmp_path)
+    out = updates.sign_model(source["c"].parent, key=keys[0], out=tmp_path, version=2)
     assert out.parent == tmp_path and out.name.startswith("tiny-C-") and out.suffix == ".kioskupdate"
 
 
 def test_sign_refuses_a_missing_model_or_a_mismatched_manifest(source, keys, tmp_path):
     with pytest.raises(KioskError) as info:
-        updates.sign_model(tmp_path / "nope.tflite", key=keys[0], out=tmp_path / "x.kioskupdate")
+        updates.sign_model(tmp_path / "nope.tflite", key=keys[0], out=tmp_path / "x.kioskupdate", version=1)
     assert info.value.code == "model_missing" and "nope.tflite" in str(info.value)
     bad = write_variant(source["tiny"], tmp_path / "bad", b"X")
     bad.write_bytes(bad.read_bytes() + b"\0")  # model changed after its manifest was written
     with pytest.raises(KioskError) as info:
-        updates.sign_model(bad, key=keys[0], out=tmp_path / "x.kioskupdate")
+        updates.sign_model(bad, key=keys[0], out=tmp_path / "x.kioskupdate", version=1)
     assert info.value.code == "model_hash_mismatch"
     with pytest.raises(UpdateError) as info:
-        updates.sign_model(source["c"], key=keys[0], out=tmp_path / "x.zip")
+        updates.sign_model(source["c"], key=keys[0], out=tmp_path / "x.zip", version=1)
     assert info.value.code == "update_bad_output"
     assert not list(tmp_path.glob("*.kioskupdate"))
 
@@ -253,7 +235,8 @@ def test_apply_installs_keeps_previous_and_logs(package_b, source, models, apply
     assert (models / f"{NAME}.tflite").read_bytes() == source["b"].read_bytes()
     previous = updates.previous_model_info(models)
     assert previous is not None and previous.sha256 == sha(a_bytes)
-    assert updates.current_model_info(models).version == outcome.model.version
+    assert updates.current_model_info(models).slot == outcome.model.slot
+    assert outcome.model.version == 1 and updates.previous_model_info(models).version is None  # A: shipped, unversioned
     assert (models / "MODEL_CARD.md").read_text() == "not ours to touch\n"
     [line] = log_lines(apply.log)
     assert (line["action"], line["outcome"], line["model_sha256"], line["previous_sha256"]) == (
@@ -298,7 +281,7 @@ def test_rollback_refuses_a_damaged_previous_model(package_b, models, apply):
 
 def test_third_update_prunes_to_keep_previous(package_b, source, keys, models, apply, tmp_path):
     apply(package_b, models)
-    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate")
+    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
     apply(package_c, models, keep_previous=1)
     versions = sorted(p.name for p in (models / f"{NAME}.versions").iterdir() if p.name[0].isdigit())
     assert len(versions) == 2  # C in use, B for rollback; A is gone
@@ -332,8 +315,8 @@ def test_a_build_that_rewrites_the_plain_files_is_adopted(package_b, source, key
         tmp.write_bytes(data)
         os.replace(tmp, target)
     assert updates.current_model_info(models).sha256 == sha(source["a"].read_bytes())
-    assert updates.current_model_info(models).version is None
-    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate")
+    assert updates.current_model_info(models).slot is None
+    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
     apply(package_c, models)
     assert active_sha(models) == sha(source["c"].read_bytes())
     assert updates.previous_model_info(models).sha256 == sha(source["a"].read_bytes())
@@ -491,7 +474,7 @@ def test_refuses_when_the_kiosk_has_no_public_key(package_b, models, apply, tmp_
 
 
 def test_a_second_update_at_the_same_time_is_refused(package_b, models, apply):
-    with updates._locked(models):
+    with updates.store._locked(models):
         refused(apply, package_b, models, "update_busy")
 
 
@@ -501,7 +484,7 @@ def test_a_disk_error_while_saving_keeps_the_old_model(package_b, models, apply,
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(updates, "_write_new_file", full)
+    monkeypatch.setattr(updates.store, "write_new_file", full)
     with pytest.raises(UpdateError) as info:
         apply(package_b, models)
     assert info.value.code == "update_install_failed" and "No space left" in str(info.value)
@@ -562,7 +545,7 @@ def fresh_models(folder: Path, source) -> Path:
 def test_power_cut_at_any_rename_of_an_install_leaves_a_whole_model(package_b, source, keys, tmp_path,
                                                                      monkeypatch, apply, managed):
     a_sha, b_sha, c_sha = (sha(source[k].read_bytes()) for k in "abc")
-    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate")
+    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
     old, new, package = (b_sha, c_sha, package_c) if managed else (a_sha, b_sha, package_b)
     seen = []
 
@@ -613,36 +596,210 @@ def test_power_cut_at_any_rename_of_a_rollback_leaves_a_whole_model(package_b, s
     assert steps >= 2 and a_sha in seen and b_sha in seen
 
 
+# --- versions: an older package never replaces a newer model (issue 12, item 15) ------------
+
+
+def test_an_older_or_equal_version_is_refused_unless_it_is_the_rollback(package_b, source, keys, models, apply,
+                                                                          tmp_path):
+    b_sha, c_sha = sha(source["b"].read_bytes()), sha(source["c"].read_bytes())
+    apply(package_b, models)  # version 1
+    package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
+    apply(package_c, models)
+    err = refused(apply, package_b, models, "update_not_newer")  # the old signed package, carried again
+    assert "version 1" in str(err) and "version 2" in str(err) and "rollback" in str(err)
+    d = write_variant(source["tiny"], tmp_path / "d", b"D")
+    same = updates.sign_model(d, key=keys[0], out=tmp_path / "d.kioskupdate", version=2)
+    refused(apply, same, models, "update_not_newer")  # a different model with the same version
+    assert active_sha(models) == c_sha
+    updates.rollback(models_dir=models, log=apply.log)  # the explicit way back is still open
+    assert active_sha(models) == b_sha
+    apply(package_c, models)  # and forward again: 2 is newer than 1
+    assert active_sha(models) == c_sha and updates.current_model_info(models).version == 2
+
+
+def test_a_package_without_a_signed_version_is_refused(package_b, keys, models, apply, tmp_path):
+    members = members_of(package_b)
+    contents = json.loads(members[updates.CONTENTS])
+    del contents["version"]
+    body = (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode()
+    key = updates.load_private_key(keys[0])
+    unversioned = write_package(tmp_path / "old.kioskupdate", {
+        **members, updates.CONTENTS: body, updates.SIGNATURE: key.sign(updates.SIGNATURE_CONTEXT + body)})
+    refused(apply, unversioned, models, "update_no_version")
+    for bad in (0, -1, True, "3"):
+        with pytest.raises(UpdateError) as info:
+            updates.sign_model(tmp_path / "none.tflite", key=keys[0], out=tmp_path, version=bad)
+        assert info.value.code == "update_bad_version", bad
+
+
 # --- finding updates on a stick ------------------------------------------------------
 
 
-def test_find_updates_on_usb_mounts(tmp_path):
+def test_find_updates_under_the_search_globs(tmp_path):
     media = tmp_path / "media"
     wanted = [media / "pi" / "STICK" / "model.kioskupdate", media / "pi" / "STICK" / "new" / "B.KIOSKUPDATE",
-              media / "usb0" / "x.kioskupdate"]
-    unwanted = [media / "pi" / "STICK" / "._model.kioskupdate", media / "pi" / "STICK" / ".Trash-1000" / "a.kioskupdate",
-                media / "pi" / "STICK" / "a" / "b" / "c" / "deep.kioskupdate", media / "pi" / "STICK" / "notes.txt"]
+              media / "pi" / "STICK" / "a" / "b" / "two-deep.kioskupdate", media / "usb0" / "x.kioskupdate"]
+    stick = media / "pi" / "STICK"
+    unwanted = [stick / "._model.kioskupdate", stick / ".Trash-1000" / "a.kioskupdate",
+                media / "pi" / "STICK" / "a" / "b" / "c" / "deep.kioskupdate", media / "pi" / "STICK" / "notes.txt",
+                media / "top.kioskupdate"]  # not on a stick: /media itself is not a mount point
     for path in wanted + unwanted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
     (media / "pi" / "loop").symlink_to(media)
-    (media / "pi" / "link.kioskupdate").symlink_to(wanted[0])
-    assert updates.find_updates([media, tmp_path / "mnt-missing"]) == sorted(wanted)
+    (media / "pi" / "STICK" / "link.kioskupdate").symlink_to(wanted[0])
+    globs = [f"{media}/*/*", f"{media}/usb*", str(tmp_path / "mnt-missing" / "*")]
+    assert updates.find_updates(globs) == sorted(wanted)
 
 
-def test_inspect_and_paths_from_settings(package_b, keys, tmp_path):
+def test_service_from_settings(tmp_path):
     from kiosk.config import load_settings
 
-    info = updates.inspect_update(package_b, public_key=keys[1])
-    assert info.name == "tiny-B" and info.package_sha256 == sha(package_b.read_bytes())
     settings = load_settings(env={"KIOSK_MODEL_PATH": str(tmp_path / "m" / "screen.tflite"),
-                                  "KIOSK_UPDATES_WATCH_DIRS": "/media:/mnt/usb",
+                                  "KIOSK_UPDATES_SEARCH_PATHS": "/media/*/*:/mnt/usb",
                                   "KIOSK_RECORDS_DATA_DIR": str(tmp_path / "data")})
-    paths = updates.UpdatePaths.from_settings(settings)
-    assert (paths.models_dir, paths.name) == (tmp_path / "m", "screen")
-    assert paths.watch_dirs == (Path("/media"), Path("/mnt/usb"))
-    assert paths.log == tmp_path / "data" / "updates.jsonl"
-    assert set(paths.rollback_kwargs()) <= set(paths.apply_kwargs())
+    service = updates.UpdateService.from_settings(settings)
+    assert (service.models_dir, service.name) == (tmp_path / "m", "screen")
+    assert service.search_paths == ("/media/*/*", "/mnt/usb")
+    assert service.log == tmp_path / "data" / "updates.jsonl"
+    assert not service.live
+    with pytest.raises(KioskError) as info:
+        load_settings(env={"KIOSK_UPDATES_SEARCH_PATHS": "media/*"})
+    assert info.value.code == "config_invalid" and "updates.search_paths" in str(info.value)
+
+
+# --- the service: what the settings page uses ---------------------------------------------
+
+
+class Swaps:
+    """Stands in for Station.swap_screener: records what the running kiosk would screen with."""
+
+    def __init__(self) -> None:
+        self.screeners: list = []
+
+    def __call__(self, screener) -> None:
+        self.screeners.append(screener)
+
+    @property
+    def shas(self) -> list[str]:
+        return [s.model.sha256 for s in self.screeners]
+
+
+@pytest.fixture()
+def stick(tmp_path, package_b):
+    """A folder standing in for /media/pi/STICK, holding update B."""
+    folder = tmp_path / "media" / "pi" / "STICK"
+    folder.mkdir(parents=True)
+    (folder / "b.kioskupdate").write_bytes(package_b.read_bytes())
+    return folder
+
+
+@pytest.fixture()
+def service(models, keys, stick, tmp_path):
+    from kiosk.screening import Screener
+
+    swaps = Swaps()
+    service = updates.UpdateService(models_dir=models, public_key=keys[1], search_paths=[f"{stick.parent}/*"],
+                                    log=tmp_path / "data" / "updates.jsonl",
+                                    load_screener=lambda: Screener(Model.load(models / f"{NAME}.tflite")), swap=swaps)
+    service.swaps = swaps  # type: ignore[attr-defined]
+    return service
+
+
+def test_service_lists_the_stick_with_versions_figures_self_test_and_refusals(service, stick, source, keys,
+                                                                              package_b):
+    d = write_variant(source["tiny"], stick.parent / "src", b"D")
+    updates.sign_model(d, key=keys[0], out=stick / "d.kioskupdate", version=3)
+    shutil.rmtree(stick.parent / "src")
+    (stick / "broken.kioskupdate").write_bytes(package_b.read_bytes()[:5000])
+    offers = {o.path.name: o for o in service.offers()}
+    assert sorted(offers) == ["b.kioskupdate", "broken.kioskupdate", "d.kioskupdate"]
+    b = offers["b.kioskupdate"]
+    assert b.installable and b.info.version == 1 and b.info.name == "tiny-B"
+    assert b.info.model_sha256 == sha(source["b"].read_bytes()) and b.token == sha(package_b.read_bytes())
+    manifest = read_manifest(source["b"].with_suffix(".json"))
+    assert b.info.validation == updates.validation_figures(manifest.extra) and "auc" in b.info.validation
+    assert b.info.created is not None and b.selftest.passed and b.selftest.max_difference <= 1 / 256
+    assert offers["d.kioskupdate"].installable and offers["d.kioskupdate"].info.version == 3
+    broken = offers["broken.kioskupdate"]
+    assert (broken.installable, broken.refusal, broken.info) == (False, "update_damaged", None)
+    service.apply(offers["d.kioskupdate"].token)
+    after = {o.path.name: o for o in service.offers()}
+    assert after["d.kioskupdate"].refusal == "update_already_installed"
+    assert after["b.kioskupdate"].refusal == "update_not_newer"  # the page says so before anyone taps
+    assert "version 1" in after["b.kioskupdate"].message and "version 3" in after["b.kioskupdate"].message
+
+
+def test_service_apply_swaps_the_running_model_and_rollback_swaps_it_back(service, stick, source, models):
+    a_sha, b_sha = active_sha(models), sha(source["b"].read_bytes())
+    [offer] = service.offers()
+    outcome = service.apply(offer.token)
+    assert outcome.model.sha256 == b_sha == active_sha(models)
+    assert service.swaps.shas == [b_sha]
+    assert service.previous().sha256 == a_sha
+    back = service.rollback()
+    assert back.code == "update_rolled_back" and back.model.sha256 == a_sha == active_sha(models)
+    assert service.swaps.shas == [b_sha, a_sha]
+    with pytest.raises(UpdateError) as info:
+        service.apply("0" * 64)  # a token for nothing on the stick
+    assert info.value.code == "update_gone"
+    assert service.swaps.shas == [b_sha, a_sha]
+
+
+def test_service_refuses_a_file_changed_after_it_was_listed(service, stick, source, keys, models):
+    [offer] = service.offers()
+    before = tree_digest(models)
+    d = write_variant(source["tiny"], stick.parent / "src", b"D")
+    updates.sign_model(d, key=keys[0], out=stick / "b.kioskupdate", version=5)  # same name, other package
+    with pytest.raises(UpdateError) as info:
+        service.apply_file(offer.path, expect_sha256=offer.token)
+    assert info.value.code == "update_changed"
+    assert tree_digest(models) == before and service.swaps.shas == []
+
+
+def test_service_puts_the_files_back_when_the_new_model_cannot_start(service, models):
+    a_sha = active_sha(models)
+    [offer] = service.offers()
+
+    def broken():
+        raise KioskError("model_corrupt", path="x")
+
+    service._load_screener = broken
+    with pytest.raises(UpdateError) as info:
+        service.apply(offer.token)
+    assert info.value.code == "update_not_started" and "model_corrupt" in str(info.value)
+    assert active_sha(models) == a_sha and service.swaps.shas == []
+
+
+def test_a_missing_key_is_not_remembered_once_it_is_installed(service, keys, tmp_path):
+    service.public_key = tmp_path / "not-yet.pub"
+    [offer] = service.offers()
+    assert offer.refusal == "update_key_missing" and "not-yet.pub" in offer.message
+    shutil.copy(keys[1], tmp_path / "not-yet.pub")  # the technician puts the team's key in place
+    [offer] = service.offers()
+    assert offer.installable and offer.info.version == 1
+
+
+def test_kiosk_update_commands(package_b, source, keys, models, tmp_path, monkeypatch, capsys):
+    from kiosk import cli
+
+    monkeypatch.setenv("KIOSK_MODEL_PATH", str(models / f"{NAME}.tflite"))
+    monkeypatch.setenv("KIOSK_UPDATES_PUBLIC_KEY", str(keys[1]))
+    monkeypatch.setenv("KIOSK_UPDATES_SEARCH_PATHS", str(package_b.parent))
+    monkeypatch.setenv("KIOSK_RECORDS_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["update", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "tiny-B version 1" in listed and "installable" in listed
+    assert cli.main(["update", "apply", str(package_b)]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny-B" in out and "systemctl restart melanoma-kiosk" in err
+    assert active_sha(models) == sha(source["b"].read_bytes())
+    assert cli.main(["update", "apply", str(package_b)]) == 2
+    assert capsys.readouterr().err.startswith("kiosk update apply: error: This model is already the one in use")
+    assert cli.main(["update", "rollback"]) == 0
+    assert json.loads(subprocess.run(  # the old spelling still works
+        [sys.executable, "-m", "kiosk.updates", "status"], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout)["previous"]["version"] == 1
 
 
 # --- the deploy scripts ----------------------------------------------------------------
@@ -675,9 +832,10 @@ def test_deploy_keygen_script(tmp_path):
 
 
 def test_deploy_sign_model_script(source, keys, models, tmp_path, apply):
-    result = script("sign-model", source["b"], "--key", keys[0], "--out", "b.kioskupdate", cwd=tmp_path)
+    result = script("sign-model", source["b"], "--key", keys[0], "--out", "b.kioskupdate", "--version", "7",
+                    cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "tiny-B" in result.stdout
+    assert "tiny-B version 7" in result.stdout
     apply(tmp_path / "b.kioskupdate", models)
     assert active_sha(models) == sha(source["b"].read_bytes())
 
@@ -686,11 +844,13 @@ def test_deploy_sign_model_script(source, keys, models, tmp_path, apply):
     manifest["sha256"] = "0" * 64
     bad.with_suffix(".json").write_text(json.dumps(manifest))
     cases = [
-        ((tmp_path / "missing.tflite", "--key", keys[0], "--out", "x.kioskupdate"), "missing.tflite"),
-        ((bad, "--key", keys[0], "--out", "x.kioskupdate"), "does not match its manifest"),
-        ((source["b"], "--key", keys[1], "--out", "x.kioskupdate"), "public key"),
-        ((source["b"], "--key", tmp_path / "b.kioskupdate", "--out", "x.kioskupdate"), "private key"),
-        ((source["b"], "--out", "x.kioskupdate"), "--key"),
+        ((tmp_path / "missing.tflite", "--key", keys[0], "--out", "x.kioskupdate", "--version", "1"), "missing.tflite"),
+        ((bad, "--key", keys[0], "--out", "x.kioskupdate", "--version", "1"), "does not match its manifest"),
+        ((source["b"], "--key", keys[1], "--out", "x.kioskupdate", "--version", "1"), "public key"),
+        ((source["b"], "--key", tmp_path / "b.kioskupdate", "--out", "x.kioskupdate", "--version", "1"), "private key"),
+        ((source["b"], "--out", "x.kioskupdate", "--version", "1"), "--key"),
+        ((source["b"], "--key", keys[0], "--out", "x.kioskupdate"), "--version"),
+        ((source["b"], "--key", keys[0], "--out", "x.kioskupdate", "--version", "0"), "--version"),
     ]
     for args, fragment in cases:
         assert fragment in one_line_error(script("sign-model", *args, cwd=tmp_path), "sign-model")

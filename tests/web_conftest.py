@@ -21,6 +21,7 @@ import pytest
 from kiosk.camera import Camera
 from kiosk.camera.base import unavailable
 from kiosk.config import RecordsSettings, Settings, WebSettings
+from kiosk.pinhash import hash_pin
 from kiosk.records import RecordStore
 from kiosk.station import Station
 from kiosk.synthetic import random_lesion
@@ -115,8 +116,14 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 5.0, step: flo
     return bool(condition())
 
 
+def pin_hash(pin: str) -> str:
+    """The stored form of ``pin`` at a low scrypt cost (the parameters travel in the hash): quick tests."""
+    return hash_pin(pin, n=2**10)
+
+
 def make_settings(tmp_path, *, pin: str | None = PIN) -> Settings:
-    return Settings(web=WebSettings(pin=pin, referral_facility=FACILITY, referral_within_days=14),
+    return Settings(web=WebSettings(pin=pin_hash(pin) if pin else None, referral_facility=FACILITY,
+                                    referral_within_days=14),
                     records=RecordsSettings(data_dir=tmp_path / "data"))
 
 

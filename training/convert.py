@@ -10,7 +10,10 @@
    the representative dataset; also convert a float32 TFLite for comparison.
 4. Evaluate both through :class:`kiosk.model.Model` on the validation folder;
    refuse when int8 loses more than ``--max-int8-loss`` accuracy points.
-5. Choose the screening threshold on validation for sensitivity >= 95%.
+5. Choose the screening threshold on validation: the highest one whose one-sided lower 95%
+   Clopper-Pearson bound of sensitivity is >= 95% (``training.threshold``; give a validation
+   folder free of near-duplicates of the training images, e.g. ``training.revalidate``'s split).
+   ``--threshold-method point`` is the old rule (validation sensitivity >= 95%).
 6. Write ``NAME.tflite``, ``NAME.json`` and ``NAME-report/`` atomically.
 """
 
@@ -37,6 +40,7 @@ from kiosk.storage import atomic_write_bytes
 from kiosk.vision.loader import IMAGE_SUFFIXES, load_image
 from kiosk.vision.preprocess import get_recipe, preprocess
 
+from .threshold import METHOD, choose_threshold, threshold_record
 from .train import EXPORT_FORMAT
 
 #: What the trainer's export.json says about the weights it exported (copied into the manifest).
@@ -152,7 +156,7 @@ def median_inference_ms(model: Model, image: np.ndarray | None = None, *, repeat
 
 def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Path, *,
           min_calibration: int = 300, min_sensitivity: float = 0.95, max_int8_loss: float = 1.0,
-          log=print) -> dict:
+          threshold_method: str = "confident", log=print) -> dict:
     info = read_export(export_dir)
     size, recipe = info["input"]["height"], info["preprocessing_recipe"]
     cal_files = image_files(calibration_dir, what="calibration")
@@ -194,7 +198,22 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
     if loss_points > max_int8_loss:
         raise BuildError(f"int8 loses {loss_points:.2f} accuracy points against float "
                          f"({int8_argmax['accuracy']:.4f} vs {float_argmax['accuracy']:.4f}); limit {max_int8_loss}")
-    threshold = max(threshold_for_sensitivity(y, p_int8, min_sensitivity=min_sensitivity), 1 / 512)
+    if threshold_method == "point":
+        threshold = max(threshold_for_sensitivity(y, p_int8, min_sensitivity=min_sensitivity), 1 / 512)
+        threshold_rule, choice = f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}", None
+    elif threshold_method == "confident":
+        choice = choose_threshold(y, p_int8, min_sensitivity=min_sensitivity, split=validation_dir.name)
+        threshold = max(choice["threshold"], 1 / 512)  # the same floor as the point rule
+        if threshold != choice["threshold"]:
+            choice.update(threshold_record(y, p_int8, threshold=threshold, min_sensitivity=min_sensitivity,
+                                           split=validation_dir.name))
+        threshold_rule = choice["rule"]
+        if not choice["bound_reached"]:
+            threshold_rule += f" (not reachable with {choice['melanomas']} melanomas: every one is referred)"
+            log(f"warning: {choice['melanomas']} validation melanomas are too few for the sensitivity bound; "
+                "the threshold refers every one of them")
+    else:
+        raise BuildError(f"unknown threshold method {threshold_method!r} (confident, point)")
     at_threshold = binary_metrics(y, p_int8, threshold=threshold)
 
     def with_ci(m: dict) -> dict:
@@ -220,7 +239,9 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
             "name": out.name,
             "architecture": info.get("architecture"),
             "parameters": info.get("parameters"),
-            "threshold_rule": f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}",
+            "threshold_rule": threshold_rule,
+            "threshold_method": METHOD if choice else "point-estimate",
+            **({"threshold_choice": choice} if choice else {}),
             "validation_metrics": metrics,
             "source_export": {"export_json_sha256": hashlib.sha256((export_dir / "export.json").read_bytes()).hexdigest(),
                               "git_commit": info.get("git_commit"), "training_data": info.get("training_data"),
@@ -316,11 +337,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, metavar="models/NAME", help="writes NAME.tflite, NAME.json, NAME-report/")
     p.add_argument("--min-calibration", type=int, default=300)
     p.add_argument("--min-sensitivity", type=float, default=0.95)
+    p.add_argument("--threshold-method", choices=("confident", "point"), default="confident",
+                   help="confident: lower 95%% Clopper-Pearson bound of sensitivity >= --min-sensitivity (default); "
+                        "point: validation sensitivity >= it")
     p.add_argument("--max-int8-loss", type=float, default=1.0, help="accuracy points int8 may lose against float")
     args = p.parse_args(argv)
     try:
         build(args.export, args.calibration, args.validation, args.out, min_calibration=args.min_calibration,
               min_sensitivity=args.min_sensitivity, max_int8_loss=args.max_int8_loss,
+              threshold_method=args.threshold_method,
               log=lambda s: print(s, file=sys.stderr, flush=True))
     except BuildError as exc:
         print(f"build-model: error: {exc}", file=sys.stderr)

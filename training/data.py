@@ -74,8 +74,67 @@ def split_samples(root: Path, samples: list[Sample], *, val_fraction: float = 0.
     return sorted(train, key=lambda s: s.path), sorted(val, key=lambda s: s.path)
 
 
-def save_split(path: Path, train: list[Sample], val: list[Sample]) -> None:
-    data = {"train": [s.path for s in train], "validation": [s.path for s in val]}
+#: The split rule the shipped model's honest numbers use: ``split_samples`` (seed 1234, 15%), then every
+#: near-duplicate group (``training.dedup``) with a member on each side moved wholly to training.
+GROUP_SPLIT_ID = "sha1-stratified-1234-15pc+dedup-groups-to-train-v1"
+
+
+def group_aware_split(train: list[Sample], val: list[Sample], groups: list[list[str]]) -> tuple[
+        list[Sample], list[Sample], list[str]]:
+    """(train, validation, moved): every group that spans both sides moved wholly to training.
+
+    Validation is then the old validation minus every image with a near-duplicate on the training
+    side, so a model trained on the old split is measured honestly on it, and runs trained on the
+    new split stay comparable with it. Deterministic: the result depends only on the inputs.
+
+    >>> a, b, c = Sample("benign/a.jpg", 0), Sample("benign/b.jpg", 0), Sample("benign/c.jpg", 0)
+    >>> group_aware_split([a], [b, c], [["benign/a.jpg", "benign/b.jpg"]])[1]
+    [Sample(path='benign/c.jpg', label=0)]
+    """
+    train_paths = {s.path for s in train}
+    moved = set()
+    for group in groups:
+        if any(p in train_paths for p in group):
+            moved.update(p for p in group if p not in train_paths)
+    new_val = [s for s in val if s.path not in moved]
+    new_train = sorted(train + [s for s in val if s.path in moved], key=lambda s: s.path)
+    return new_train, new_val, sorted(moved)
+
+
+#: The near-duplicate groups of the dataset, pinned (``python -m training.dedup``; see training/README.md), so
+#: the split does not change when the model that computes the embeddings does.
+PINNED_GROUPS = Path(__file__).resolve().parent / "splits" / "melanoma10k-dedup-v1.json"
+
+
+def make_split(root: Path, samples: list[Sample], *, val_fraction: float = 0.15, seed: int = 1234,
+               groups_file: Path | None = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], str]:
+    """(train, validation, split id): :func:`split_samples`, then :func:`group_aware_split` with ``groups_file``.
+
+    ``groups_file=None`` gives the old split (id ``sha1-stratified-...``) without the group step, and so does a
+    folder that is not the one the groups were found in.
+    """
+    train, val = split_samples(root, samples, val_fraction=val_fraction, seed=seed)
+    legacy = f"sha1-stratified-{seed}-{val_fraction:g}"
+    if groups_file is None:
+        return train, val, legacy
+    pinned = json.loads(Path(groups_file).read_text())
+    known = {s.path for s in samples}
+    if not all(p in known for group in pinned["groups"] for p in group):
+        return train, val, legacy  # another folder: the pinned groups are not its groups (run training.dedup on it)
+    train, val, _ = group_aware_split(train, val, pinned["groups"])
+    same_rule = (seed, val_fraction) == (1234, 0.15)
+    return train, val, pinned["split_id"] if same_rule else f"{pinned['split_id']}-seed{seed}-{val_fraction:g}"
+
+
+def split_sha256(val: list[Sample]) -> str:
+    """The hash the manifests record for a validation split (the same recipe as the trainer's)."""
+    return hashlib.sha256(json.dumps([s.path for s in val]).encode()).hexdigest()
+
+
+def save_split(path: Path, train: list[Sample], val: list[Sample], *, split_id: str | None = None) -> None:
+    data: dict = {"train": [s.path for s in train], "validation": [s.path for s in val]}
+    if split_id:
+        data["split_id"] = split_id
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 

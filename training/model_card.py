@@ -11,6 +11,7 @@ so the card cannot drift from the models beside it.
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import platform
 import sys
@@ -121,16 +122,43 @@ def row(name: str, model: Model, ms: float) -> str:
             f"| {size / 2**20:.2f} MiB | {ms:.2f} ms |")
 
 
-def targets_table(vm: dict, *, file_bytes: int, speedup: float | None) -> str:
-    """The project's targets for the kiosk's model, each with the measured value and met / NOT met."""
+def targets_table(vm: dict, *, file_bytes: int, speedup: float | None, honest: dict | None = None,
+                  choice: dict | None = None, field: dict | None = None) -> str:
+    """The project's targets for the kiosk's model, each with the measured value and met / NOT met.
+
+    With ``honest`` (the manifest's near-duplicate-free re-measurement) and ``choice`` (its threshold
+    record) the AUC, sensitivity and specificity targets are judged there (issue 11), not on the leaky split.
+    """
     q = vm["int8"]
-    rows = [
-        ("accuracy at argmax", ">= 93%", pct(q["argmax"]["accuracy"]), q["argmax"]["accuracy"] >= 0.93),
-        ("AUC", ">= 0.975", f"{q['auc']:.4f}", q["auc"] >= 0.975),
-        ("sensitivity at the threshold", ">= 95%", pct(q["at_threshold"]["sensitivity"]),
-         q["at_threshold"]["sensitivity"] >= 0.95),
-        ("specificity at the threshold", ">= 85%", pct(q["at_threshold"]["specificity"]),
-         q["at_threshold"]["specificity"] >= 0.85),
+    rows = [("accuracy at argmax", ">= 93%", pct(q["argmax"]["accuracy"]), q["argmax"]["accuracy"] >= 0.93)]
+    if honest and choice:
+        rows += [
+            ("AUC, honest split", ">= 0.975", f"{honest['auc']:.4f}", honest["auc"] >= 0.975),
+            ("sensitivity at the threshold, honest split (lower 95% bound)", ">= 95%",
+             f"{pct(choice['sensitivity'])} ({pct(choice['sensitivity_lower_bound_one_sided'])})",
+             choice["sensitivity_lower_bound_one_sided"] >= 0.95),
+            ("specificity at the threshold, honest split", ">= 80%", pct(choice["specificity"]),
+             choice["specificity"] >= 0.80),
+        ]
+    else:
+        rows += [
+            ("AUC", ">= 0.975", f"{q['auc']:.4f}", q["auc"] >= 0.975),
+            ("sensitivity at the threshold", ">= 95%", pct(q["at_threshold"]["sensitivity"]),
+             q["at_threshold"]["sensitivity"] >= 0.95),
+            ("specificity at the threshold", ">= 85%", pct(q["at_threshold"]["specificity"]),
+             q["at_threshold"]["specificity"] >= 0.85),
+        ]
+    if field:
+        middle = [r for r in field["rows"] if r["condition"] != "clean" and r["severity"] == 1]
+        for key, what, (op, target) in (("melanoma_low", "melanomas told low", ("<=", 0.05)),
+                                         ("benign_pass_low", "passing benign told low", (">=", 0.60)),
+                                         ("retake_rate", "photos sent back", ("<=", 0.30))):
+            ok = [r for r in middle if (r[key] <= target if op == "<=" else r[key] >= target)]
+            worst = max(middle, key=lambda r: r[key] if op == "<=" else -r[key])
+            rows.append((f"field conditions, middle severity: {what}", f"{op} {target:.0%} in every one",
+                         f"{len(ok)} of {len(middle)} meet it; worst {worst['condition']} {pct(worst[key])}",
+                         len(ok) == len(middle)))
+    rows += [
         ("int8 accuracy loss against float32", "<= 0.5 points", f"{vm['int8_accuracy_loss_points']:.2f} points",
          vm["int8_accuracy_loss_points"] <= 0.5),
         ("file size", "<= 2 MiB", f"{file_bytes / 2**20:.2f} MiB", file_bytes <= 2 * 2**20),
@@ -140,6 +168,93 @@ def targets_table(vm: dict, *, file_bytes: int, speedup: float | None) -> str:
     lines = ["| target | wanted | measured | |", "|---|---|---|---|"]
     lines += [f"| {what} | {wanted} | {got} | {'met' if ok else '**NOT met**'} |" for what, wanted, got, ok in rows]
     return "\n".join(lines)
+
+
+def field_table(field: dict) -> str:
+    """The middle-severity rows of the field-conditions benchmark (training.field_bench) as markdown."""
+    from .field_bench import markdown
+
+    return markdown(field, severities=(1,))
+
+
+def field_bench_section(field: dict, stem: str) -> str:
+    """The card's field-conditions section from ``training.field_bench``'s JSON."""
+    return f"""## Field conditions ({field['images']} honest validation images, gate applied)
+
+`python -m training.field_bench` corrupts {f"a seeded, stratified subset of the honest split ({field['per_class']} per class)" if field['per_class'] else "every image of the honest split"}
+at three severities each and screens every copy through the kiosk's own `Screener` (gate, lesion
+crop, colour constancy, int8 model; gate: {field['gate']}). Middle severity below; every severity in
+[`{stem}-report/field_bench.md`]({stem}-report/field_bench.md), plotted in
+[`field_bench.png`]({stem}-report/field_bench.png). Sensitivity and specificity ignore the gate;
+"melanomas told low" is of all melanomas, "passing benign told low" of the benign photos the gate accepts.
+Targets: melanomas told low <= 5%, passing benign told low >= 60%, photos sent back <= 30%.
+
+{field_table(field)}
+How crude: the corruptions are synthetic. "darker_skin" re-tones pixels about as light as the typical skin
+toward CIELAB targets for Fitzpatrick IV / V / VI (L* 55 / 42 / 30) and "darker_whole" moves the whole photo
+by the same amount; real darker skin differs in texture, redness and in how its lesions look.
+"smaller" shrinks the photo onto skin continued from its border colours (no hair or pores). None of this
+replaces real Pi-camera photos of real Filipino patients.
+"""
+
+
+def threshold_section(m) -> str:
+    """How the threshold was chosen: the confident-sensitivity rule on the honest split when recorded."""
+    choice, honest = m.extra.get("threshold_choice"), m.extra.get("honest_validation")
+    if not (choice and honest):
+        return f"""The kiosk says **refer** when the malignant probability is at least **{m.threshold:.4f}**. The rule:
+the highest threshold whose sensitivity on the validation split is at least 95%, because a missed
+melanoma costs far more than an extra referral. This trades specificity for sensitivity: more
+benign lesions are referred than at the 0.5 (argmax) cut-off.
+"""
+    prev = m.extra.get("threshold_previous", {})
+    sp, c = honest["split"], choice["confusion"]
+    at_prev = honest["at_previous_threshold"]
+    return f"""The kiosk says **refer** when the malignant probability is at least **{m.threshold:.4f}**. The rule
+(`{choice['method']}`): {choice['rule']}. A missed melanoma costs far more than an extra referral, and a
+threshold chosen where the validation *estimate* is just 95% gives less than 95% on new lesions about half
+the time; the lower confidence bound makes "sensitivity >= 95%" hold with 95% confidence for lesions
+like the validation ones (not for other photos or skin: see the field conditions below).
+
+- On the honest split ({sp['validation_images']} images, {sp['melanomas']} melanomas): sensitivity
+  {pct(choice['sensitivity'])} ({c['tp']} of {c['tp'] + c['fn']}; exact 95% interval {ci(choice['sensitivity_ci95'])[2:-1]}%;
+  one-sided lower 95% bound {pct(choice['sensitivity_lower_bound_one_sided'])}), specificity
+  {pct(choice['specificity'])} ({c['tn']} of {c['tn'] + c['fp']}; {ci(choice['specificity_ci95'])[2:-1]}%).
+- The threshold shipped before, {prev.get('threshold', float('nan')):.4f} ("{prev.get('rule')}", chosen on the
+  split that leaked), gives on the honest split sensitivity {pct(at_prev['sensitivity'])}{ci(at_prev['sensitivity_ci95'])}
+  and specificity {pct(at_prev['specificity'])}{ci(at_prev['specificity_ci95'])}: below 95%.
+- Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
+  but need k retrainings (about 170 s an epoch on this CPU, tens of epochs each); not done yet.
+- The manifest's `validation_metrics` are the build's numbers on the old, leaky split and its old threshold.
+"""
+
+
+def honest_section(m) -> str:
+    honest = m.extra.get("honest_validation")
+    if not honest:
+        return ""
+    sp, d = honest["split"], honest["dedup"]
+    rule = d["rule"]
+    lines = [f"## Honest validation (near-duplicate groups kept together; exact 95% intervals)", "",
+             f"The training folder holds near-duplicates: the same lesion re-cropped, re-coloured or with hair removed. "
+             f"`training.dedup` links two images when their DCT perceptual hashes (over flips and quarter turns) differ "
+             f"in at most {rule['max_hash_distance']} of 64 bits or the cosine of their embeddings (the int8 model's own "
+             f"`block_12` features, whitened) is at least {rule['min_cosine']}: {d['groups']} groups of 2 or more "
+             f"({d['images_in_groups']} images, {d['pairs']} linked pairs) in the {sp['train_images'] + sp['validation_images']} "
+             f"images. {sp['moved_to_train']} of the old split's validation images had a near-duplicate on the training side. "
+             f"Split `{sp['id']}` moves every such group wholly to training, so validation is the old validation minus "
+             f"those images: {sp['validation_images']} images ({sp['melanomas']} melanomas, {sp['benign']} benign), "
+             f"sha256 `{sp['validation_split_sha256'][:16]}...`. The shipped model never trained on any of them.", "",
+             f"- AUC **{honest['auc']:.4f}** (stratified bootstrap 95% interval {honest['auc_ci95_bootstrap'][0]:.4f}-"
+             f"{honest['auc_ci95_bootstrap'][1]:.4f})."]
+    for key, what in (("at_previous_threshold", "at the previous threshold"), ("at_argmax", "at argmax")):
+        r = honest[key]
+        lines.append(f"- {what} {r['threshold']:.4f}: sensitivity {pct(r['sensitivity'])}{ci(r['sensitivity_ci95'])}, "
+                     f"specificity {pct(r['specificity'])}{ci(r['specificity_ci95'])}.")
+    choice = m.extra["threshold_choice"]
+    lines.append(f"- at the shipped threshold {choice['threshold']:.4f}: sensitivity {pct(choice['sensitivity'])}"
+                 f"{ci(choice['sensitivity_ci95'])}, specificity {pct(choice['specificity'])}{ci(choice['specificity_ci95'])}.")
+    return "\n".join(lines) + "\n"
 
 
 def paper_float32_model(baseline: Model, export_dir: Path | None, workdir: Path) -> Model:
@@ -172,6 +287,23 @@ def paper_float32_row(baseline: Model, ms: float | None) -> str:
     return (f"| Paper CNN reproduced here, float32 TFLite | {baseline.manifest.extra.get('parameters', 0):,} "
             f"| {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} | {pct(arg['precision'])} | {pct(arg['sensitivity'])} "
             f"| {vm['auc']:.4f} | not set (float) | {vm['file_bytes'] / 2**20:.2f} MiB | {when} |")
+
+
+#: Measured by training.notlesion and training.gate_check (hand-kept: it does not depend on the model build).
+QUALITY_GATE_SECTION = """## Quality gate: photos that are not a lesion
+
+The gate (`kiosk/vision/evidence.py`) also judges whether the photo shows a skin lesion at all; a
+photo that fails that check can never be told "low" (it is sent back, or screened as **refer** with
+reason `lesion_unclear`). On 177 generated photos that are not a lesion (`python -m
+training.notlesion`: pen lines, creases, scars, text, forms, walls, blank, gradient and noise frames,
+bare skin, scikit-image's bundled pictures with crops and rescales), the shipped model told **7 "low"
+before this check and none after** (80 sent back, 88 referred as unclear, 9 referred by the model).
+On all 9,597 training images (`python -m training.gate_check`), photos sent back fell from 4.5% to
+3.0% of benign and from 2.4% to 0.5% of malignant (melanomas the model would have referred and the
+gate sent back: 108 before, 25 after); the price is 291 benign (5.8%) referred as unclear. The
+limits sit near the 1st-5th percentile of these same images, so they are not validated on new ones,
+nor on Pi-camera photos or darker skin.
+"""
 
 
 def main(argv=None) -> int:
@@ -243,6 +375,9 @@ def main(argv=None) -> int:
         table.append("| Paper CNN reproduced here | 19,264,322 | not trained yet | | | | | | |")
     table.append(row("Compact model (this kiosk), int8", model, ms["compact"]))
     td = m.extra.get("source_export", {}).get("training_data") or {}
+    field_path = args.models / f"{model.path.stem}-report" / "field_bench.json"
+    field = json.loads(field_path.read_text()) if field_path.is_file() else None
+    field_section = field_bench_section(field, model.path.stem) if field else ""
     text = f"""# Model card: melanoma_int8
 
 **Intended use.** An aid for community health workers deciding whether a patient's skin lesion
@@ -264,6 +399,11 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 - **Not validated** on Filipino skin types (Fitzpatrick III-V), on plain (non-dermoscopic) camera
   photos, or on the Pi camera with a clip-on lens. Performance there is unknown and may be worse;
   a local validation study with dermatologist-confirmed outcomes is needed before relying on it.
+  The field-conditions benchmark below only simulates camera, light and skin-tone shifts.
+- **Acral sites** (palms, soles, nails): in East Asia about half of melanomas are acral, and the
+  training data has almost none. The model has not been shown to work there.
+- Near-duplicates: the same lesion appears more than once (re-cropped, re-coloured); the honest
+  split below keeps such groups on one side. The build-time numbers further down do not.
 - Labels are benign / malignant as given by the dataset; lesion subtypes are not distinguished.
 
 ## Model
@@ -277,15 +417,13 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 
 ## Threshold
 
-The kiosk says **refer** when the malignant probability is at least **{m.threshold:.4f}**. The rule:
-the highest threshold whose sensitivity on the validation split is at least 95%, because a missed
-melanoma costs far more than an extra referral. This trades specificity for sensitivity: more
-benign lesions are referred than at the 0.5 (argmax) cut-off.
-
-## Validation results ({vm['validation_images']} validation images, 95% Wilson intervals)
+{threshold_section(m)}
+{honest_section(m)}
+{field_section}
+## Validation results at build time ({vm['validation_images']} images of the old split, which leaked; 95% Wilson intervals)
 
 - int8 AUC **{vm['int8']['auc']:.4f}** (float32 {vm['float32']['auc']:.4f}); {int8_loss_words(vm['int8_accuracy_loss_points'])}.
-- At the threshold: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
+- At the build's threshold {vm['int8']['at_threshold']['threshold']:.4f}: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
   specificity {pct(vm['int8']['at_threshold']['specificity'])}{ci(vm['int8']['at_threshold'].get('specificity_ci95'))},
   accuracy {pct(vm['int8']['at_threshold']['accuracy'])}.
 - At argmax (0.5): accuracy {pct(vm['int8']['argmax']['accuracy'])}{ci(vm['int8']['argmax'].get('accuracy_ci95'))},
@@ -296,7 +434,8 @@ sensitivity on new data. Independent evaluation on the held-back test split is p
 
 ## Targets
 
-{targets_table(vm, file_bytes=size, speedup=speedup)}
+{targets_table(vm, file_bytes=size, speedup=speedup, honest=m.extra.get('honest_validation'),
+              choice=m.extra.get('threshold_choice'), field=field)}
 
 ## Comparison with the seed paper
 
@@ -306,7 +445,8 @@ Inference: the lowest of {ROUNDS} medians of {REPEATS} runs each, the models tak
 `kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({cpu_name()}), measured {date.today().isoformat()} while
 writing this card.{float32_from} The paper's numbers are as published (its own test protocol); ours are on our
 validation split.
-"""
+
+{QUALITY_GATE_SECTION}"""
     atomic_write_bytes(args.models / "MODEL_CARD.md", text.encode())
     print(f"wrote {args.models / 'MODEL_CARD.md'}", file=sys.stderr)
     return 0

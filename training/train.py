@@ -29,7 +29,8 @@ import numpy as np
 from kiosk.storage import atomic_write_bytes
 from kiosk.vision.preprocess import DEFAULT_RECIPE, get_recipe
 
-from .data import DEFAULT_DATA, LABELS, REPO_ROOT, list_samples, load_split, preprocessed_arrays, save_split, split_samples
+from .data import (DEFAULT_DATA, LABELS, PINNED_GROUPS, REPO_ROOT, list_samples, load_split, make_split,
+                   preprocessed_arrays, save_split)
 from kiosk.metrics import binary_metrics, roc_auc
 
 EXPORT_FORMAT = "melanoma-kiosk-export/1"
@@ -55,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start from these weights (same architecture and size; e.g. an earlier run's best.keras) "
                         "with a fresh schedule: a warm restart")
     p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--split", choices=("dedup-v1", "legacy"), default="dedup-v1",
+                   help="dedup-v1: near-duplicate groups that span train and validation go wholly to training")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
@@ -106,8 +109,11 @@ def main(argv=None) -> int:
         train_samples, val_samples = load_split(split_path)
     else:
         samples = list_samples(args.data)
-        train_samples, val_samples = split_samples(args.data, samples, val_fraction=args.val_fraction, seed=args.seed)
-        save_split(split_path, train_samples, val_samples)
+        # Near-duplicate groups kept on one side (training/README.md); --split legacy is the old split.
+        train_samples, val_samples, split_id = make_split(
+            args.data, samples, val_fraction=args.val_fraction, seed=args.seed,
+            groups_file=None if args.split == "legacy" else PINNED_GROUPS)
+        save_split(split_path, train_samples, val_samples, split_id=split_id)
     print(f"train {len(train_samples)} / validation {len(val_samples)} images", file=sys.stderr)
     x_train, y_train = preprocessed_arrays(args.data, train_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
     x_val, y_val = preprocessed_arrays(args.data, val_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
@@ -248,6 +254,8 @@ def main(argv=None) -> int:
         "train_images": len(train_samples),
         "validation_images": len(val_samples),
         "validation_split_sha256": split_hash,
+        # a split saved before split ids existed is the old one (training.data.split_samples)
+        "split_id": json.loads(split_path.read_text()).get("split_id", "sha1-stratified-1234-0.15"),
         "class_counts_train": {LABELS[i]: int(np.sum(y_train == i)) for i in range(2)},
         "seed": args.seed,
     }

@@ -13,16 +13,20 @@ synthetic demo camera, and says why in one log line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..reasons import CameraError, ConfigError
-from .base import Camera, fit_within
+from .base import Camera, Size, fit_within
 from .opencv import OpenCVCamera
 from .pi import PiCamera
 from .replay import ReplayCamera
 from .synthetic import SyntheticCamera
 
+if TYPE_CHECKING:
+    from ..config import CameraSettings
+
 __all__ = ["Camera", "CameraError", "OpenCVCamera", "PiCamera", "ReplayCamera", "SyntheticCamera",
-           "fit_within", "open_camera"]
+           "camera_from_settings", "fit_within", "open_camera"]
 
 SPECS = "auto, picamera2, opencv:N, opencv:/dev/videoN, replay:DIR or synthetic"
 
@@ -31,17 +35,19 @@ def _bad(spec: str, why: str) -> ConfigError:
     return ConfigError("config_invalid", key="camera.source", detail=f"{why} {spec!r}; use {SPECS}")
 
 
-def _auto(log: Callable[[str], None] | None) -> Camera:
+def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
     skipped: list[str] = []
     camera: Camera | None = None
-    for label, make in (("picamera2", PiCamera), ("opencv:0", lambda: OpenCVCamera(0))):
+    makers: tuple[tuple[str, Callable[[], Camera]], ...] = (
+        ("picamera2", lambda: _pi(sizes)), ("opencv:0", lambda: _opencv(0, sizes)))
+    for label, make in makers:
         try:
             camera = make()
             break
         except CameraError as exc:
             skipped.append(f"{label}: {exc.params.get('detail', exc)}")
     if camera is None:
-        camera = SyntheticCamera()
+        camera = _synthetic(sizes)
         chosen = "synthetic (demo images, not a real camera)"
     else:
         chosen = camera.name
@@ -50,32 +56,76 @@ def _auto(log: Callable[[str], None] | None) -> Camera:
     return camera
 
 
-def open_camera(spec: str, *, log: Callable[[str], None] | None = None) -> Camera:
+class _Sizes:
+    """The still and preview sizes a backend is asked for (still None: the backend's own default)."""
+
+    def __init__(self, still: Size | None, preview: Size | None) -> None:
+        self.still = still
+        self.preview: Size = preview if preview is not None else (640, 480)  # every backend's default
+
+
+def _pi(sizes: _Sizes) -> Camera:
+    if sizes.still is None:
+        return PiCamera(lores_size=sizes.preview)
+    return PiCamera(main_size=sizes.still, lores_size=sizes.preview)
+
+
+def _opencv(device: int | str, sizes: _Sizes) -> Camera:
+    width, height = sizes.still if sizes.still is not None else (None, None)
+    return OpenCVCamera(device, width=width, height=height, preview_size=sizes.preview)
+
+
+def _synthetic(sizes: _Sizes) -> Camera:
+    if sizes.still is None:
+        return SyntheticCamera(preview_size=sizes.preview)
+    return SyntheticCamera(width=sizes.still[0], height=sizes.still[1], preview_size=sizes.preview)
+
+
+def open_camera(spec: str, *, log: Callable[[str], None] | None = None, still_size: Size | None = None,
+                preview_size: Size | None = None) -> Camera:
     """Open the camera named by ``spec`` (see the module docstring).
 
-    A malformed spec raises ``ConfigError`` naming ``camera.source``; a
-    well-formed one whose device is missing raises ``CameraError``.
+    ``still_size`` and ``preview_size`` (width, height) ask the backend for
+    its still and preview resolutions (``camera.still_*``/``camera.preview_*``;
+    see :func:`camera_from_settings`). A malformed spec raises ``ConfigError``
+    naming ``camera.source``; a well-formed one whose device is missing
+    raises ``CameraError``.
     """
+    sizes = _Sizes(still_size, preview_size)
     text = spec.strip()
     kind, sep, arg = text.partition(":")
     kind = kind.lower()
     if not sep:
         if kind == "auto":
-            return _auto(log)
+            return _auto(log, sizes)
         if kind == "picamera2":
-            return PiCamera()
+            return _pi(sizes)
         if kind == "synthetic":
-            return SyntheticCamera()
+            return _synthetic(sizes)
         raise _bad(spec, "unknown camera source")
     arg = arg.strip()
     if kind == "opencv":
         if arg.isdigit():
-            return OpenCVCamera(int(arg))
+            return _opencv(int(arg), sizes)
         if arg.startswith("/"):  # /dev/videoN, or a stable /dev/v4l/by-id/... link
-            return OpenCVCamera(arg)
+            return _opencv(arg, sizes)
         raise _bad(spec, "opencv needs a camera index or an absolute device path, got")
     if kind == "replay":
         if not arg:
             raise _bad(spec, "replay needs a folder, got")
-        return ReplayCamera(arg)
+        return ReplayCamera(arg, still_size=sizes.still, preview_size=sizes.preview)
     raise _bad(spec, "unknown camera source")
+
+
+def camera_from_settings(settings: CameraSettings, *, spec: str | None = None,
+                         log: Callable[[str], None] | None = None) -> Camera:
+    """Open ``spec`` (default ``settings.source``) at the settings' still and preview sizes.
+
+    >>> from kiosk.config import CameraSettings
+    >>> with camera_from_settings(CameraSettings(source="synthetic", still_width=640, still_height=480,
+    ...                                          preview_width=320, preview_height=240)) as cam:
+    ...     cam.capture().shape, next(cam.frames()).shape
+    ((480, 640, 3), (240, 320, 3))
+    """
+    return open_camera(spec or settings.source, log=log, still_size=(settings.still_width, settings.still_height),
+                       preview_size=(settings.preview_width, settings.preview_height))

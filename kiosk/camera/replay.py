@@ -4,10 +4,15 @@ For demos and field tests with photos taken elsewhere. Files are decoded
 from their bytes with ``cv2.imdecode`` (``cv2.imread`` fails on non-ASCII
 paths on some platforms); unreadable files are skipped and listed in
 ``skipped``. The preview shows the image the next ``capture()`` returns.
+A file (or the whole folder) deleted while the camera runs is noticed: it
+is dropped from the cycle, and when none is left the camera raises
+``CameraError`` like an unplugged one, so the station says so.
+``still_size`` caps the stills like a real camera's mode (never upscaled).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -41,9 +46,11 @@ class ReplayCamera(Camera):
 
     name = "replay"
 
-    def __init__(self, directory: str | Path, *, preview_size: Size = (640, 480), fps: float | None = 15.0) -> None:
+    def __init__(self, directory: str | Path, *, preview_size: Size = (640, 480), still_size: Size | None = None,
+                 fps: float | None = 15.0) -> None:
         self.directory = Path(directory)
         self._preview_size = check_size(preview_size, "preview_size")
+        self._still_size = check_size(still_size, "still_size") if still_size is not None else None
         self._fps = fps
         if not self.directory.is_dir():
             raise unavailable(f"replay folder not found: {self.directory}")
@@ -59,6 +66,23 @@ class ReplayCamera(Camera):
         self._closed = False
         self._current: tuple[int, np.ndarray] | None = None  # decoded image at _index
         self._preview: tuple[int, np.ndarray] | None = None
+        self._checked = 0.0  # monotonic time the preview last made sure its file still exists
+
+    def _still_there(self) -> None:
+        """Drop the current file from the cycle if it was deleted; raise when none is left (lock held)."""
+        if not self.files:
+            raise unavailable(f"the replay images are gone from {self.directory}")
+        path = self.files[self._index]
+        try:
+            os.stat(path)
+            return
+        except OSError:
+            pass
+        del self.files[self._index]
+        self._current = self._preview = None
+        if not self.files:
+            raise unavailable(f"the replay images are gone from {self.directory}")
+        self._index %= len(self.files)
 
     def _load_current(self) -> tuple[int, np.ndarray]:
         """Decode the image at ``_index``, moving past unreadable files (lock held)."""
@@ -70,6 +94,8 @@ class ReplayCamera(Camera):
             path = self.files[self._index]
             if path not in self.skipped:
                 image = _decode(path)
+                if image is not None and self._still_size is not None:
+                    image = fit_within(image, self._still_size)
                 if image is not None:
                     self._current = (self._index, image)
                     return self._current
@@ -79,6 +105,9 @@ class ReplayCamera(Camera):
 
     def capture(self) -> np.ndarray:
         with self._lock:
+            if self._closed:
+                raise unavailable(f"the replay camera ({self.directory}) is closed")
+            self._still_there()
             index, image = self._load_current()
             self._index = (index + 1) % len(self.files)
             return image.copy()  # callers may draw on it; the cache stays clean
@@ -90,6 +119,9 @@ class ReplayCamera(Camera):
             with self._lock:
                 if self._closed:
                     return
+                if time.monotonic() - self._checked >= 1.0:  # a stat per second, not per frame
+                    self._still_there()
+                    self._checked = time.monotonic()
                 index, image = self._load_current()
                 if self._preview is None or self._preview[0] != index:
                     self._preview = (index, fit_within(image, self._preview_size))

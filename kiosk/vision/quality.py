@@ -9,6 +9,10 @@ Thresholds were calibrated on the real training images (see
 ``tests/test_realdata.py``): at least 95% of real dermoscopic images
 must pass, while blank, black, noise, blurred, dark and overexposed photos fail.
 
+Whether the region is a lesion at all (not a pen line, text, a wall) is judged by
+:mod:`kiosk.vision.evidence`: clearly not a lesion is ``no_lesion``; weakly lesion-like
+passes with ``lesion_unclear`` set, and the Screener then refers instead of saying "low".
+
 >>> from kiosk.synthetic import draw_lesion
 >>> assess_quality(draw_lesion(seed=3)).reason is None
 True
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .evidence import EvidenceThresholds, judge_evidence, measure_evidence
 from .lesion import Lesion, find_lesion
 
 
@@ -36,10 +41,10 @@ class QualityThresholds:
     max_clipped_fraction: float = 0.8  # pixels with ANY channel >= 250: blown-out darker skin stays coloured
     max_brightness: float = 235.0
     min_sharpness: float = 25.0  # variance of the Laplacian on the working copy
-    min_lesion_evidence: float = 9.0  # contrast x (edge ratio - 0.8): a darker patch WITH a border
     min_texture: float = 3.0  # grey-level spread; below it the view is featureless (a wall, a lens cap)
     min_area_fraction: float = 0.004  # lesion area / field of view
     max_centre_offset: float = 0.38  # centroid distance from the centre, fraction of the frame
+    evidence: EvidenceThresholds = EvidenceThresholds()  # does the region look like a lesion at all?
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +52,10 @@ class QualityReport:
     reason: str | None  # None means the photo passed
     measures: dict[str, float] = field(default_factory=dict)
     lesion: Lesion | None = None
+    #: True when the photo passed but the region is only weakly lesion-like: it may be screened,
+    #: but never told "low" (the Screener refers it). "When in doubt, refer."
+    lesion_unclear: bool = False
+    failed_checks: tuple[str, ...] = ()  # the lesion-evidence checks it failed (kiosk.vision.evidence)
 
     @property
     def passed(self) -> bool:
@@ -97,6 +106,12 @@ def assess_quality(
     lesion = lesion if lesion is not None else find_lesion(image)
     m = measure(image, lesion)
     t = thresholds
+    verdict = None
+    if lesion.found:
+        evidence = measure_evidence(lesion)
+        m.update({f"evidence_{k}": v for k, v in evidence.items()})
+        verdict = judge_evidence(evidence, weak_evidence=m["lesion_evidence"], thresholds=t.evidence)
+        m["evidence_failed"] = float(len(verdict.failed))
     if m["brightness"] < t.min_brightness:
         reason = "too_dark"
     elif (m["saturated_fraction"] > t.max_saturated_fraction or m["clipped_fraction"] > t.max_clipped_fraction
@@ -106,7 +121,7 @@ def assess_quality(
         reason = "no_lesion"  # nothing in view at all; "blurry" would send the worker the wrong way
     elif m["sharpness"] < t.min_sharpness:
         reason = "blurry"
-    elif not lesion.found or m["lesion_evidence"] < t.min_lesion_evidence:
+    elif verdict is None or verdict.kind == "not_a_lesion":
         reason = "no_lesion"
     elif lesion.area_fraction < t.min_area_fraction:
         reason = "lesion_too_small"
@@ -114,4 +129,6 @@ def assess_quality(
         reason = "lesion_not_centred"
     else:
         reason = None
-    return QualityReport(reason=reason, measures=m, lesion=lesion)
+    unclear = reason is None and verdict is not None and verdict.kind == "unclear"
+    return QualityReport(reason=reason, measures=m, lesion=lesion, lesion_unclear=unclear,
+                         failed_checks=verdict.failed if verdict else ())

@@ -25,7 +25,7 @@ __all__ = ["WebError", "error_response", "register_error_handlers", "wants_json"
 
 #: HTTP status -> reason code, for errors Flask/Werkzeug raise themselves.
 HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
-                500: "internal_error"}
+                415: "unsupported_upload", 500: "internal_error"}
 
 
 class WebError(HTTPException):
@@ -46,6 +46,9 @@ def wants_json() -> bool:
 
 def error_response(status: int, reason: str, **params: Any) -> ResponseReturnValue:
     text = reason_message(reason, **params)
+    if reason == "host_not_allowed" and not wants_json():
+        # One line, no page: the kiosk's page must not be rendered for a site that is not the kiosk.
+        return text + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}
     if wants_json():
         body: dict[str, Any] = {"status": "error", "reason": reason, "message": text}
         if "detail" in params and reason != "camera_unavailable":

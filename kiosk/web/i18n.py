@@ -55,6 +55,10 @@ WEB_REASONS: dict[str, str] = {
     "method_not_allowed": N_("This action is not allowed here."),
     "pin_required": N_("Enter the PIN first."),
     "pin_not_configured": N_("A PIN must be configured first (setting web.pin) before the history can be opened."),
+    "unsupported_upload": N_("Send the photo as a file in the form field \"image\" (JPEG or PNG)."),
+    "invalid_json": N_("The request is not a valid JSON object."),
+    "unknown_field": N_("The request has a field the kiosk does not know: {field}."),
+    "host_not_allowed": N_("This address is not the kiosk's. Open the kiosk by its own address."),
 }
 
 

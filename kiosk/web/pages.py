@@ -1,5 +1,9 @@
 """The touchscreen pages: home, live preview and capture, result or retake, slip, PIN, history, settings.
 
+The settings page (behind the PIN) also lists the signed model updates on an
+inserted USB stick, installs one with a tap and rolls back to the kept
+previous model (:class:`kiosk.updates.UpdateService`).
+
 The pages work without JavaScript (the capture button is a plain form post);
 ``static/kiosk.js`` makes them smoother: it captures through the JSON API,
 shows a busy screen, follows the physical button through ``/api/state`` and
@@ -8,16 +12,20 @@ drives the PIN pad.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import __version__
-from ..reasons import N_, CameraError
+from ..reasons import N_, CameraError, KioskError
 from ..records import StoredScreening
 from ..result import ScreeningResult
+from .access import may_read, may_read_last, remember
+from ..updates import UpdateOutcome, UpdateService
 from .context import kiosk
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
@@ -46,9 +54,12 @@ def language_url(code: str) -> str:
 
 
 def camera_status_text() -> str:
-    status = kiosk().station.camera_status
+    station = kiosk().station
+    status = station.camera_status
     if status == "ok":
         return translate(N_("Camera ready"))
+    if station.camera_reason == "camera_not_answering":  # it hung; the kiosk is rebuilding it, or restarting
+        return reason_message("camera_not_answering", detail=status.partition(": ")[2])
     return translate(N_("Camera reconnecting: %(reason)s"), reason=status.partition(": ")[2])
 
 
@@ -65,10 +76,13 @@ def screen() -> ResponseReturnValue:
 @bp.post("/screen")
 def capture() -> ResponseReturnValue:
     """The capture button without JavaScript: take the photo, then show its result."""
+    station = kiosk().station
     try:
-        sid, _ = kiosk().station.capture_and_screen()
+        sid, result = station.capture_and_screen()
     except CameraError as exc:
         return render_template("screen.html", last_seq=_last_seq(), error=reason_message(exc.code, **exc.params)), 503
+    last = station.last
+    remember(sid, seq=last.seq if last is not None and last.result is result else None)
     return redirect(url_for("pages.result", sid=sid or "last"), code=303)
 
 
@@ -82,10 +96,13 @@ def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
     station = kiosk().station
     if sid == "last":
         last = station.last
-        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE:
+        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE or not may_read_last(last):
             raise WebError(404, "not_found")
         return last.id, last.result, last.at
-    stored: StoredScreening | None = station.records.get(sid) if station.records is not None else None
+    if not may_read(sid):
+        raise WebError(404, "not_found")  # not 403: another patient's id is not confirmed to exist
+    records = kiosk().records
+    stored: StoredScreening | None = records.get(sid) if records is not None else None
     if stored is None:
         raise WebError(404, "not_found")
     return stored.id, stored.result, stored.created_at
@@ -102,7 +119,15 @@ def _view(sid: str) -> ResultView:
 @bp.get("/screenings/<sid>")
 def result(sid: str) -> ResponseReturnValue:
     view = _view(sid)
-    return render_template("result.html", view=view, last_seq=_last_seq())
+    return render_template("result.html", view=view, last_seq=_last_seq(), not_saved=_not_saved(view.id, view.result))
+
+
+def _not_saved(found_id: str | None, result: ScreeningResult) -> str | None:
+    """Why the result on screen is not in the records (disk full...), or None when it is saved."""
+    records = kiosk().station.records
+    if found_id is not None or records is None or result.status == "error":
+        return None
+    return reason_message(records.last_save_error or "not_saved")
 
 
 @bp.get("/screenings/<sid>/slip")
@@ -134,9 +159,10 @@ def history() -> ResponseReturnValue:
     refused = _guard(request.full_path.rstrip("?"))
     if refused is not None:
         return refused
-    records = kiosk().station.records
+    records = kiosk().records
     page = request.args.get("page", "1")
-    page_no = int(page) if page.isdigit() and int(page) >= 1 else 1
+    # ASCII digits, bounded: "²".isdigit() is true, and a 30-digit offset overflows SQLite.
+    page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
     total = records.count() if records is not None else 0
     rows = [(s, s.created_at.astimezone()) for s in items]
@@ -150,19 +176,81 @@ def settings_page() -> ResponseReturnValue:
     if refused is not None:
         return refused
     ctx = kiosk()
-    model = ctx.station.screener.model
-    records = ctx.station.records
+    model = ctx.model  # read now: a model update swaps the station's screener live
+    records = ctx.records
+    updates = ctx.updates
+    installed = updates.current() if updates is not None else None
     return render_template("settings.html", settings=ctx.settings, model=model, manifest=model.manifest,
                            camera_name=ctx.station.camera_name, records=records,
                            record_count=records.count() if records is not None else 0, version=__version__,
-                           referral_facility=referral_facility)
+                           referral_facility=referral_facility, updates=updates,
+                           installed=installed if installed is not None and installed.sha256 == model.sha256 else None,
+                           on_disk=installed if installed is not None and installed.sha256 != model.sha256 else None,
+                           offers=updates.offers() if updates is not None else [],
+                           previous=updates.previous() if updates is not None else None,
+                           outcome=session.pop(UPDATE_OUTCOME, None))
+
+
+# --- model updates (settings page, behind the PIN) ------------------------------------
+UPDATE_OUTCOME = "update_outcome"  # session key: the one-line outcome shown after the redirect
+
+
+def _update_action(run: Callable[[UpdateService], UpdateOutcome]) -> ResponseReturnValue:
+    """Run an install or rollback for a PIN session, keep its one-line outcome, show the settings page."""
+    refused = _guard(url_for("pages.settings_page"))
+    if refused is not None:
+        return refused
+    updates = kiosk().updates
+    if updates is None:
+        raise WebError(404, "not_found")
+    try:
+        outcome = run(updates)
+    except KioskError as exc:  # every refusal leaves the model in use as it was
+        session[UPDATE_OUTCOME] = {"ok": False, "code": exc.code, "params": _plain(exc.params)}
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line on the page, the traceback in the log
+        current_app.logger.exception("model update failed")
+        session[UPDATE_OUTCOME] = {"ok": False, "code": "update_install_failed",
+                                   "params": {"detail": type(exc).__name__}}
+    else:
+        session[UPDATE_OUTCOME] = {"ok": True, "code": outcome.code, "params": outcome.params}
+    return redirect(url_for("pages.settings_page"), code=303)
+
+
+def _plain(params: Mapping[str, object]) -> dict[str, object]:
+    # The session is JSON: paths become text, numbers stay numbers for the message's formats.
+    return {k: v if isinstance(v, (int, float, str)) else str(v) for k, v in params.items()}
+
+
+@bp.post("/settings/updates/apply")
+def update_apply() -> ResponseReturnValue:
+    token = request.form.get("package", "")
+    return _update_action(lambda updates: updates.apply(token))
+
+
+@bp.post("/settings/updates/rollback")
+def update_rollback() -> ResponseReturnValue:
+    return _update_action(lambda updates: updates.rollback())
+
+
+#: The pages a correct PIN may lead to, and the query parameters each keeps.
+NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this kiosk: never an open redirect to another site.
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A known page of this kiosk, rebuilt from its parts; anything else is the history.
+
+    Never an open redirect: browsers drop tabs and newlines from a URL, so
+    ``/<TAB>/evil`` would become ``//evil``; only a path from
+    :data:`NEXT_PAGES` with plain values survives.
+    """
+    if not target:
         return url_for("pages.history")
-    return target
+    path, _, query = target.partition("?")
+    keep = NEXT_PAGES.get(path)
+    if keep is None:
+        return url_for("pages.history")
+    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,8}", v)}
+    return f"{path}?{urlencode(args)}" if args else path
 
 
 @bp.get("/pin")

@@ -1,0 +1,34 @@
+"""training.model_card's honest-validation, threshold and field sections, from the shipped manifest (no TensorFlow)."""
+
+from __future__ import annotations
+
+from kiosk.manifest import read_manifest
+from training.model_card import field_bench_section, honest_section, targets_table, threshold_section
+from tests.conftest import REPO_ROOT
+
+MANIFEST = read_manifest(REPO_ROOT / "models" / "melanoma_int8.json")
+
+
+def test_threshold_and_honest_sections_quote_the_manifest():
+    choice, honest = MANIFEST.extra["threshold_choice"], MANIFEST.extra["honest_validation"]
+    text = threshold_section(MANIFEST) + honest_section(MANIFEST)
+    assert f"**{MANIFEST.threshold:.4f}**" in text and choice["method"] in text
+    assert f"{100 * choice['sensitivity_lower_bound_one_sided']:.2f}%" in text
+    assert f"AUC **{honest['auc']:.4f}**" in text
+    assert f"{honest['split']['moved_to_train']} of the old split's validation images" in text
+
+
+def test_targets_judge_the_honest_split_and_the_field_conditions():
+    field = {"images": 4, "per_class": 2, "gate": "defaults", "rows": [
+        {"condition": "clean", "severity": 0, "parameter": None, "n": 4, "auc": 1.0, "sensitivity": 1.0,
+         "specificity": 1.0, "retake_rate": 0.0, "melanoma_low": 0.0, "benign_pass_low": 1.0},
+        {"condition": "noise", "severity": 1, "parameter": 300.0, "n": 4, "auc": 0.9, "sensitivity": 0.5,
+         "specificity": 1.0, "retake_rate": 0.5, "melanoma_low": 0.5, "benign_pass_low": 1.0}]}
+    table = targets_table(MANIFEST.extra["validation_metrics"], file_bytes=1000, speedup=None,
+                          honest=MANIFEST.extra["honest_validation"], choice=MANIFEST.extra["threshold_choice"],
+                          field=field)
+    assert "| AUC, honest split | >= 0.975 | 0.9703 | **NOT met** |" in table
+    assert "melanomas told low | <= 5% in every one | 0 of 1 meet it; worst noise 50.00% | **NOT met** |" in table
+    assert "passing benign told low | >= 60% in every one | 1 of 1 meet it" in table
+    section = field_bench_section(field, "melanoma_int8")
+    assert "| noise | 300 full-well electrons | 0.900 | 50.0% | 100.0% | 50.0% | 50.0% | 100.0% |" in section
