@@ -53,21 +53,29 @@ def build_screener(settings: Settings, *, model: Model | None = None) -> Screene
     """
     if model is None:
         model = Model.load(settings.model.path, threads=settings.model.threads)
-    return Screener(model, thresholds=QualityThresholds(min_side=settings.vision.min_side),
-                    mm_per_pixel=settings.camera.mm_per_pixel)
+    return Screener(
+        model,
+        thresholds=QualityThresholds(min_side=settings.vision.min_side),
+        mm_per_pixel=settings.camera.mm_per_pixel,
+    )
 
 
-def open_records(settings: Settings, *, data_dir: str | os.PathLike[str] | None = None,
-                 log: Callable[[str], None] = _LOG.info) -> RecordStore:
+def open_records(
+    settings: Settings, *, data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = _LOG.info
+) -> RecordStore:
     """The records store in ``data_dir`` (default ``records.data_dir``), expired screenings removed."""
     folder = Path(data_dir).expanduser() if data_dir is not None else settings.records.data_dir
     try:
-        records = RecordStore(folder, retention_days=settings.records.retention_days,
-                              photo_retention_days=settings.records.photo_retention_days,
-                              keep_images=settings.records.keep_images)
+        records = RecordStore(
+            folder,
+            retention_days=settings.records.retention_days,
+            photo_retention_days=settings.records.photo_retention_days,
+            keep_images=settings.records.keep_images,
+        )
     except OSError as exc:  # a read-only card, a folder owned by someone else
-        raise ConfigError("config_invalid", key="records.data_dir",
-                          detail=f"cannot use {folder} ({exc.strerror or exc})") from None
+        raise ConfigError(
+            "config_invalid", key="records.data_dir", detail=f"cannot use {folder} ({exc.strerror or exc})"
+        ) from None
     try:
         purged = records.purge_expired()
     except BaseException:
@@ -154,20 +162,29 @@ def build_kiosk(
                 return camera_from_settings(settings.camera, spec=spec, log=log)
 
         kiosk.station = opened.enter_context(
-            Station(screener=screener, camera_factory=camera_factory, records=kiosk.records, log=log))
+            Station(screener=screener, camera_factory=camera_factory, records=kiosk.records, log=log)
+        )
         from .updates import LOG_FILE, UpdateService
 
         # Signed model updates (settings page): installed on disk, then swapped into the station live.
-        kiosk.updates = UpdateService.from_settings(settings, log=kiosk.records.data_dir / LOG_FILE,
-                                                    load_screener=lambda: build_screener(settings),
-                                                    swap=kiosk.station.swap_screener)
+        kiosk.updates = UpdateService.from_settings(
+            settings,
+            log=kiosk.records.data_dir / LOG_FILE,
+            load_screener=lambda: build_screener(settings),
+            swap=kiosk.station.swap_screener,
+        )
         if gpio:
             from .gpio import open_panel  # gpiozero only for the commands that use a panel
 
             kiosk.buttons = ButtonActions(kiosk.station, shutdown_command=shutdown_command, log=log)
-            kiosk.panel = open_panel(settings.gpio, on_capture=kiosk.buttons.capture,
-                                     on_shutdown_request=kiosk.buttons.request_shutdown,
-                                     on_hold_notice=kiosk.buttons.hold_notice, log=log, pin_factory=pin_factory)
+            kiosk.panel = open_panel(
+                settings.gpio,
+                on_capture=kiosk.buttons.capture,
+                on_shutdown_request=kiosk.buttons.request_shutdown,
+                on_hold_notice=kiosk.buttons.hold_notice,
+                log=log,
+                pin_factory=pin_factory,
+            )
             if kiosk.panel is not None:
                 opened.callback(kiosk.panel.close)  # first to close: no press starts a screening after it
                 opened.callback(kiosk.station.subscribe(kiosk.panel.follow))

@@ -38,8 +38,14 @@ class ButtonActions:
     thread; a second hold while it runs does nothing.
     """
 
-    def __init__(self, station: Station, *, shutdown_command: Sequence[str] = POWEROFF_COMMAND,
-                 log: Callable[[str], None] = _LOG.info, timeout: float = POWEROFF_TIMEOUT) -> None:
+    def __init__(
+        self,
+        station: Station,
+        *,
+        shutdown_command: Sequence[str] = POWEROFF_COMMAND,
+        log: Callable[[str], None] = _LOG.info,
+        timeout: float = POWEROFF_TIMEOUT,
+    ) -> None:
         self._station = station
         self._command = tuple(shutdown_command)
         self._log = log
@@ -85,10 +91,19 @@ class ButtonActions:
 
     def _power_off(self) -> None:
         try:
-            done = subprocess.run(self._command, stdin=subprocess.DEVNULL, capture_output=True, text=True,  # noqa: S603
-                                  timeout=self._timeout, check=False)
-            failure = None if done.returncode == 0 else (
-                f"exit {done.returncode}: {' '.join((done.stderr or done.stdout).split())[:200]}")
+            done = subprocess.run(
+                self._command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,  # noqa: S603
+                timeout=self._timeout,
+                check=False,
+            )
+            failure = (
+                None
+                if done.returncode == 0
+                else (f"exit {done.returncode}: {' '.join((done.stderr or done.stdout).split())[:200]}")
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             failure = f"{type(exc).__name__}: {exc}"
         if failure is None:
@@ -98,4 +113,3 @@ class ButtonActions:
         with self._lock:
             self._shutting_down = False  # another hold may try again
             self._station.set_notice(None)
-

@@ -11,8 +11,8 @@ import csv
 import json
 import os
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +42,9 @@ def thread_count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiosk", description="Offline melanoma screening kiosk (a referral aid, not a diagnosis).")
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description="Offline melanoma screening kiosk (a referral aid, not a diagnosis)."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", help="settings TOML file (default: $KIOSK_CONFIG, else built-in defaults)")
     parser.add_argument("--model", help="model .tflite (its manifest is the .json beside it)")
@@ -87,8 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("set-pin", help="set the history PIN: its salted hash goes into the settings file")
     p.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin (no prompt)")
-    p.add_argument("--print", dest="print_only", action="store_true",
-                   help="only print the [web] line to paste into a settings file; write nothing")
+    p.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="only print the [web] line to paste into a settings file; write nothing",
+    )
     return parser
 
 
@@ -109,12 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug must still not spill a traceback on a health worker's screen
         if os.environ.get("KIOSK_DEBUG"):
             raise
-        print(f"kiosk: error: {message('internal_error')} ({type(exc).__name__}: {exc}; "
-              "set KIOSK_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"kiosk: error: {message('internal_error')} ({type(exc).__name__}: {exc}; set KIOSK_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
 # --- shared set-up -------------------------------------------------------------
+
 
 def load_settings_for(args: argparse.Namespace) -> Settings:
     from .config import load_settings
@@ -143,6 +152,7 @@ def load_screener(args: argparse.Namespace) -> Screener:
 
 # --- screen ------------------------------------------------------------------
 
+
 def cmd_screen(args: argparse.Namespace) -> int:
     screener = load_screener(args)
     any_error = False
@@ -150,9 +160,24 @@ def cmd_screen(args: argparse.Namespace) -> int:
         result = screener.screen_file(image)
         any_error |= result.status == "error"
         if args.json:
-            row = {"image": image, **{k: v for k, v in result.to_dict().items()
-                                      if k in ("status", "reason", "malignant_probability", "risk", "threshold",
-                                               "features", "model_sha256", "timings_ms")}}
+            row = {
+                "image": image,
+                **{
+                    k: v
+                    for k, v in result.to_dict().items()
+                    if k
+                    in (
+                        "status",
+                        "reason",
+                        "malignant_probability",
+                        "risk",
+                        "threshold",
+                        "features",
+                        "model_sha256",
+                        "timings_ms",
+                    )
+                },
+            }
             print(json.dumps(row), flush=True)
         else:
             print(describe(image, result), flush=True)
@@ -162,13 +187,16 @@ def cmd_screen(args: argparse.Namespace) -> int:
 def describe(image: str, result: ScreeningResult) -> str:
     if result.status == "ok":
         band = "REFER to a doctor" if result.risk == "refer" else "low risk"
-        return (f"{image}: {band} (malignant probability {result.malignant_probability:.1%}, "
-                f"threshold {result.threshold:.1%}) - a referral aid, not a diagnosis")
+        return (
+            f"{image}: {band} (malignant probability {result.malignant_probability:.1%}, "
+            f"threshold {result.threshold:.1%}) - a referral aid, not a diagnosis"
+        )
     word = "retake" if result.status == "retake" else "error"
     return f"{image}: {word}: {message(result.reason or '')}"
 
 
 # --- evaluate ------------------------------------------------------------------
+
 
 def labelled_images(directory: Path) -> list[tuple[Path, int]]:
     if not directory.is_dir():
@@ -204,8 +232,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         probs.append(result.malignant_probability)
         rows.append((str(path), ("benign", "malignant")[label], result.malignant_probability))
     if args.predictions:
-        from .storage import atomic_write_bytes
         import io
+
+        from .storage import atomic_write_bytes
 
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -218,7 +247,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = {
         "n": len(labels),
         "auc": roc_auc(labels, probs),
-        **{k: at_threshold[k] for k in ("threshold", "accuracy", "sensitivity", "specificity", "precision", "f1", "confusion")},
+        **{
+            k: at_threshold[k]
+            for k in ("threshold", "accuracy", "sensitivity", "specificity", "precision", "f1", "confusion")
+        },
         "argmax": {k: argmax[k] for k in ("accuracy", "sensitivity", "specificity", "precision", "f1")},
         "retake_count": retakes,
         "error_count": errors,
@@ -229,18 +261,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         c = report["confusion"]
         print(f"{report['n']} images, AUC {report['auc']:.4f}")
-        print(f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, "
-              f"sensitivity {report['sensitivity']:.2%}, "
-              f"specificity {report['specificity']:.2%}, precision {report['precision']:.2%} "
-              f"(tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']})")
+        print(
+            f"at threshold {threshold:.3f}: accuracy {report['accuracy']:.2%}, "
+            f"sensitivity {report['sensitivity']:.2%}, "
+            f"specificity {report['specificity']:.2%}, precision {report['precision']:.2%} "
+            f"(tp {c['tp']}, fp {c['fp']}, tn {c['tn']}, fn {c['fn']})"
+        )
         a = report["argmax"]
-        print(f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, "
-              f"specificity {a['specificity']:.2%}")
+        print(
+            f"at argmax (0.5): accuracy {a['accuracy']:.2%}, sensitivity {a['sensitivity']:.2%}, "
+            f"specificity {a['specificity']:.2%}"
+        )
         print(f"quality gate would ask to retake {retakes} of them; {errors} unreadable")
     return EXIT_OK
 
 
 # --- bench ---------------------------------------------------------------------
+
 
 def parse_size(text: str) -> tuple[int, int]:
     try:
@@ -287,8 +324,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         w, h = parse_size(args.size)
         # Draw at most ~1 MP and scale up: drawing a 12 MP frame itself would dominate time and memory.
         shrink = max(1.0, max(w, h) / 1280)
-        frames = [cv2.resize(random_lesion(i, width=round(w / shrink), height=round(h / shrink)), (w, h),
-                             interpolation=cv2.INTER_LINEAR) for i in range(min(args.count, 5))]
+        frames = [
+            cv2.resize(
+                random_lesion(i, width=round(w / shrink), height=round(h / shrink)),
+                (w, h),
+                interpolation=cv2.INTER_LINEAR,
+            )
+            for i in range(min(args.count, 5))
+        ]
         inputs = frames if args.frames else [encode_jpeg(f, quality=92) for f in frames]
         source = f"{len(frames)} drawn {w}x{h} {'frames' if args.frames else 'JPEGs'}"
     results = []
@@ -301,12 +344,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for stage in stages:
         values = [r.timings_ms[stage] for r in results if stage in r.timings_ms]
         if values:
-            summary[stage] = {"median_ms": round(float(np.median(values)), 2),
-                              "p90_ms": round(float(np.percentile(values, 90)), 2), "n": len(values)}
-    report = {"source": source, "count": args.count, "threads": screener.model.threads,
-              "runtime": screener.model.runtime, "model_sha256": screener.model.sha256,
-              "stages": summary, "statuses": {s: sum(r.status == s for r in results) for s in ("ok", "retake", "error")},
-              "rss_after_load_mb": round(rss_after_load, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+            summary[stage] = {
+                "median_ms": round(float(np.median(values)), 2),
+                "p90_ms": round(float(np.percentile(values, 90)), 2),
+                "n": len(values),
+            }
+    report = {
+        "source": source,
+        "count": args.count,
+        "threads": screener.model.threads,
+        "runtime": screener.model.runtime,
+        "model_sha256": screener.model.sha256,
+        "stages": summary,
+        "statuses": {s: sum(r.status == s for r in results) for s in ("ok", "retake", "error")},
+        "rss_after_load_mb": round(rss_after_load, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
     if args.json:
         print(json.dumps(report))
     else:
@@ -318,6 +371,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # --- doctor --------------------------------------------------------------------
+
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
@@ -336,8 +390,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(("OK", "runtime", runtime))
         model_path = Path(args.model) if args.model else settings.model.path
         model = Model.load(model_path, threads=args.threads or settings.model.threads)
-        checks.append(("OK", "model", f"{model_path} sha256 {model.sha256[:12]}... verified, "
-                                      f"recipe {model.manifest.preprocessing_recipe}, threshold {model.manifest.threshold:.3f}"))
+        checks.append(
+            (
+                "OK",
+                "model",
+                f"{model_path} sha256 {model.sha256[:12]}... verified, "
+                f"recipe {model.manifest.preprocessing_recipe}, threshold {model.manifest.threshold:.3f}",
+            )
+        )
     except KioskError as exc:
         checks.append(("FAIL", "model", str(exc)))
     source = args.camera or settings.camera.source
@@ -348,13 +408,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         notes: list[str] = []
         # Under the kiosk's own deadlines: a hung Pi camera makes this check fail, not hang.
-        with CameraSupervisor(lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
-                              log=lambda line: None, on_change=lambda: None, open_timeout=15.0) as camera:
+        with CameraSupervisor(
+            lambda: camera_from_settings(settings.camera, spec=source, log=notes.append),
+            log=lambda line: None,
+            on_change=lambda: None,
+            open_timeout=15.0,
+        ) as camera:
             if camera.reason_code is not None:
                 raise CameraError(camera.reason_code, detail=camera.status.partition(": ")[2])
             name, frame = camera.name, camera.capture()
-        checks.append(("OK" if name != "synthetic" or source == "synthetic" else "WARN", "camera",
-                       f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else "")))
+        checks.append(
+            (
+                "OK" if name != "synthetic" or source == "synthetic" else "WARN",
+                "camera",
+                f"{name} {frame.shape[1]}x{frame.shape[0]}" + (f" ({notes[-1]})" if notes else ""),
+            )
+        )
     except KioskError as exc:
         checks.append(("FAIL", "camera", str(exc)))
     checks.append(gpio_check(settings))
@@ -397,7 +466,6 @@ def gpio_check(settings: Settings) -> tuple[str, str, str]:
 # --- demo / serve --------------------------------------------------------------
 
 
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """Demo mode on the embedded defaults: the bundled model, the drawn camera, the page on 127.0.0.1."""
     if args.text:
@@ -420,8 +488,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         pin_words = f"history PIN {DEMO_PIN}"
     else:
         pin_words = "history PIN from KIOSK_WEB_PIN"
-    print(f"Demo mode: drawn lesions (not real patients); open http://127.0.0.1:{args.port}/ "
-          f"({pin_words}); Ctrl+C stops.", file=sys.stderr, flush=True)
+    print(
+        f"Demo mode: drawn lesions (not real patients); open http://127.0.0.1:{args.port}/ "
+        f"({pin_words}); Ctrl+C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
     serve_args = argparse.Namespace(**{**vars(args), "camera": "synthetic", "host": "127.0.0.1"})
     return cmd_serve(serve_args)
 
@@ -435,8 +507,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port <= 65535:
         raise KioskError("config_invalid", key="--port", detail=f"expected 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="kiosk: %(message)s", stream=sys.stderr)
-    return run_server(settings=settings, camera_spec=args.camera, host=args.host, port=args.port,
-                      data_dir=args.data_dir)
+    return run_server(
+        settings=settings, camera_spec=args.camera, host=args.host, port=args.port, data_dir=args.data_dir
+    )
 
 
 # --- set-pin -------------------------------------------------------------------
@@ -465,13 +538,19 @@ def cmd_set_pin(args: argparse.Namespace) -> int:
         return EXIT_OK
     target = args.config or os.environ.get("KIOSK_CONFIG")
     if not target:
-        raise ConfigError("config_invalid", key="config",
-                          detail="no settings file: give --config FILE (or $KIOSK_CONFIG), or use --print")
+        raise ConfigError(
+            "config_invalid",
+            key="config",
+            detail="no settings file: give --config FILE (or $KIOSK_CONFIG), or use --print",
+        )
     path = Path(target).expanduser()
     write_pin_line(path, line)
     load_settings(path, env={})  # the file as written must still load (and carry this hash)
-    print(f"PIN hash written to {path}; restart the kiosk for it to take effect "
-          "(sudo systemctl restart melanoma-kiosk): every unlocked session is locked again.", file=sys.stderr)
+    print(
+        f"PIN hash written to {path}; restart the kiosk for it to take effect "
+        "(sudo systemctl restart melanoma-kiosk): every unlocked session is locked again.",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -506,20 +585,32 @@ def write_pin_line(path: Path, line: str) -> None:
     try:
         parsed = tomllib.loads(new_text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config_invalid", key="config",
-                          detail=f"{path} is not valid TOML ({exc}); nothing was changed") from None
+        raise ConfigError(
+            "config_invalid", key="config", detail=f"{path} is not valid TOML ({exc}); nothing was changed"
+        ) from None
     if parsed.get("web", {}).get("pin") != line.split('"')[1]:
-        raise ConfigError("config_invalid", key="web.pin",
-                          detail=f"could not place the PIN under [web] in {path}; use --print and edit it by hand")
+        raise ConfigError(
+            "config_invalid",
+            key="web.pin",
+            detail=f"could not place the PIN under [web] in {path}; use --print and edit it by hand",
+        )
     try:
         atomic_write_bytes(path, new_text.encode("utf-8"), mode=mode)
     except OSError as exc:
-        raise ConfigError("config_invalid", key="config",
-                          detail=f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            "config_invalid", key="config", detail=f"cannot write {path}: {exc.strerror or exc}"
+        ) from None
 
 
-COMMANDS = {"screen": cmd_screen, "evaluate": cmd_evaluate, "bench": cmd_bench, "doctor": cmd_doctor,
-            "demo": cmd_demo, "serve": cmd_serve, "set-pin": cmd_set_pin}
+COMMANDS = {
+    "screen": cmd_screen,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
+    "doctor": cmd_doctor,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+    "set-pin": cmd_set_pin,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -213,8 +213,11 @@ class WebSettings(_Section):
             return
         # The value itself is never echoed: it may be a PIN.
         if PIN_RE.fullmatch(self.pin.strip()):
-            raise _invalid("web.pin", "a plain PIN is not accepted; store its hash: run 'kiosk set-pin' "
-                                      "(or put the line from 'kiosk set-pin --print' under [web])")
+            raise _invalid(
+                "web.pin",
+                "a plain PIN is not accepted; store its hash: run 'kiosk set-pin' "
+                "(or put the line from 'kiosk set-pin --print' under [web])",
+            )
         try:
             parse_pin_hash(self.pin)
         except ValueError as exc:
@@ -230,7 +233,7 @@ def _split_hosts(value: str) -> list[str]:
     return [h for h in re.split(r"[\s,]+", value) if h]
 
 
-_HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
+_HOST_RE: re.Pattern[str] = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,9 +287,7 @@ class UpdatesSettings(_Section):
         check=_absolute_dirs,
         expect="absolute globs separated by ':', e.g. \"/media/*/*:/mnt/usb\"",
     )
-    keep_previous: int = _setting(
-        1, "Earlier models kept on disk (the newest is the one-tap rollback).", ge=1, le=10
-    )
+    keep_previous: int = _setting(1, "Earlier models kept on disk (the newest is the one-tap rollback).", ge=1, le=10)
 
     @property
     def search_path_list(self) -> tuple[str, ...]:
@@ -364,8 +365,13 @@ def _expectation(f: dataclasses.Field[Any], base: Any, optional: bool) -> str:
         choices = [repr(c) for c in typing.get_args(base)]
         words = "one of " + ", ".join(choices)
     else:
-        words = {bool: "true or false", int: "an integer", float: "a number", str: "a non-empty string",
-                 Path: "a path"}[base]
+        words = {
+            bool: "true or false",
+            int: "an integer",
+            float: "a number",
+            str: "a non-empty string",
+            Path: "a path",
+        }[base]
         ge, le, gt = meta.get("ge"), meta.get("le"), meta.get("gt")
         if ge is not None and le is not None:
             words += f" from {ge} to {le}"
@@ -404,8 +410,11 @@ def _check_value(key: str, f: dataclasses.Field[Any], tp: Any, value: Any) -> An
             if not math.isfinite(value):
                 raise bad()
         meta = f.metadata
-        if ((meta["ge"] is not None and value < meta["ge"]) or (meta["le"] is not None and value > meta["le"])
-                or (meta["gt"] is not None and value <= meta["gt"])):
+        if (
+            (meta["ge"] is not None and value < meta["ge"])
+            or (meta["le"] is not None and value > meta["le"])
+            or (meta["gt"] is not None and value <= meta["gt"])
+        ):
             raise bad()
     elif base is str:
         if not isinstance(value, str):
@@ -519,7 +528,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV_VAR:
             continue
-        section, _, name_upper = var[len(ENV_PREFIX):].partition("_")
+        section, _, name_upper = var[len(ENV_PREFIX) :].partition("_")
         section = section.lower()
         if section not in sections:
             continue  # not a setting: other KIOSK_* variables are someone else's

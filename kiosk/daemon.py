@@ -109,9 +109,17 @@ def run_server(
     with contextlib.ExitStack() as steps:
         # First in, last out: a SIGTERM while the model loads, or during the stop steps, is a clean stop too.
         steps.enter_context(_stop_on_signals(stop))
-        kiosk = steps.enter_context(build_kiosk(settings, camera_spec=camera_spec, data_dir=data_dir,
-                                                pin_factory=pin_factory, log=log, progress=systemd.status,
-                                                shutdown_command=shutdown_command))
+        kiosk = steps.enter_context(
+            build_kiosk(
+                settings,
+                camera_spec=camera_spec,
+                data_dir=data_dir,
+                pin_factory=pin_factory,
+                log=log,
+                progress=systemd.status,
+                shutdown_command=shutdown_command,
+            )
+        )
         station = kiosk.station
         assert station is not None  # build_kiosk(station=True)
         app = create_app(settings=settings, station=station, records=kiosk.records, updates=kiosk.updates, host=host)
@@ -143,12 +151,23 @@ def run_server(
 def _listen(app: Any, *, host: str, port: int, socket_map: dict[int, Any]) -> Any:
     """A waitress server on ``host:port`` (not yet serving); a one-line ConfigError when it cannot listen."""
     try:
-        server = create_server(app, map=socket_map, host=host, port=port, threads=SERVER_THREADS, ident="kiosk",
-                               clear_untrusted_proxy_headers=True, outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
-                               **SERVER_LIMITS)  # a body past the upload limit is refused, not spooled
+        server = create_server(
+            app,
+            map=socket_map,
+            host=host,
+            port=port,
+            threads=SERVER_THREADS,
+            ident="kiosk",
+            clear_untrusted_proxy_headers=True,
+            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            **SERVER_LIMITS,
+        )  # a body past the upload limit is refused, not spooled
     except OSError as exc:  # port taken, or an address this machine does not have
-        raise ConfigError("config_invalid", key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
-                          detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        raise ConfigError(
+            "config_invalid",
+            key="web.port" if exc.errno == errno.EADDRINUSE else "web.host",
+            detail=f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+        ) from None
     with contextlib.suppress(OSError, AttributeError):  # accepted connections inherit it (Linux)
         server.socket.setsockopt(*SEND_BUFFER)
     return server
@@ -173,10 +192,16 @@ class Health:
     ``on_change`` gets the new list of problems whenever it changes.
     """
 
-    def __init__(self, station: Station, *, stuck_after: float = STUCK_SCREENING, loop_stall: float = LOOP_STALL,
-                 on_change: Callable[[tuple[str, ...]], None] | None = None,
-                 on_degraded: Callable[[tuple[str, ...]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        station: Station,
+        *,
+        stuck_after: float = STUCK_SCREENING,
+        loop_stall: float = LOOP_STALL,
+        on_change: Callable[[tuple[str, ...]], None] | None = None,
+        on_degraded: Callable[[tuple[str, ...]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._station = station
         self._stuck_after = stuck_after
         self._loop_stall = loop_stall

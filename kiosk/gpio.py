@@ -135,10 +135,16 @@ class Panel:
             self.busy_led = self._add(LED(busy_led_pin, pin_factory=pin_factory))
             self.refer_led = self._add(LED(refer_led_pin, pin_factory=pin_factory))
             # Pull-up: the button connects the pin to ground, no resistor needed.
-            self.button = self._add(Button(
-                button_pin, pull_up=True, bounce_time=bounce_time or None,
-                hold_time=shutdown_hold_seconds, hold_repeat=False, pin_factory=pin_factory,
-            ))
+            self.button = self._add(
+                Button(
+                    button_pin,
+                    pull_up=True,
+                    bounce_time=bounce_time or None,
+                    hold_time=shutdown_hold_seconds,
+                    hold_repeat=False,
+                    pin_factory=pin_factory,
+                )
+            )
         except BaseException:
             self._close_devices()  # never leave half the pins claimed
             raise
@@ -162,15 +168,22 @@ class Panel:
                 self._press += 1
                 self._noticed = False
                 if self._on_hold_notice is not None:
-                    timer = self._notice_timer = threading.Timer(self._notice_after, self._notice_due, args=(self._press,))
+                    timer = self._notice_timer = threading.Timer(
+                        self._notice_after, self._notice_due, args=(self._press,)
+                    )
                     timer.daemon = True
         if timer is not None:
             timer.start()
 
     def _notice_due(self, press: int) -> None:
         with self._lock:
-            if (self._closed or press != self._press or self._pressed_at is None or self._held
-                    or not self.button.is_pressed):
+            if (
+                self._closed
+                or press != self._press
+                or self._pressed_at is None
+                or self._held
+                or not self.button.is_pressed
+            ):
                 return  # released (or closed) in the meantime
             self._noticed = True
         notice = self._on_hold_notice
@@ -329,15 +342,18 @@ class Panel:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
         if self._closed:
             return "<Panel closed>"
-        return (f"<Panel button={self.button.pin} ready={self.ready_led.pin} "
-                f"busy={self.busy_led.pin} refer={self.refer_led.pin}>")
+        return (
+            f"<Panel button={self.button.pin} ready={self.ready_led.pin} "
+            f"busy={self.busy_led.pin} refer={self.refer_led.pin}>"
+        )
 
 
 def open_panel(
@@ -389,6 +405,8 @@ def open_panel(
             log(f"gpio: not available ({' '.join(detail.split())}); {without}")
             return None
     factory = type(panel.button.pin_factory).__name__
-    log(f"gpio: button on BCM {settings.button_pin}, LEDs ready/busy/refer on BCM "
-        f"{settings.ready_led_pin}/{settings.busy_led_pin}/{settings.refer_led_pin} ({factory})")
+    log(
+        f"gpio: button on BCM {settings.button_pin}, LEDs ready/busy/refer on BCM "
+        f"{settings.ready_led_pin}/{settings.busy_led_pin}/{settings.refer_led_pin} ({factory})"
+    )
     return panel

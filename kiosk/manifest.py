@@ -46,8 +46,14 @@ class ModelManifest:
             **self.extra,
             "format": FORMAT,
             "labels": list(self.labels),
-            "input": {"height": self.input_height, "width": self.input_width, "channels": 3,
-                      "dtype": self.input_dtype, "channel_order": "RGB", "value_range": [0, 255]},
+            "input": {
+                "height": self.input_height,
+                "width": self.input_width,
+                "channels": 3,
+                "dtype": self.input_dtype,
+                "channel_order": "RGB",
+                "value_range": [0, 255],
+            },
             "quantization": self.quantization,
             "preprocessing_recipe": self.preprocessing_recipe,
             "threshold": self.threshold,
@@ -64,8 +70,10 @@ def read_manifest(path: Path) -> ModelManifest:
     path = Path(path)
     if not path.is_file():
         raise ModelError("model_missing", path=str(path))
+
     def bad(detail: str) -> ModelError:
         return ModelError("manifest_invalid", path=str(path), detail=detail)
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -95,9 +103,15 @@ def read_manifest(path: Path) -> ModelManifest:
         raise bad("sha256 must be 64 lower-case hex digits")
     known = set(_REQUIRED) | {"quantization"}
     return ModelManifest(
-        labels=tuple(labels), input_height=height, input_width=width, input_dtype=dtype,
-        preprocessing_recipe=str(data["preprocessing_recipe"]), threshold=float(threshold), sha256=sha,
-        quantization=data.get("quantization") or {}, extra={k: v for k, v in data.items() if k not in known},
+        labels=tuple(labels),
+        input_height=height,
+        input_width=width,
+        input_dtype=dtype,
+        preprocessing_recipe=str(data["preprocessing_recipe"]),
+        threshold=float(threshold),
+        sha256=sha,
+        quantization=data.get("quantization") or {},
+        extra={k: v for k, v in data.items() if k not in known},
     )
 
 

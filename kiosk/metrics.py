@@ -37,7 +37,9 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def roc_curve(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, thresholds), thresholds descending."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
@@ -51,7 +53,9 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, threshold: float) -> dict[str, Any]:
+def binary_metrics(
+    labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, threshold: float
+) -> dict[str, Any]:
     """Accuracy, sensitivity, specificity, precision and F1 when ``score >= threshold`` means refer."""
     y = np.asarray(labels, dtype=bool)
     pred = np.asarray(scores, dtype=np.float64) >= threshold
@@ -71,7 +75,9 @@ def binary_metrics(labels: Sequence[int] | np.ndarray, scores: Sequence[float] |
     }
 
 
-def threshold_for_sensitivity(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, min_sensitivity: float) -> float:
+def threshold_for_sensitivity(
+    labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, *, min_sensitivity: float
+) -> float:
     """The highest threshold whose sensitivity is at least ``min_sensitivity``.
 
     The highest such threshold gives the best specificity (fewest needless

@@ -45,7 +45,9 @@ def sha256_of(data: bytes) -> str:
 class Model:
     """A verified, warmed-up TFLite screening model. Build it with :meth:`load`."""
 
-    def __init__(self, *, path: Path, manifest: ModelManifest, interpreter: Any, runtime: str, threads: int = 1) -> None:
+    def __init__(
+        self, *, path: Path, manifest: ModelManifest, interpreter: Any, runtime: str, threads: int = 1
+    ) -> None:
         self.path = path
         self.threads = threads
         self.manifest = manifest
@@ -55,7 +57,7 @@ class Model:
         self._output = interpreter.get_output_details()[0]
 
     @classmethod
-    def load(cls, path: str | Path, *, manifest_path: str | Path | None = None, threads: int = 1) -> "Model":
+    def load(cls, path: str | Path, *, manifest_path: str | Path | None = None, threads: int = 1) -> Model:
         path = Path(path)
         manifest = read_manifest(Path(manifest_path) if manifest_path else manifest_path_for(path))
         try:
@@ -82,12 +84,18 @@ class Model:
         expected = (1, self.manifest.input_height, self.manifest.input_width, 3)
         dtype = np.dtype(self._input["dtype"]).name
         if shape != expected or dtype != self.manifest.input_dtype:
-            raise ModelError("manifest_invalid", path=str(manifest_path),
-                             detail=f"model input is {shape} {dtype}, manifest says {expected} {self.manifest.input_dtype}")
+            raise ModelError(
+                "manifest_invalid",
+                path=str(manifest_path),
+                detail=f"model input is {shape} {dtype}, manifest says {expected} {self.manifest.input_dtype}",
+            )
         outputs = int(np.prod(self._output["shape"]))
         if outputs != len(self.manifest.labels):
-            raise ModelError("manifest_invalid", path=str(manifest_path),
-                             detail=f"model has {outputs} outputs for {len(self.manifest.labels)} labels")
+            raise ModelError(
+                "manifest_invalid",
+                path=str(manifest_path),
+                detail=f"model has {outputs} outputs for {len(self.manifest.labels)} labels",
+            )
 
     @property
     def sha256(self) -> str:

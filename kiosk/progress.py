@@ -29,4 +29,9 @@ def progress(items: Sequence[T] | Iterable[T], *, label: str, total: int | None 
         if tty and total and (i == total or i % 10 == 0):
             rate = i / max(time.monotonic() - started, 1e-6)
             bar = "#" * int(30 * i / total)
-            print(f"\r{label} [{bar:<30}] {i}/{total} {rate:.0f}/s", end="\n" if i == total else "", file=sys.stderr, flush=True)
+            print(
+                f"\r{label} [{bar:<30}] {i}/{total} {rate:.0f}/s",
+                end="\n" if i == total else "",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -29,15 +29,18 @@ REASONS: dict[str, str] = {
     "lesion_not_centred": N_("The spot is not centred. Move the camera so the spot is in the middle."),
     "lesion_too_small": N_("The spot is too small in the photo. Move the camera closer."),
     # Not a retake: the screening is shown, but as "refer", because the photo barely looks like a lesion.
-    "lesion_unclear": N_("The spot is hard to see in this photo, so the kiosk refers to be safe. "
-                         "A closer, sharper photo may help."),
+    "lesion_unclear": N_(
+        "The spot is hard to see in this photo, so the kiosk refers to be safe. A closer, sharper photo may help."
+    ),
     # Input errors: the file itself is unusable.
     "empty_file": N_("The file is empty."),
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),
     "corrupt_image": N_("The image file is damaged and cannot be decoded."),
     "image_too_large": N_("The image is too large ({megapixels:.1f} MP; the limit is {limit} MP)."),
-    "image_needs_too_much_memory": N_("The image needs too much memory to decode ({megabytes} MB; "
-                                      "the limit is {limit} MB). Use a JPEG or a smaller picture."),
+    "image_needs_too_much_memory": N_(
+        "The image needs too much memory to decode ({megabytes} MB; "
+        "the limit is {limit} MB). Use a JPEG or a smaller picture."
+    ),
     "file_not_found": N_("The file does not exist: {path}"),
     "file_unreadable": N_("The file cannot be read: {path}"),
     # Model and system errors.
@@ -51,10 +54,12 @@ REASONS: dict[str, str] = {
     "preview_busy": N_("The live preview is open on too many screens (at most {limit}); close one and try again."),
     "config_invalid": N_("Setting {key} is invalid: {detail}"),
     # Records: a screening the kiosk could not keep (the result on screen is still valid).
-    "storage_full": N_("Storage full, results are not being saved. "
-                       "Write this result down and tell the kiosk's keeper."),
-    "not_saved": N_("This result was not saved (the records cannot be written). "
-                    "Write it down and tell the kiosk's keeper."),
+    "storage_full": N_(
+        "Storage full, results are not being saved. Write this result down and tell the kiosk's keeper."
+    ),
+    "not_saved": N_(
+        "This result was not saved (the records cannot be written). Write it down and tell the kiosk's keeper."
+    ),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
     # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.
@@ -62,19 +67,26 @@ REASONS: dict[str, str] = {
     "update_damaged": N_("The update file is incomplete or damaged. Copy it to the stick again: {path}"),
     "update_too_large": N_("The update file is too large ({size_mb:.0f} MB; the limit is {limit_mb:.0f} MB): {path}"),
     "update_unsigned": N_("The update is not signed, so it was not installed. Ask for a signed update: {path}"),
-    "update_bad_signature": N_("The update does not match its signature (changed or damaged after signing), "
-                               "so it was not installed: {path}"),
-    "update_other_key": N_("The update was signed with a key this kiosk does not trust (key {key_id}), "
-                           "so it was not installed: {path}"),
+    "update_bad_signature": N_(
+        "The update does not match its signature (changed or damaged after signing), so it was not installed: {path}"
+    ),
+    "update_other_key": N_(
+        "The update was signed with a key this kiosk does not trust (key {key_id}), so it was not installed: {path}"
+    ),
     "update_incompatible": N_("The update is not for this kiosk ({detail}), so it was not installed: {path}"),
     "update_model_unusable": N_("The new model cannot be loaded ({detail}); the current model is kept."),
-    "update_selftest_failed": N_("The new model failed its self-test on this kiosk ({detail}); "
-                                 "the current model is kept."),
+    "update_selftest_failed": N_(
+        "The new model failed its self-test on this kiosk ({detail}); the current model is kept."
+    ),
     "update_already_installed": N_("This model is already the one in use; nothing was changed."),
-    "update_not_newer": N_("This update is version {version}, not newer than the model in use (version {current}), "
-                           "so it was not installed. To go back to the earlier model, use the rollback button."),
-    "update_no_version": N_("The update has no version number, so it was not installed. "
-                            "Sign it again with deploy/sign-model --version: {path}"),
+    "update_not_newer": N_(
+        "This update is version {version}, not newer than the model in use (version {current}), "
+        "so it was not installed. To go back to the earlier model, use the rollback button."
+    ),
+    "update_no_version": N_(
+        "The update has no version number, so it was not installed. "
+        "Sign it again with deploy/sign-model --version: {path}"
+    ),
     "update_bad_version": N_("The version must be a whole number from 1 (got {version})."),
     "update_changed": N_("The update file changed on the stick after it was listed. Open the page again: {path}"),
     "update_gone": N_("That update is no longer on the USB stick. Insert the stick and open the page again."),

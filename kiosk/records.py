@@ -39,7 +39,7 @@ import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -216,7 +216,7 @@ class RecordStore:
         self._out_of_space = False  # the last save found no room, even after pruning
         #: Why the last save failed ("storage_full" or "not_saved"), None after a save that worked.
         self.last_save_error: str | None = None
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -235,8 +235,13 @@ class RecordStore:
     @classmethod
     def from_settings(cls, settings: RecordsSettings, **kwargs: Any) -> RecordStore:
         """Open the store that ``[records]`` settings describe."""
-        return cls(settings.data_dir, retention_days=settings.retention_days,
-                   photo_retention_days=settings.photo_retention_days, keep_images=settings.keep_images, **kwargs)
+        return cls(
+            settings.data_dir,
+            retention_days=settings.retention_days,
+            photo_retention_days=settings.photo_retention_days,
+            keep_images=settings.keep_images,
+            **kwargs,
+        )
 
     # --- connections and transactions ---------------------------------------
 
@@ -386,10 +391,23 @@ class RecordStore:
                     atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg), mode=0o600)
                 conn.execute(
                     f"INSERT INTO screenings ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})",
-                    (sid, _iso(now), values["status"], values["reason"], values["malignant_probability"],
-                     values["risk"], values["threshold"], values["model_sha256"], values["features_json"],
-                     values["quality_json"], values["timings_json"], image_file, values["patient_age"],
-                     values["patient_sex"], values["patient_body_site"]),
+                    (
+                        sid,
+                        _iso(now),
+                        values["status"],
+                        values["reason"],
+                        values["malignant_probability"],
+                        values["risk"],
+                        values["threshold"],
+                        values["model_sha256"],
+                        values["features_json"],
+                        values["quality_json"],
+                        values["timings_json"],
+                        image_file,
+                        values["patient_age"],
+                        values["patient_sex"],
+                        values["patient_body_site"],
+                    ),
                 )
         except BaseException:
             if image_file:  # no row points at it (the insert or the commit failed)
@@ -439,9 +457,14 @@ class RecordStore:
         now = self._now() if now is None else _utc(now)
         cutoff = _iso(now - timedelta(days=self.photo_retention_days))
         with self._write() as conn:
-            old = [row[0] for row in conn.execute(
-                "SELECT image_file FROM screenings WHERE created_at < ? AND image_file IS NOT NULL"
-                " ORDER BY created_at", (cutoff,))]
+            old = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT image_file FROM screenings WHERE created_at < ? AND image_file IS NOT NULL"
+                    " ORDER BY created_at",
+                    (cutoff,),
+                )
+            ]
             for image_file in old:
                 with contextlib.suppress(FileNotFoundError):
                     (self.images_dir / image_file).unlink()
@@ -457,7 +480,7 @@ class RecordStore:
         if last is None:
             seq = secrets.randbelow(_SEQ_SPACE // 2)
         else:
-            seq = int(last[0][len(prefix) + 1:len(prefix) + 5], 36) + 1 + secrets.randbelow(36)
+            seq = int(last[0][len(prefix) + 1 : len(prefix) + 5], 36) + 1 + secrets.randbelow(36)
         if seq >= _SEQ_SPACE:
             raise RecordStoreError(f"too many screenings saved within {prefix}")
         digits = []
@@ -584,7 +607,7 @@ def _show(value: object) -> str:
 
 def _utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _iso(moment: datetime) -> str:

@@ -34,11 +34,11 @@ class ScreeningResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def retake(cls, reason: str, **kwargs: Any) -> "ScreeningResult":
+    def retake(cls, reason: str, **kwargs: Any) -> ScreeningResult:
         return cls(status="retake", reason=reason, **kwargs)
 
     @classmethod
-    def error(cls, reason: str, **kwargs: Any) -> "ScreeningResult":
+    def error(cls, reason: str, **kwargs: Any) -> ScreeningResult:
         return cls(status="error", reason=reason, **kwargs)
 
     @property
@@ -52,6 +52,6 @@ class ScreeningResult:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ScreeningResult":
+    def from_dict(cls, data: dict[str, Any]) -> ScreeningResult:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -42,13 +42,15 @@ class Screener:
         self.thresholds = thresholds
         self.mm_per_pixel = mm_per_pixel
 
-    def screen_file(self, source: bytes | str | os.PathLike[str], *,
-                    apply_quality_gate: bool = True) -> ScreeningResult:
+    def screen_file(
+        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True
+    ) -> ScreeningResult:
         """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
         return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate)[1]
 
-    def decode_and_screen(self, source: bytes | str | os.PathLike[str], *,
-                          apply_quality_gate: bool = True) -> tuple[np.ndarray | None, ScreeningResult]:
+    def decode_and_screen(
+        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True
+    ) -> tuple[np.ndarray | None, ScreeningResult]:
         """:meth:`screen_file`, also returning the decoded upright RGB image (None when it could not be decoded).
 
         The station stores this image, re-encoded, so an upload's own metadata never reaches the disk.
@@ -57,14 +59,22 @@ class Screener:
         try:
             image = load_image(source if isinstance(source, bytes) else Path(source))
         except ImageError as exc:
-            return None, ScreeningResult.error(exc.code, model_sha256=self.model.sha256,
-                                               timings_ms={"decode": _ms(started), "total": _ms(started)})
+            return None, ScreeningResult.error(
+                exc.code, model_sha256=self.model.sha256, timings_ms={"decode": _ms(started), "total": _ms(started)}
+            )
         decoded = time.perf_counter()
-        return image, self.screen_image(image, apply_quality_gate=apply_quality_gate,
-                                        _started=started, _decode_ms=(decoded - started) * 1000)
+        return image, self.screen_image(
+            image, apply_quality_gate=apply_quality_gate, _started=started, _decode_ms=(decoded - started) * 1000
+        )
 
-    def screen_image(self, image: np.ndarray, *, apply_quality_gate: bool = True,
-                     _started: float | None = None, _decode_ms: float = 0.0) -> ScreeningResult:
+    def screen_image(
+        self,
+        image: np.ndarray,
+        *,
+        apply_quality_gate: bool = True,
+        _started: float | None = None,
+        _decode_ms: float = 0.0,
+    ) -> ScreeningResult:
         """Screen an RGB uint8 image (e.g. a camera frame).
 
         With ``apply_quality_gate=False`` (evaluation) a failed gate is still
@@ -78,8 +88,11 @@ class Screener:
         lesion = find_lesion(image)
         report = assess_quality(image, lesion=lesion, thresholds=self.thresholds)
         timings["quality"] = _ms(t)
-        common: dict[str, Any] = {"quality": report.measures, "model_sha256": self.model.sha256,
-                  "threshold": self.model.manifest.threshold}
+        common: dict[str, Any] = {
+            "quality": report.measures,
+            "model_sha256": self.model.sha256,
+            "threshold": self.model.manifest.threshold,
+        }
         if not report.passed and apply_quality_gate:
             timings["total"] = _ms(started)
             # No lesion (or an unusable photo) must never come out as "low risk".
@@ -87,8 +100,9 @@ class Screener:
             return ScreeningResult.retake(report.reason, timings_ms=timings, **common)
 
         t = time.perf_counter()
-        model_input = preprocess(image, size=self.model.input_size,
-                                 recipe=self.model.manifest.preprocessing_recipe, lesion=lesion)
+        model_input = preprocess(
+            image, size=self.model.input_size, recipe=self.model.manifest.preprocessing_recipe, lesion=lesion
+        )
         timings["preprocess"] = _ms(t)
         t = time.perf_counter()
         probability = self.model.malignant_probability(model_input)
@@ -103,8 +117,15 @@ class Screener:
             # Weak lesion evidence (a faint real lesion, or a line or stain that is not one):
             # the model's "low" cannot be trusted there, so refer. When in doubt, refer.
             risk, reason = "refer", "lesion_unclear"
-        return ScreeningResult(status="ok", reason=reason, malignant_probability=round(probability, 4),
-                               risk=risk, features=features, timings_ms=timings, **common)
+        return ScreeningResult(
+            status="ok",
+            reason=reason,
+            malignant_probability=round(probability, 4),
+            risk=risk,
+            features=features,
+            timings_ms=timings,
+            **common,
+        )
 
 
 def _ms(since: float) -> float:

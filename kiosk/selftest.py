@@ -61,8 +61,7 @@ CASES: tuple[dict[str, Any], ...] = (
     {"seed": 9002, "radius": 0.22, "irregularity": 0.45, "colours": 3, "hairs": 3, "skin": (206, 156, 122)},
     {"seed": 9003, "radius": 0.26, "irregularity": 0.75, "colours": 4, "skin": (130, 86, 62)},
     {"seed": 9004, "radius": 0.24, "irregularity": 0.2, "colours": 2, "vignette": True, "skin": (228, 186, 160)},
-    {"seed": 9005, "radius": 0.14, "irregularity": 0.3, "colours": 2, "centre": (0.54, 0.47),
-     "skin": (172, 120, 88)},
+    {"seed": 9005, "radius": 0.14, "irregularity": 0.3, "colours": 2, "centre": (0.54, 0.47), "skin": (172, 120, 88)},
     {"seed": 9006, "radius": 0.2, "irregularity": 0.55, "colours": 4, "hairs": 6, "skin": (206, 156, 122)},
 )
 
@@ -106,23 +105,34 @@ def expected_outputs(model: Model) -> list[float]:
     return [model.malignant_probability(x) for x in _inputs_for(model)]
 
 
-def check_outputs(outputs: Sequence[float], expected: Sequence[float], *,
-                  tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResult:
+def check_outputs(
+    outputs: Sequence[float], expected: Sequence[float], *, tolerance: float = DEFAULT_TOLERANCE
+) -> SelfTestResult:
     """Compare outputs with the expected ones; every one must be within ``tolerance``."""
     got, want = tuple(float(v) for v in outputs), tuple(float(v) for v in expected)
     if len(got) != len(want):
-        return SelfTestResult(passed=False, outputs=got, expected=want, max_difference=float("inf"),
-                              tolerance=tolerance, detail=f"{len(want)} expected results for {len(got)} images")
+        return SelfTestResult(
+            passed=False,
+            outputs=got,
+            expected=want,
+            max_difference=float("inf"),
+            tolerance=tolerance,
+            detail=f"{len(want)} expected results for {len(got)} images",
+        )
     diffs = [abs(a - b) for a, b in zip(got, want, strict=True)]
     worst = int(np.argmax(diffs)) if diffs else 0
     largest = max(diffs, default=0.0)
     if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):  # NaN never compares as "too far"
         largest = float("inf")
     passed = largest <= tolerance
-    detail = (f"all {len(got)} images within {tolerance:.4f}" if passed else
-              f"image {worst + 1} gave {got[worst]:.4f}, expected {want[worst]:.4f}")
-    return SelfTestResult(passed=passed, outputs=got, expected=want, max_difference=largest,
-                          tolerance=tolerance, detail=detail)
+    detail = (
+        f"all {len(got)} images within {tolerance:.4f}"
+        if passed
+        else f"image {worst + 1} gave {got[worst]:.4f}, expected {want[worst]:.4f}"
+    )
+    return SelfTestResult(
+        passed=passed, outputs=got, expected=want, max_difference=largest, tolerance=tolerance, detail=detail
+    )
 
 
 def check(model: Model, expected: Sequence[float], *, tolerance: float = DEFAULT_TOLERANCE) -> SelfTestResult:

@@ -58,8 +58,17 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFF_FFFF_FFFF_FFFF, stream])
 
 
-def _check(width: int, height: int, radius: float, irregularity: float, colours: int, hairs: int,
-           blur_sigma: float, brightness: float, noise: float) -> None:
+def _check(
+    width: int,
+    height: int,
+    radius: float,
+    irregularity: float,
+    colours: int,
+    hairs: int,
+    blur_sigma: float,
+    brightness: float,
+    noise: float,
+) -> None:
     if width < 8 or height < 8:
         raise ValueError(f"image must be at least 8x8 pixels, got {width}x{height}")
     if radius <= 0:
@@ -72,8 +81,9 @@ def _check(width: int, height: int, radius: float, irregularity: float, colours:
         raise ValueError("hairs, blur_sigma, brightness and noise must be >= 0")
 
 
-def _outline(rng: np.random.Generator, cx: float, cy: float, r_px: float, irregularity: float,
-             min_aspect: float = 0.75) -> np.ndarray:
+def _outline(
+    rng: np.random.Generator, cx: float, cy: float, r_px: float, irregularity: float, min_aspect: float = 0.75
+) -> np.ndarray:
     """A closed outline (N x 2 pixel coordinates) of area pi*r_px**2 and centroid (cx, cy).
 
     An ellipse (random aspect and tilt) times a radial Fourier series whose
@@ -138,12 +148,13 @@ def _fill(points: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] = 
     toggles = np.bincount((row - r0) * cols + (col - c0), minlength=rows * cols).reshape(rows, cols)
     inside = (np.cumsum(toggles, axis=1) & 1).astype(bool)
     right = min(c0 + cols, width)
-    mask[r0:r0 + rows, c0:right][inside[:, :right - c0]] = 255
+    mask[r0 : r0 + rows, c0:right][inside[:, : right - c0]] = 255
     return mask
 
 
-def _lesion_outline(seed: int, width: int, height: int, centre: tuple[float, float], radius: float,
-                    irregularity: float) -> np.ndarray:
+def _lesion_outline(
+    seed: int, width: int, height: int, centre: tuple[float, float], radius: float, irregularity: float
+) -> np.ndarray:
     # Pixel centres sit at integer coordinates, so fraction 0.5 of 640 is x=319.5.
     cx, cy = centre[0] * width - 0.5, centre[1] * height - 0.5
     return _outline(_rng(seed, _GEOMETRY), cx, cy, radius * min(width, height), irregularity)
@@ -162,8 +173,9 @@ def _vignette(width: int, height: int) -> np.ndarray:
     return out
 
 
-def _smooth_noise(rng: np.random.Generator, grid: tuple[int, int], size: tuple[int, int],
-                  channels: int = 1) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, grid: tuple[int, int], size: tuple[int, int], channels: int = 1
+) -> np.ndarray:
     """Low-frequency noise: a small random grid upsampled smoothly (float32, ~unit std)."""
     rows, cols = grid
     shape = (rows, cols) if channels == 1 else (rows, cols, channels)
@@ -205,8 +217,17 @@ def _lesion_palette(rng: np.random.Generator, tone: np.ndarray, lesion_colour: R
     return palette
 
 
-def _paint_lesion(image: np.ndarray, texture: np.ndarray, tone: np.ndarray, outline: np.ndarray, r_px: float,
-                  *, seed: int, colours: int, lesion_colour: RGB | None) -> None:
+def _paint_lesion(
+    image: np.ndarray,
+    texture: np.ndarray,
+    tone: np.ndarray,
+    outline: np.ndarray,
+    r_px: float,
+    *,
+    seed: int,
+    colours: int,
+    lesion_colour: RGB | None,
+) -> None:
     """Blend the lesion into ``image`` in place, working only on its bounding box."""
     height, width = image.shape[:2]
     rng = _rng(seed, _ZONES)
@@ -268,8 +289,9 @@ def _hair_alpha(seed: int, width: int, height: int, hairs: int) -> np.ndarray:
     return canvas.astype(np.float32) * (1.0 / 255.0)
 
 
-def _finish(image: np.ndarray, *, seed: int, hairs: int, vignette: bool, blur_sigma: float,
-            brightness: float, noise: float) -> np.ndarray:
+def _finish(
+    image: np.ndarray, *, seed: int, hairs: int, vignette: bool, blur_sigma: float, brightness: float, noise: float
+) -> np.ndarray:
     # Full-frame steps use OpenCV calls: several times faster than numpy broadcasting here.
     height, width = image.shape[:2]
     if hairs:
@@ -291,18 +313,32 @@ def _finish(image: np.ndarray, *, seed: int, hairs: int, vignette: bool, blur_si
     return cv2.convertScaleAbs(image, alpha=brightness)  # scales, rounds and saturates to uint8
 
 
-def draw_skin(*, seed: int, width: int = 640, height: int = 480, skin: RGB | None = None,
-              noise: float = 3.0) -> np.ndarray:
+def draw_skin(
+    *, seed: int, width: int = 640, height: int = 480, skin: RGB | None = None, noise: float = 3.0
+) -> np.ndarray:
     """Blank textured skin, no lesion (RGB uint8); the same background ``draw_lesion`` uses."""
     _check(width, height, 0.1, 0.0, 1, 0, 0.0, 1.0, noise)
     image, _, _ = _skin(seed, width, height, skin)
     return _finish(image, seed=seed, hairs=0, vignette=False, blur_sigma=0.0, brightness=1.0, noise=noise)
 
 
-def draw_lesion(*, seed: int, width: int = 640, height: int = 480, centre: tuple[float, float] = (0.5, 0.5),
-                radius: float = 0.2, irregularity: float = 0.3, colours: int = 2, hairs: int = 0,
-                skin: RGB | None = None, lesion_colour: RGB | None = None, vignette: bool = False,
-                blur_sigma: float = 0.0, brightness: float = 1.0, noise: float = 3.0) -> np.ndarray:
+def draw_lesion(
+    *,
+    seed: int,
+    width: int = 640,
+    height: int = 480,
+    centre: tuple[float, float] = (0.5, 0.5),
+    radius: float = 0.2,
+    irregularity: float = 0.3,
+    colours: int = 2,
+    hairs: int = 0,
+    skin: RGB | None = None,
+    lesion_colour: RGB | None = None,
+    vignette: bool = False,
+    blur_sigma: float = 0.0,
+    brightness: float = 1.0,
+    noise: float = 3.0,
+) -> np.ndarray:
     """Draw a pigmented lesion on skin (RGB uint8, HxWx3).
 
     ``centre`` is the lesion centroid as fractions of (width, height);
@@ -318,16 +354,38 @@ def draw_lesion(*, seed: int, width: int = 640, height: int = 480, centre: tuple
     _check(width, height, radius, irregularity, colours, hairs, blur_sigma, brightness, noise)
     image, texture, tone = _skin(seed, width, height, skin)
     outline = _lesion_outline(seed, width, height, centre, radius, irregularity)
-    _paint_lesion(image, texture, tone, outline, radius * min(width, height), seed=seed, colours=colours,
-                  lesion_colour=lesion_colour)
-    return _finish(image, seed=seed, hairs=hairs, vignette=vignette, blur_sigma=blur_sigma,
-                   brightness=brightness, noise=noise)
+    _paint_lesion(
+        image,
+        texture,
+        tone,
+        outline,
+        radius * min(width, height),
+        seed=seed,
+        colours=colours,
+        lesion_colour=lesion_colour,
+    )
+    return _finish(
+        image, seed=seed, hairs=hairs, vignette=vignette, blur_sigma=blur_sigma, brightness=brightness, noise=noise
+    )
 
 
-def lesion_mask(*, seed: int, width: int = 640, height: int = 480, centre: tuple[float, float] = (0.5, 0.5),
-                radius: float = 0.2, irregularity: float = 0.3, colours: int = 2, hairs: int = 0,
-                skin: RGB | None = None, lesion_colour: RGB | None = None, vignette: bool = False,
-                blur_sigma: float = 0.0, brightness: float = 1.0, noise: float = 3.0) -> np.ndarray:
+def lesion_mask(
+    *,
+    seed: int,
+    width: int = 640,
+    height: int = 480,
+    centre: tuple[float, float] = (0.5, 0.5),
+    radius: float = 0.2,
+    irregularity: float = 0.3,
+    colours: int = 2,
+    hairs: int = 0,
+    skin: RGB | None = None,
+    lesion_colour: RGB | None = None,
+    vignette: bool = False,
+    blur_sigma: float = 0.0,
+    brightness: float = 1.0,
+    noise: float = 3.0,
+) -> np.ndarray:
     """The ground-truth lesion of ``draw_lesion`` with the same arguments (bool HxW).
 
     Only geometry matters; colour, hair, blur, brightness and noise arguments

@@ -73,8 +73,9 @@ def percentile(values: list[float], q: float) -> float:
 class Kiosk:
     """One ``kiosk serve`` subprocess and a keep-alive HTTP session with its cookie and CSRF token."""
 
-    def __init__(self, *, model: str | None, camera: str, data_dir: Path, threads: int | None,
-                 startup_timeout: float) -> None:
+    def __init__(
+        self, *, model: str | None, camera: str, data_dir: Path, threads: int | None, startup_timeout: float
+    ) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
         env["KIOSK_GPIO_ENABLED"] = "false"
@@ -85,8 +86,17 @@ class Kiosk:
             cmd += ["--model", model]
         if threads:
             cmd += ["--threads", str(threads)]
-        cmd += ["serve", "--camera", camera, "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(data_dir / "data")]
+        cmd += [
+            "serve",
+            "--camera",
+            camera,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir / "data"),
+        ]
         self.log_path = data_dir / "serve.log"
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -96,7 +106,9 @@ class Kiosk:
         started = time.monotonic()
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit(f"bench_api: kiosk serve exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+                raise SystemExit(
+                    f"bench_api: kiosk serve exited with {self.proc.returncode}:\n{self.log_path.read_text()}"
+                )
             try:
                 status, _, _ = self.request("GET", "/healthz")
                 if status == 200:
@@ -133,8 +145,9 @@ class Kiosk:
     def screen(self) -> tuple[float, dict]:
         """One capture through the API; (milliseconds, the JSON result)."""
         started = time.perf_counter()
-        status, _, body = self.request("POST", "/api/screenings",
-                                       {"X-CSRF-Token": self.csrf, "Accept": "application/json", "Content-Length": "0"})
+        status, _, body = self.request(
+            "POST", "/api/screenings", {"X-CSRF-Token": self.csrf, "Accept": "application/json", "Content-Length": "0"}
+        )
         elapsed = (time.perf_counter() - started) * 1000
         if status != 201:
             raise SystemExit(f"bench_api: POST /api/screenings answered {status}: {body[:300]!r}")
@@ -154,7 +167,13 @@ class Kiosk:
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> dict:
-    kiosk = Kiosk(model=args.model, camera=args.camera, data_dir=data_dir, threads=args.threads, startup_timeout=args.startup_timeout)
+    kiosk = Kiosk(
+        model=args.model,
+        camera=args.camera,
+        data_dir=data_dir,
+        threads=args.threads,
+        startup_timeout=args.startup_timeout,
+    )
     try:
         statuses: dict[str, int] = {}
         for _ in range(WARMUP):
@@ -217,18 +236,20 @@ def describe(report: dict) -> str:
     def mark(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
-    return "\n".join([
-        f"kiosk serve (camera {report['camera']}) answered after {report['startup_s']} s",
-        f"capture to result over POST /api/screenings, {lat['count']} screenings: median {lat['median_ms']} ms, "
-        f"p90 {lat['p90_ms']} ms, max {lat['max_ms']} ms "
-        f"(target median <= {report['targets']['median_ms']:g} ms: {mark(met['median_ms'])}); "
-        f"results {lat['statuses']}",
-        f"server memory over {mem['count']} more screenings: "
-        f"RSS {mem['rss_before_mb']} -> {mem['rss_after_mb']} MB, "
-        f"growth {mem['rss_growth_mb']} MB (target <= {report['targets']['rss_growth_mb']:g} MB: "
-        f"{mark(met['rss_growth_mb'])}); peak RSS {mem['rss_peak_mb']} MB, high-water mark {mem['vm_hwm_mb']} MB "
-        f"(target <= {report['targets']['peak_rss_mb']:g} MB: {mark(met['peak_rss_mb'])})",
-    ])
+    return "\n".join(
+        [
+            f"kiosk serve (camera {report['camera']}) answered after {report['startup_s']} s",
+            f"capture to result over POST /api/screenings, {lat['count']} screenings: median {lat['median_ms']} ms, "
+            f"p90 {lat['p90_ms']} ms, max {lat['max_ms']} ms "
+            f"(target median <= {report['targets']['median_ms']:g} ms: {mark(met['median_ms'])}); "
+            f"results {lat['statuses']}",
+            f"server memory over {mem['count']} more screenings: "
+            f"RSS {mem['rss_before_mb']} -> {mem['rss_after_mb']} MB, "
+            f"growth {mem['rss_growth_mb']} MB (target <= {report['targets']['rss_growth_mb']:g} MB: "
+            f"{mark(met['rss_growth_mb'])}); peak RSS {mem['rss_peak_mb']} MB, high-water mark {mem['vm_hwm_mb']} MB "
+            f"(target <= {report['targets']['peak_rss_mb']:g} MB: {mark(met['peak_rss_mb'])})",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera", default="synthetic", help="camera spec for the server (default synthetic)")
     parser.add_argument("--threads", type=int, help="inference threads for the server (default from settings)")
     parser.add_argument("-n", "--count", type=int, default=50, help="screenings timed for latency (default 50)")
-    parser.add_argument("--memory-count", type=int, default=300,
-                        help="screenings run while memory is watched (default 300)")
+    parser.add_argument(
+        "--memory-count", type=int, default=300, help="screenings run while memory is watched (default 300)"
+    )
     parser.add_argument("--sample-every", type=int, default=10, help="read RSS every N screenings (default 10)")
     parser.add_argument("--data-dir", help="records folder parent, kept afterwards (default: a temporary one)")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for /healthz")

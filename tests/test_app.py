@@ -15,8 +15,11 @@ from tests.web_conftest import FAST_RETRY, Rig, make_settings, wait_until
 
 
 def settings_for(model_path, tmp_path, **gpio) -> Settings:
-    return Settings(model=ModelSettings(path=model_path), records=RecordsSettings(data_dir=tmp_path / "data"),
-                    gpio=GpioSettings(**gpio) if gpio else GpioSettings(enabled=False))
+    return Settings(
+        model=ModelSettings(path=model_path),
+        records=RecordsSettings(data_dir=tmp_path / "data"),
+        gpio=GpioSettings(**gpio) if gpio else GpioSettings(enabled=False),
+    )
 
 
 def test_build_kiosk_loads_the_model_once_and_shares_one_screener(tiny_model_path, tmp_path, monkeypatch):

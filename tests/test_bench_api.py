@@ -15,9 +15,27 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason=
 
 
 def test_bench_api_reports_latency_and_memory_as_json(tiny_model_path, tmp_path):
-    r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_api.py"), "--model", str(tiny_model_path),
-                        "--count", "5", "--memory-count", "5", "--sample-every", "2", "--data-dir", str(tmp_path),
-                        "--json"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "bench_api.py"),
+            "--model",
+            str(tiny_model_path),
+            "--count",
+            "5",
+            "--memory-count",
+            "5",
+            "--sample-every",
+            "2",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert set(report) >= {"camera", "startup_s", "latency", "memory", "targets", "met", "server_exit_code"}
@@ -32,6 +50,11 @@ def test_bench_api_reports_latency_and_memory_as_json(tiny_model_path, tmp_path)
 
 
 def test_bench_api_refuses_a_zero_count():
-    r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bench_api.py"), "--count", "0"],
-                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench_api.py"), "--count", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--count" in r.stderr

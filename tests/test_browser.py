@@ -39,8 +39,15 @@ if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [test] extra)")
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORTS = {"800x480": (800, 480), "1280x720": (1280, 720)}
 PIN = "2580"
 MIN_TARGET = 48  # px: the smallest touch target the page may have
@@ -69,8 +76,22 @@ def kiosk_serve(model: Path, folder: Path, *, camera: str = "synthetic") -> Iter
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=DEMO_PIN_HASH)  # the hash of PIN (2580)
-    cmd = [sys.executable, "-m", "kiosk", "--model", str(model), "serve", "--camera", camera,
-           "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(folder / "data")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(model),
+        "serve",
+        "--camera",
+        camera,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(folder / "data"),
+    ]
     with open(folder / "serve.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -116,7 +137,9 @@ def blank_skin_url(tiny_model_path, tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("kiosk-blank-skin")
     photos = folder / "photos"
     photos.mkdir()
-    cv2.imwrite(str(photos / "blank_skin.png"), cv2.cvtColor(draw_skin(seed=3, width=640, height=480), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(photos / "blank_skin.png"), cv2.cvtColor(draw_skin(seed=3, width=640, height=480), cv2.COLOR_RGB2BGR)
+    )
     with kiosk_serve(tiny_model_path, folder, camera=f"replay:{photos}") as base:
         yield base
 
@@ -144,18 +167,31 @@ class Screen:
         width, height = VIEWPORTS[viewport]
         self.name = viewport
         self.artifacts = artifacts
-        self.context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True,
-                                           device_scale_factor=1, locale="en-US")
+        self.context = browser.new_context(
+            viewport={"width": width, "height": height}, has_touch=True, device_scale_factor=1, locale="en-US"
+        )
         self.context.set_default_timeout(20_000)
         self.page = self.context.new_page()
         self.problems: list[str] = []
         page = self.page
-        page.on("console", lambda msg: self.problems.append(f"console {msg.type}: {msg.text} ({msg.location})")
-                if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: (
+                self.problems.append(f"console {msg.type}: {msg.text} ({msg.location})")
+                if msg.type == "error"
+                else None
+            ),
+        )
         page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
         page.on("requestfailed", lambda req: self.problems.append(f"failed: {req.method} {req.url} ({req.failure})"))
-        page.on("response", lambda resp: self.problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}")
-                if resp.status >= 400 else None)
+        page.on(
+            "response",
+            lambda resp: (
+                self.problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}")
+                if resp.status >= 400
+                else None
+            ),
+        )
 
     def goto(self, url: str) -> None:
         self.page.goto(url)
@@ -171,14 +207,17 @@ class Screen:
         """No sideways scrolling, and every visible control is a big enough touch target."""
         width = self.page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], f"{self.name} {label}: scrolls sideways ({width[0]} px > {width[1]} px)"
-        small = self.page.evaluate("""(minimum) => Array.from(document.querySelectorAll(
+        small = self.page.evaluate(
+            """(minimum) => Array.from(document.querySelectorAll(
                 'a[href], button, input:not([type=hidden]), select, textarea, [role=button]'))
             .filter(e => { const s = getComputedStyle(e), r = e.getBoundingClientRect();
                            return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; })
             .map(e => { const r = e.getBoundingClientRect();
                         return {what: e.outerHTML.slice(0, 80), width: Math.round(r.width),
                                 height: Math.round(r.height)}; })
-            .filter(t => t.width < minimum || t.height < minimum)""", MIN_TARGET)
+            .filter(t => t.width < minimum || t.height < minimum)""",
+            MIN_TARGET,
+        )
         assert small == [], f"{self.name} {label}: touch targets under {MIN_TARGET} px: {small}"
 
     def assert_clean(self) -> None:
@@ -199,7 +238,8 @@ def wait_for_preview(screen: Screen) -> None:
     """The live preview <img> has decoded at least one MJPEG frame."""
     screen.page.wait_for_function(
         "() => { const img = document.querySelector('[data-testid=preview]'); return img && img.naturalWidth > 0; }",
-        timeout=20_000)
+        timeout=20_000,
+    )
 
 
 def disclaimer_text(screen: Screen) -> str:
@@ -282,7 +322,11 @@ def test_home_capture_result_languages_and_slips(screen, kiosk_url):
                     return {page: doc.scrollWidth - window.innerWidth, slip: slip.scrollWidth - slip.clientWidth,
                             width: box.width, out};
                 }""")
-                assert overflow["page"] <= 0 and overflow["slip"] <= 0 and overflow["out"] == [], (paper, lang, overflow)
+                assert overflow["page"] <= 0 and overflow["slip"] <= 0 and overflow["out"] == [], (
+                    paper,
+                    lang,
+                    overflow,
+                )
                 assert overflow["width"] <= width + 0.5, (paper, lang, overflow)
                 pdf = page.pdf(prefer_css_page_size=True, print_background=True)
             finally:
@@ -380,15 +424,19 @@ def test_the_power_button_notice_covers_every_page_and_goes_away(screen, kiosk_u
 
     screen.page.route("**/api/state", state)
     box = screen.testid("station-notice")
-    for path, lang, words in (("/", "fil", "Bitawan para kanselahin"), ("/pin?lang=war", "war", "Buhii para kanselahon"),
-                              ("/?lang=en", "en", "Let go to cancel")):
+    for path, lang, words in (
+        ("/", "fil", "Bitawan para kanselahin"),
+        ("/pin?lang=war", "war", "Buhii para kanselahon"),
+        ("/?lang=en", "en", "Let go to cancel"),
+    ):
         screen.goto(kiosk_url + path + ("" if "lang=" in path else f"?lang={lang}"))
         box.wait_for(state="visible")
         assert words in box.inner_text()
     screen.shot("notice-power-hold")
     notice["value"] = "shutting_down"
-    screen.page.wait_for_function("() => document.querySelector('[data-testid=station-notice]')"
-                                  ".innerText.includes('turning off')")
+    screen.page.wait_for_function(
+        "() => document.querySelector('[data-testid=station-notice]').innerText.includes('turning off')"
+    )
     notice["value"] = None
     box.wait_for(state="hidden")
     screen.assert_clean()

@@ -40,8 +40,15 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the [test] extra)")
 pytest.importorskip("cryptography")
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PIN = "2580"
 MIN_TARGET = 48
 
@@ -65,8 +72,22 @@ def kiosk_serve(model: Path, folder: Path, *, env: dict[str, str]) -> Iterator[s
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     environ.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=PIN, **env)
-    cmd = [sys.executable, "-m", "kiosk", "--model", str(model), "serve", "--camera", "synthetic",
-           "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(folder / "data")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(model),
+        "serve",
+        "--camera",
+        "synthetic",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(folder / "data"),
+    ]
     log_path = folder / "serve.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
@@ -114,16 +135,22 @@ def page(tmp_path) -> Iterator[object]:
     problems: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True, device_scale_factor=1,
-                                      locale="en-US")
+        context = browser.new_context(
+            viewport={"width": 800, "height": 480}, has_touch=True, device_scale_factor=1, locale="en-US"
+        )
         context.set_default_timeout(30_000)
         pg = context.new_page()
-        pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-              if msg.type == "error" else None)
+        pg.on(
+            "console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        )
         pg.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
         pg.on("requestfailed", lambda req: problems.append(f"failed: {req.method} {req.url} ({req.failure})"))
-        pg.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}")
-              if resp.status >= 400 else None)
+        pg.on(
+            "response",
+            lambda resp: (
+                problems.append(f"HTTP {resp.status}: {resp.request.method} {resp.url}") if resp.status >= 400 else None
+            ),
+        )
         pg.problems = problems  # type: ignore[attr-defined]
         pg.artifacts = tmp_path / "artifacts"  # type: ignore[attr-defined]
         yield pg
@@ -151,14 +178,17 @@ def assert_fits(page, label: str) -> None:
     """No sideways scrolling, and every visible control is a big enough touch target."""
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"{label}: scrolls sideways ({width[0]} px > {width[1]} px)"
-    small = page.evaluate("""(minimum) => Array.from(document.querySelectorAll(
+    small = page.evaluate(
+        """(minimum) => Array.from(document.querySelectorAll(
             'a[href], button, input:not([type=hidden]), select, textarea, [role=button]'))
         .filter(e => { const s = getComputedStyle(e), r = e.getBoundingClientRect();
                        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden'; })
         .map(e => { const r = e.getBoundingClientRect();
                     return {what: e.outerHTML.slice(0, 80),
                             width: Math.round(r.width), height: Math.round(r.height)}; })
-        .filter(t => t.width < minimum || t.height < minimum)""", MIN_TARGET)
+        .filter(t => t.width < minimum || t.height < minimum)""",
+        MIN_TARGET,
+    )
     assert small == [], f"{label}: touch targets under {MIN_TARGET} px: {small}"
 
 

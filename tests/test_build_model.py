@@ -26,7 +26,13 @@ def test_build_writes_int8_model_manifest_and_report(tiny_build):
     assert manifest.input_dtype == "uint8"
     assert manifest.quantization["input"]["dtype"] == "uint8" and manifest.quantization["output"]["dtype"] == "uint8"
     assert manifest.preprocessing_recipe == "crop-sog6-v1"
-    assert set(manifest.extra["source_export"]["training_run"]) <= {"best_epoch", "epochs_run", "weights", "initialised_from", "trained_with"}
+    assert set(manifest.extra["source_export"]["training_run"]) <= {
+        "best_epoch",
+        "epochs_run",
+        "weights",
+        "initialised_from",
+        "trained_with",
+    }
     report = model_path.with_name("tiny_int8-report")
     assert (report / "report.md").read_text().startswith("# Model build report")
     for png in ("roc.png", "confusion.png"):
@@ -59,8 +65,12 @@ def test_evaluation_in_manifest_matches_kiosk_inference(tiny_build):
 
 
 def run_build(*args):
-    return subprocess.run([str(REPO_ROOT / "deploy" / "build-model"), *map(str, args)],
-                          capture_output=True, text=True, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(REPO_ROOT / "deploy" / "build-model"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture()
@@ -76,8 +86,15 @@ def assert_untouched(models_dir):
 
 
 def test_missing_export_is_one_line_and_touches_nothing(tiny_build, models_dir, tmp_path):
-    r = run_build(tmp_path / "nope", "--calibration", tiny_build["calibration"], "--validation",
-                  tiny_build["validation"], "--out", models_dir / "x")
+    r = run_build(
+        tmp_path / "nope",
+        "--calibration",
+        tiny_build["calibration"],
+        "--validation",
+        tiny_build["validation"],
+        "--out",
+        models_dir / "x",
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "export folder not found" in r.stderr
     assert_untouched(models_dir)
@@ -86,8 +103,9 @@ def test_missing_export_is_one_line_and_touches_nothing(tiny_build, models_dir, 
 def test_too_few_calibration_images(tiny_build, models_dir, tmp_path):
     few = tmp_path / "few"
     write_drawn_images(few, range(10))
-    r = run_build(tiny_build["export"], "--calibration", few, "--validation", tiny_build["validation"],
-                  "--out", models_dir / "x")
+    r = run_build(
+        tiny_build["export"], "--calibration", few, "--validation", tiny_build["validation"], "--out", models_dir / "x"
+    )
     assert r.returncode == 2 and "at least 300 needed" in r.stderr
     assert_untouched(models_dir)
 
@@ -96,8 +114,9 @@ def test_empty_class_folder(tiny_build, models_dir, tmp_path):
     val = tmp_path / "val"
     shutil.copytree(tiny_build["validation"] / "benign", val / "benign")
     (val / "malignant").mkdir()
-    r = run_build(tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val,
-                  "--out", models_dir / "x")
+    r = run_build(
+        tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val, "--out", models_dir / "x"
+    )
     assert r.returncode == 2 and "validation malignant folder is empty" in r.stderr
     assert_untouched(models_dir)
 
@@ -106,8 +125,9 @@ def test_non_image_file_is_named(tiny_build, models_dir, tmp_path):
     val = tmp_path / "val"
     shutil.copytree(tiny_build["validation"], val)
     (val / "benign" / "notes.txt").write_text("hello")
-    r = run_build(tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val,
-                  "--out", models_dir / "x")
+    r = run_build(
+        tiny_build["export"], "--calibration", tiny_build["calibration"], "--validation", val, "--out", models_dir / "x"
+    )
     assert r.returncode == 2 and "notes.txt" in r.stderr and "not an image" in r.stderr
     assert_untouched(models_dir)
 
@@ -118,8 +138,15 @@ def test_wrong_input_shape_in_export(tiny_build, models_dir, tmp_path):
     info = json.loads((export / "export.json").read_text())
     info["input"]["width"] = 32
     (export / "export.json").write_text(json.dumps(info))
-    r = run_build(export, "--calibration", tiny_build["calibration"], "--validation", tiny_build["validation"],
-                  "--out", models_dir / "x")
+    r = run_build(
+        export,
+        "--calibration",
+        tiny_build["calibration"],
+        "--validation",
+        tiny_build["validation"],
+        "--out",
+        models_dir / "x",
+    )
     assert r.returncode == 2 and "square RGB" in r.stderr
     assert_untouched(models_dir)
 
@@ -129,8 +156,14 @@ def test_int8_accuracy_guard_refuses_and_touches_nothing(tiny_build, models_dir)
 
     # A negative allowance can never be met, so the guard must refuse before writing anything.
     with pytest.raises(BuildError, match="int8 loses"):
-        build(tiny_build["export"], tiny_build["calibration"], tiny_build["validation"], models_dir / "x",
-              max_int8_loss=-1.0, log=lambda s: None)
+        build(
+            tiny_build["export"],
+            tiny_build["calibration"],
+            tiny_build["validation"],
+            models_dir / "x",
+            max_int8_loss=-1.0,
+            log=lambda s: None,
+        )
     assert_untouched(models_dir)
 
 
@@ -138,8 +171,14 @@ def test_default_threshold_rule_is_the_confident_one(tiny_build, models_dir):
     from training.convert import build
 
     out = models_dir / "confident"
-    build(tiny_build["export"], tiny_build["calibration"], tiny_build["validation"], out, max_int8_loss=100.0,
-          log=lambda s: None)
+    build(
+        tiny_build["export"],
+        tiny_build["calibration"],
+        tiny_build["validation"],
+        out,
+        max_int8_loss=100.0,
+        log=lambda s: None,
+    )
     manifest = read_manifest(out.with_suffix(".json"))
     at = manifest.extra["validation_metrics"]["int8"]["at_threshold"]
     # 20 melanomas are too few for the lower 95% bound (59 needed): the build refers every one and says so.

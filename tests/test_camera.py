@@ -41,6 +41,7 @@ def solid(rgb: tuple[int, int, int], size: tuple[int, int] = (80, 60)) -> np.nda
 
 # --- helpers ----------------------------------------------------------------------
 
+
 def test_fit_within_keeps_aspect_and_never_upscales() -> None:
     assert fit_within(np.zeros((960, 1280, 3), np.uint8), (640, 480)).shape == (480, 640, 3)
     assert fit_within(np.zeros((1080, 1920, 3), np.uint8), (640, 480)).shape == (360, 640, 3)
@@ -59,6 +60,7 @@ def test_opencv_frames_are_converted_to_rgb() -> None:
 
 
 # --- synthetic ----------------------------------------------------------------------
+
 
 def test_synthetic_capture_draws_a_new_lesion_each_time() -> None:
     with SyntheticCamera(width=320, height=240, preview_size=(160, 120), seed=5, fps=None) as cam:
@@ -101,6 +103,7 @@ def test_synthetic_close_stops_frames_and_captures() -> None:
 
 
 # --- replay -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def replay_dir(tmp_path: Path) -> Path:
@@ -161,6 +164,7 @@ def test_replay_with_only_unreadable_images_raises_on_capture(tmp_path: Path) ->
 
 # --- OpenCV --------------------------------------------------------------------------
 
+
 def test_opencv_nonexistent_device_raises() -> None:
     with pytest.raises(CameraError) as info:
         OpenCVCamera(99)
@@ -175,7 +179,7 @@ def test_opencv_nonexistent_device_raises() -> None:
 class FakeCapture:
     """Stands in for cv2.VideoCapture: numbered BGR frames, records calls."""
 
-    opened: list["FakeCapture"] = []
+    opened: list[FakeCapture] = []
 
     def __init__(self, device: Any, api: int = 0) -> None:
         self.device, self.api = device, api
@@ -253,26 +257,27 @@ def test_opencv_open_without_frames_raises(monkeypatch: pytest.MonkeyPatch) -> N
 
 # --- picamera2 ----------------------------------------------------------------------
 
+
 def i420_with_padding(rgb: np.ndarray, stride: int) -> np.ndarray:
     """Lay out an image the way picamera2 returns a YUV420 lores array: (h*3/2) x stride."""
     height, width = rgb.shape[:2]
     planar = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
-    y = planar[:width * height].reshape(height, width)
-    u = planar[width * height:width * height * 5 // 4].reshape(height // 2, width // 2)
-    v = planar[width * height * 5 // 4:].reshape(height // 2, width // 2)
+    y = planar[: width * height].reshape(height, width)
+    u = planar[width * height : width * height * 5 // 4].reshape(height // 2, width // 2)
+    v = planar[width * height * 5 // 4 :].reshape(height // 2, width // 2)
     pad = np.zeros((height, stride), np.uint8)
     pad[:, :width] = y
     upad = np.zeros((height // 2, stride // 2), np.uint8)
-    upad[:, :width // 2] = u
+    upad[:, : width // 2] = u
     vpad = np.zeros((height // 2, stride // 2), np.uint8)
-    vpad[:, :width // 2] = v
+    vpad[:, : width // 2] = v
     return np.concatenate([pad.reshape(-1), upad.reshape(-1), vpad.reshape(-1)]).reshape(height * 3 // 2, stride)
 
 
 class FakePicamera2:
     """Records how the backend drives picamera2; frames are synthetic."""
 
-    instances: list["FakePicamera2"] = []
+    instances: list[FakePicamera2] = []
 
     def __init__(self, camera_num: int = 0) -> None:
         self.calls: list[tuple[str, Any]] = [("init", camera_num)]
@@ -379,8 +384,9 @@ def test_picamera2_missing_module_is_a_camera_error(monkeypatch: pytest.MonkeyPa
     assert "apt install python3-picamera2" in str(info.value)
 
 
-def test_picamera2_without_a_camera_is_a_camera_error(fake_picamera2: type[FakePicamera2],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_picamera2_without_a_camera_is_a_camera_error(
+    fake_picamera2: type[FakePicamera2], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_camera(camera_num: int = 0) -> None:
         raise IndexError("list index out of range")
 
@@ -398,8 +404,23 @@ def test_yuv420_conversion_matches_opencv() -> None:
 
 # --- open_camera ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec", ["", "webcam", "usb:0", "opencv", "opencv:", "opencv:abc", "opencv:-1",
-                                  "replay", "replay:", "picamera2:0", "synthetic:3"])
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "webcam",
+        "usb:0",
+        "opencv",
+        "opencv:",
+        "opencv:abc",
+        "opencv:-1",
+        "replay",
+        "replay:",
+        "picamera2:0",
+        "synthetic:3",
+    ],
+)
 def test_bad_spec_is_a_config_error_naming_the_setting(spec: str) -> None:
     with pytest.raises(ConfigError) as info:
         open_camera(spec)
@@ -445,8 +466,10 @@ def test_auto_falls_back_to_synthetic_with_fakes(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(camera_pkg, "OpenCVCamera", no_usb)
     lines: list[str] = []
     assert isinstance(open_camera("auto", log=lines.append), SyntheticCamera)
-    assert lines == [f"camera: using synthetic (demo images, not a real camera); skipped picamera2: "
-                     f"{NOT_INSTALLED}; opencv:0: cannot open camera 0"]
+    assert lines == [
+        f"camera: using synthetic (demo images, not a real camera); skipped picamera2: "
+        f"{NOT_INSTALLED}; opencv:0: cannot open camera 0"
+    ]
 
 
 def test_auto_prefers_picamera2(fake_picamera2: type[FakePicamera2]) -> None:
@@ -471,8 +494,9 @@ def test_auto_uses_a_working_usb_camera(monkeypatch: pytest.MonkeyPatch) -> None
 SIZED = {"still_width": 1024, "still_height": 768, "preview_width": 320, "preview_height": 240}
 
 
-def test_every_backend_gets_its_sizes_from_the_settings(tmp_path: Path, fake_picamera2: type[FakePicamera2],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_backend_gets_its_sizes_from_the_settings(
+    tmp_path: Path, fake_picamera2: type[FakePicamera2], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kiosk.camera import camera_from_settings
     from kiosk.config import Settings, load_settings
 

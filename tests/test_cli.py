@@ -14,10 +14,31 @@ import pytest
 from kiosk.synthetic import draw_skin, random_lesion
 from tests.conftest import REPO_ROOT, write_drawn_images
 
-SCREEN_KEYS = {"image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
-               "model_sha256", "timings_ms"}
-EVALUATE_KEYS = {"n", "auc", "threshold", "accuracy", "sensitivity", "specificity", "precision", "f1",
-                 "confusion", "argmax", "retake_count", "model_sha256"}
+SCREEN_KEYS = {
+    "image",
+    "status",
+    "reason",
+    "malignant_probability",
+    "risk",
+    "threshold",
+    "features",
+    "model_sha256",
+    "timings_ms",
+}
+EVALUATE_KEYS = {
+    "n",
+    "auc",
+    "threshold",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "confusion",
+    "argmax",
+    "retake_count",
+    "model_sha256",
+}
 
 
 def kiosk(*args, model=None, env=None):
@@ -25,8 +46,9 @@ def kiosk(*args, model=None, env=None):
     if model is not None:
         cmd += ["--model", str(model)]
     full_env = {**os.environ, "KIOSK_GPIO_ENABLED": "false", **(env or {})}
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, env=full_env,
-                          timeout=300)
+    return subprocess.run(
+        [*cmd, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, env=full_env, timeout=300
+    )
 
 
 @pytest.fixture()
@@ -124,8 +146,9 @@ def test_doctor_one_line_per_check(tiny_model_path, tmp_path):
 
 
 def test_doctor_fails_on_a_broken_model(tmp_path):
-    r = kiosk("doctor", "--camera", "synthetic", model=tmp_path / "gone.tflite",
-              env={"KIOSK_RECORDS_DATA_DIR": str(tmp_path)})
+    r = kiosk(
+        "doctor", "--camera", "synthetic", model=tmp_path / "gone.tflite", env={"KIOSK_RECORDS_DATA_DIR": str(tmp_path)}
+    )
     assert r.returncode == 2 and any(line.startswith("FAIL model:") for line in r.stdout.splitlines())
 
 

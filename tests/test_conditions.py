@@ -49,7 +49,7 @@ def test_srgb_round_trip():
 @pytest.mark.parametrize("stops", [-0.5, -1.0, -1.5])
 def test_under_exposure_scales_linear_luminance_by_the_factor(stops):
     ratio = luminance(to_linear(exposure(IMAGE, stops, RNG))).mean() / luminance(to_linear(IMAGE)).mean()
-    assert ratio == pytest.approx(2.0 ** stops, rel=0.01)
+    assert ratio == pytest.approx(2.0**stops, rel=0.01)
 
 
 def test_over_exposure_brightens_and_clips():
@@ -63,7 +63,7 @@ def test_white_balance_multiplies_red_over_blue_by_gain_squared():
     unclipped = lin[..., 0] * 1.3 < 0.98  # a cast cannot raise what is already near white
     before = lin[..., 0][unclipped].mean() / lin[..., 2][unclipped].mean()
     after = out[..., 0][unclipped].mean() / out[..., 2][unclipped].mean()
-    assert after / before == pytest.approx(1.3 ** 2, rel=0.02)
+    assert after / before == pytest.approx(1.3**2, rel=0.02)
 
 
 def test_vignette_darkens_corners_by_the_strength_and_keeps_the_centre():
@@ -78,8 +78,10 @@ def test_lens_circle_is_black_outside_and_untouched_inside():
     out = lens_circle(IMAGE, 0.5, RNG)
     h, w = IMAGE.shape[:2]
     assert out[0, 0].max() == 0 and out[-1, -1].max() == 0
-    assert np.array_equal(out[h // 2 - 20:h // 2 + 20, w // 2 - 20:w // 2 + 20],
-                          IMAGE[h // 2 - 20:h // 2 + 20, w // 2 - 20:w // 2 + 20])
+    assert np.array_equal(
+        out[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20],
+        IMAGE[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20],
+    )
 
 
 def _sharpness(image):
@@ -108,7 +110,7 @@ def test_smaller_in_frame_shrinks_the_lesion_area_by_scale_squared(severity):
     scale = CONDITIONS["smaller"].severities[severity]
     before = find_lesion(IMAGE).area_fraction
     after = find_lesion(apply("smaller", IMAGE, severity=severity, seed=1)).area_fraction
-    assert after / before == pytest.approx(scale ** 2, rel=0.25)
+    assert after / before == pytest.approx(scale**2, rel=0.25)
 
 
 @pytest.mark.parametrize("fitzpatrick", [4, 5, 6])

@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kiosk.config import (
@@ -185,8 +186,17 @@ def test_env_overrides_file_with_type_conversion(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1", True), ("0", False), ("true", True), ("FALSE", False), ("yes", True), ("No", False),
-     ("on", True), ("off", False), (" on ", True)],
+    [
+        ("1", True),
+        ("0", False),
+        ("true", True),
+        ("FALSE", False),
+        ("yes", True),
+        ("No", False),
+        ("on", True),
+        ("off", False),
+        (" on ", True),
+    ],
 )
 def test_env_bool_words(text: str, expected: bool) -> None:
     assert load_settings(env={"KIOSK_RECORDS_KEEP_IMAGES": text}).records.keep_images is expected
@@ -302,8 +312,19 @@ def test_out_of_range(env: dict[str, str], key: str, fragment: str) -> None:
     assert next(iter(env)) in str(err)  # names the variable that set it
 
 
-@pytest.mark.parametrize("source", ["auto", "picamera2", "synthetic", "opencv:0", "opencv:12", "opencv:/dev/video0",
-                                    "replay:/srv/photos", "replay:photos"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "auto",
+        "picamera2",
+        "synthetic",
+        "opencv:0",
+        "opencv:12",
+        "opencv:/dev/video0",
+        "replay:/srv/photos",
+        "replay:photos",
+    ],
+)
 def test_camera_source_forms_accepted(source: str) -> None:
     assert load_settings(env={"KIOSK_CAMERA_SOURCE": source}).camera.source == source
 
@@ -351,8 +372,9 @@ def test_dump_of_defaults_round_trips(tmp_path: Path) -> None:
 
 @hsettings(max_examples=60, deadline=None)
 @given(
-    facility=st.text(st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)),
-                     min_size=1).filter(str.strip),
+    facility=st.text(
+        st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)), min_size=1
+    ).filter(str.strip),
     threads=st.integers(1, 8),
     mm=st.floats(min_value=1e-6, max_value=10, allow_nan=False),
 )
@@ -362,7 +384,6 @@ def test_dump_round_trips_any_values(facility: str, threads: int, mm: float) -> 
         web=WebSettings(referral_facility=facility),
         camera=dataclasses.replace(Settings().camera, mm_per_pixel=mm),
     )
-
 
     data = tomllib.loads(dump_settings(s))
     assert data["web"]["referral_facility"] == facility
@@ -386,7 +407,6 @@ def test_example_file_lists_every_key_with_a_valid_value(tmp_path: Path) -> None
     path = tmp_path / "uncommented.toml"
     path.write_text(uncommented, encoding="utf-8")
     s = load_settings(path, env={})  # every example value is valid...
-
 
     data = tomllib.loads(uncommented)
     for section in dataclasses.fields(Settings):

@@ -91,14 +91,27 @@ def test_serve_talks_to_systemd_ready_watchdog_stopping(tiny_model_path, tmp_pat
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env.update(KIOSK_GPIO_ENABLED="false", NOTIFY_SOCKET=fake_systemd.path, WATCHDOG_USEC="1000000")
-    cmd = [sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera", "synthetic",
-           "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(tiny_model_path),
+        "serve",
+        "--camera",
+        "synthetic",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         # A cold start (imports, model) on a busy 2-core machine can take a while.
-        assert wait_until(lambda: fake_systemd.first("READY=1") is not None or proc.poll() is not None,
-                          timeout=90, step=0.05), "no READY=1"
+        assert wait_until(
+            lambda: fake_systemd.first("READY=1") is not None or proc.poll() is not None, timeout=90, step=0.05
+        ), "no READY=1"
         assert proc.poll() is None, proc.stderr.read()
         # READY=1 means ready: the page answers at once, camera and model up.
         status, body = get_json(f"{base}/healthz")
@@ -170,8 +183,9 @@ def test_health_needs_a_turning_loop_and_a_healthy_station():
 def test_station_health_reports_a_stuck_screening(screener, tmp_path):
     rig = Rig()
     rig.hold_capture = threading.Event()
-    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=30,
-                 **FAST_RETRY) as station:
+    with Station(
+        screener=screener, camera_factory=rig.factory, records=None, capture_timeout=30, **FAST_RETRY
+    ) as station:
         assert station.health() == ()
         worker = threading.Thread(target=station.capture_and_screen, daemon=True)
         worker.start()
@@ -192,18 +206,31 @@ def test_button_press_screens_once_and_hold_runs_the_shutdown_command(tiny_model
     marker = tmp_path / "poweroff-called"
     # A harmless stand-in for "systemctl poweroff": appends one line per run.
     command = [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('poweroff\\n')", str(marker)]
-    settings = Settings(model=ModelSettings(path=tiny_model_path),
-                        gpio=GpioSettings(enabled=True, shutdown_hold_seconds=2.0),
-                        records=RecordsSettings(data_dir=tmp_path / "unused"))
+    settings = Settings(
+        model=ModelSettings(path=tiny_model_path),
+        gpio=GpioSettings(enabled=True, shutdown_hold_seconds=2.0),
+        records=RecordsSettings(data_dir=tmp_path / "unused"),
+    )
     port = free_port()
     ready, stop = threading.Event(), threading.Event()
     lines: list[str] = []
     outcome: list[int] = []
 
     def serve() -> None:
-        outcome.append(run_server(settings=settings, camera_spec="synthetic", host="127.0.0.1", port=port,
-                                  data_dir=tmp_path / "data", ready_callback=ready.set, stop_event=stop,
-                                  log=lines.append, pin_factory=factory, shutdown_command=command))
+        outcome.append(
+            run_server(
+                settings=settings,
+                camera_spec="synthetic",
+                host="127.0.0.1",
+                port=port,
+                data_dir=tmp_path / "data",
+                ready_callback=ready.set,
+                stop_event=stop,
+                log=lines.append,
+                pin_factory=factory,
+                shutdown_command=command,
+            )
+        )
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
@@ -248,8 +275,11 @@ def test_button_press_screens_once_and_hold_runs_the_shutdown_command(tiny_model
 
 def test_shutdown_failure_is_logged_and_a_second_hold_may_retry():
     lines: list[str] = []
-    actions = ButtonActions(StubStation(), shutdown_command=[sys.executable, "-c", "import sys; sys.exit(3)"],  # type: ignore[arg-type]
-                            log=lines.append)
+    actions = ButtonActions(
+        StubStation(),
+        shutdown_command=[sys.executable, "-c", "import sys; sys.exit(3)"],  # type: ignore[arg-type]
+        log=lines.append,
+    )
     actions.request_shutdown()
     actions.request_shutdown()  # while the first runs: ignored
     for thread in actions.threads:
@@ -264,8 +294,11 @@ def test_shutdown_failure_is_logged_and_a_second_hold_may_retry():
 
 def test_the_screen_is_warned_while_the_button_is_held_and_told_when_the_kiosk_turns_off():
     station = StubStation()
-    actions = ButtonActions(station, shutdown_command=[sys.executable, "-c", "import sys; sys.exit(3)"],  # type: ignore[arg-type]
-                            log=lambda line: None)
+    actions = ButtonActions(
+        station,
+        shutdown_command=[sys.executable, "-c", "import sys; sys.exit(3)"],  # type: ignore[arg-type]
+        log=lambda line: None,
+    )
     actions.hold_notice(True)
     actions.hold_notice(False)  # let go in time
     assert station.notices == ["power_hold", None]

@@ -57,8 +57,9 @@ def test_find_groups_on_a_folder_of_drawn_images(tmp_path):
         names.append(f"lesion_{seed:02d}.png")
     original = random_lesion(100, width=300, height=300)
     cv2.imwrite(str(tmp_path / "copy_turned.png"), cv2.cvtColor(np.rot90(original), cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(tmp_path / "copy_jpeg.jpg"), cv2.cvtColor(original, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 60])
+    cv2.imwrite(
+        str(tmp_path / "copy_jpeg.jpg"), cv2.cvtColor(original, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 60]
+    )
     result = find_groups(tmp_path, cache_dir=None)
     assert result["images"] == 14
     assert result["groups"] == [["copy_jpeg.jpg", "copy_turned.png", "lesion_00.png"]]
@@ -79,8 +80,12 @@ def test_make_split_on_another_folder_is_the_old_split(tmp_path):
     for label in ("benign", "malignant"):
         (tmp_path / label).mkdir()
         for i in range(10):
-            cv2.imwrite(str(tmp_path / label / f"{label}_{i}.png"), cv2.cvtColor(
-                random_lesion(i + (50 if label == "malignant" else 0), width=64, height=64), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(
+                str(tmp_path / label / f"{label}_{i}.png"),
+                cv2.cvtColor(
+                    random_lesion(i + (50 if label == "malignant" else 0), width=64, height=64), cv2.COLOR_RGB2BGR
+                ),
+            )
     samples = list_samples(tmp_path)
     train, val, split_id = make_split(tmp_path, samples)
     assert split_id == "sha1-stratified-1234-0.15" and len(train) + len(val) == 20

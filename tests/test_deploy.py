@@ -30,8 +30,9 @@ DEPLOY = REPO_ROOT / "deploy"
 BUILD = DEPLOY / "build-bundle"
 PROVISION = DEPLOY / "provision-sd"
 VERIFY = DEPLOY / "verify-aarch64"
-FIRSTRUN_ARGS = ("systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot "
-                 "systemd.unit=kernel-command-line.target")
+FIRSTRUN_ARGS = (
+    "systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target"
+)
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx1C0FfJ3k2nq0YvQ2uC5n7aQJxv1z3sS9n3fS0h6dQ maintainer@town-office"
 PASSPHRASE = "barangay-health-2580"
 SSID = "RHU Wi-Fi"
@@ -60,8 +61,10 @@ def fake_wheel(dest: Path, name: str, version: str) -> Path:
     """An installable, empty py3-none-any wheel standing in for NAME==VERSION."""
     dist = re.sub(r"[-.]+", "_", name)
     info = f"{dist}-{version}.dist-info"
-    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files = {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     record = ""
     for path, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
@@ -86,6 +89,7 @@ def sha256(path: Path) -> str:
 
 
 # --- bundles ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_model_path, tmp_path_factory) -> Path:
@@ -113,8 +117,10 @@ def stand_in_wheels(tmp_path_factory) -> Path:
     return root
 
 
-UPDATE_KEY = ("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
-              "-----END PUBLIC KEY-----\n")
+UPDATE_KEY = (
+    "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+    "-----END PUBLIC KEY-----\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -123,19 +129,42 @@ def bundle(tiny_models, stand_in_wheels, tmp_path_factory) -> Path:
     key = parent / "update-key.pub"
     key.write_text(UPDATE_KEY)
     out = parent / "bundle"
-    proc = run([sys.executable, BUILD, "--out", out, "--models", tiny_models, "--wheels-from", stand_in_wheels,
-                "--locks", stand_in_wheels / "locks", "--update-key", key])
+    proc = run(
+        [
+            sys.executable,
+            BUILD,
+            "--out",
+            out,
+            "--models",
+            tiny_models,
+            "--wheels-from",
+            stand_in_wheels,
+            "--locks",
+            stand_in_wheels / "locks",
+            "--update-key",
+            key,
+        ]
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return out
 
 
 def test_bundle_contents(bundle, tiny_models):
     files = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    for required in ("install.sh", "SHA256SUMS", "BUNDLE.txt", "locks/pi-cp311.txt", "locks/pi-cp313.txt",
-                     "config/kiosk.example.toml",
-                     "config/update-key.pub",
-                     "systemd/melanoma-kiosk.service", "systemd/melanoma-kiosk-browser.service",
-                     "systemd/labwc-autostart", "models/tiny_int8.tflite", "models/tiny_int8.json"):
+    for required in (
+        "install.sh",
+        "SHA256SUMS",
+        "BUNDLE.txt",
+        "locks/pi-cp311.txt",
+        "locks/pi-cp313.txt",
+        "config/kiosk.example.toml",
+        "config/update-key.pub",
+        "systemd/melanoma-kiosk.service",
+        "systemd/melanoma-kiosk-browser.service",
+        "systemd/labwc-autostart",
+        "models/tiny_int8.tflite",
+        "models/tiny_int8.json",
+    ):
         assert required in files
     assert (bundle / "models/tiny_int8.tflite").read_bytes() == (tiny_models / "tiny_int8.tflite").read_bytes()
     for tag in ("cp311", "cp313"):
@@ -176,8 +205,20 @@ def test_build_refuses_existing_output_and_leaves_nothing_half_done(tiny_models,
 
     private = tmp_path / "update-key.pem"
     private.write_text("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n")
-    proc = run([sys.executable, BUILD, "--out", fresh, "--models", tiny_models, "--wheels-from", stand_in_wheels,
-                "--update-key", private])
+    proc = run(
+        [
+            sys.executable,
+            BUILD,
+            "--out",
+            fresh,
+            "--models",
+            tiny_models,
+            "--wheels-from",
+            stand_in_wheels,
+            "--update-key",
+            private,
+        ]
+    )
     assert proc.returncode == 1 and "PRIVATE key" in proc.stderr
     private.unlink()
 
@@ -200,9 +241,11 @@ def _load_script(path: Path):
 
 def test_missing_aarch64_wheel_is_named_with_version_and_platform():
     build = _load_script(BUILD)
-    pip_output = ("ERROR: Cannot install ai-edge-litert because these package versions have conflicting dependencies.\n"
-                  "Additionally, some packages in these conflicts have no matching distributions available for "
-                  "your environment:\n    ai-edge-litert\n\nTo fix this you could try to:\n")
+    pip_output = (
+        "ERROR: Cannot install ai-edge-litert because these package versions have conflicting dependencies.\n"
+        "Additionally, some packages in these conflicts have no matching distributions available for "
+        "your environment:\n    ai-edge-litert\n\nTo fix this you could try to:\n"
+    )
     message = build._explain_pip_failure(pip_output, "3.13", {"ai-edge-litert": "2.3.0"})
     assert "ai-edge-litert==2.3.0" in message and "CPython 3.13" in message and "aarch64" in message
     # pip does not widen manylinux_2_28 to the manylinux_2_27 wheels LiteRT and numpy publish.
@@ -284,8 +327,14 @@ def throwaway(tmp_path):
         (shims / name).write_text(text)
         (shims / name).chmod(0o755)
     calls = tmp_path / "calls.log"
-    env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}", KIOSK_ROOT=str(root), CALLS=str(calls),
-               PYTHON3=sys.executable, PIP_NO_INDEX="1")
+    env = dict(
+        os.environ,
+        PATH=f"{shims}:{os.environ['PATH']}",
+        KIOSK_ROOT=str(root),
+        CALLS=str(calls),
+        PYTHON3=sys.executable,
+        PIP_NO_INDEX="1",
+    )
     for var in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH"):
         env.pop(var, None)
     return root, env, calls
@@ -321,8 +370,10 @@ def test_install_twice_gives_the_same_tree(bundle, throwaway):
     assert snapshot(root) == after_first
 
     log = calls.read_text().splitlines()
-    useradd = ("useradd --system --user-group --home-dir /var/lib/melanoma-kiosk --no-create-home "
-               "--shell /usr/sbin/nologin kiosk")
+    useradd = (
+        "useradd --system --user-group --home-dir /var/lib/melanoma-kiosk --no-create-home "
+        "--shell /usr/sbin/nologin kiosk"
+    )
     assert [c for c in log if c.startswith("useradd")] == [useradd]
     assert log.count("usermod --append --groups video,gpio kiosk") == 2
     assert log.count("systemctl enable --now melanoma-kiosk.service") == 2
@@ -335,8 +386,9 @@ def test_install_twice_gives_the_same_tree(bundle, throwaway):
     assert "melanoma-kiosk==0.1.0" in freeze
     assert f"numpy=={pins()['numpy']}" in freeze
     assert (root / "opt/melanoma-kiosk/models/tiny_int8.tflite").exists()
-    assert (root / "etc/systemd/system/melanoma-kiosk.service").read_bytes() == \
-        (REPO_ROOT / "systemd/melanoma-kiosk.service").read_bytes()
+    assert (root / "etc/systemd/system/melanoma-kiosk.service").read_bytes() == (
+        REPO_ROOT / "systemd/melanoma-kiosk.service"
+    ).read_bytes()
     home = root / "home/pi/.config"
     assert (home / "labwc/autostart").read_bytes() == (REPO_ROOT / "systemd/labwc-autostart").read_bytes()
     wants = home / "systemd/user/graphical-session.target.wants/melanoma-kiosk-browser.service"
@@ -404,18 +456,24 @@ IMAGE_TOOLS = ("sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "mtype", "mdir", "mi
 needs_image_tools = pytest.mark.skipif(
     any(shutil.which(t) is None for t in IMAGE_TOOLS),
     reason="needs mtools, dosfstools, e2fsprogs and fdisk "
-           "(apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)")
+    "(apt install mtools dosfstools e2fsprogs fdisk; .ci/run does)",
+)
 
-BOOKWORM_CMDLINE = ("console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 "
-                    "fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash "
-                    "plymouth.ignore-udev\n")
-TRIXIE_CMDLINE = ("console=serial0,115200 console=tty1 root=PARTUUID=a3c8f2e1-02 rootfstype=ext4 "
-                  "fsck.repair=yes rootwait quiet splash plymouth.ignore-udev cfg80211.ieee80211_regdom=GB\n")
+BOOKWORM_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 "
+    "fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash "
+    "plymouth.ignore-udev\n"
+)
+TRIXIE_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=a3c8f2e1-02 rootfstype=ext4 "
+    "fsck.repair=yes rootwait quiet splash plymouth.ignore-udev cfg80211.ieee80211_regdom=GB\n"
+)
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1", MTOOLSRC="/dev/null")
 
 
-def make_pi_image(path: Path, flavour: str, *, boot_kib: int = 49152, root_kib: int = 8192,
-                  issue: str | None = None) -> dict[str, tuple[int, int]]:
+def make_pi_image(
+    path: Path, flavour: str, *, boot_kib: int = 49152, root_kib: int = 8192, issue: str | None = None
+) -> dict[str, tuple[int, int]]:
     """An MBR image laid out like Raspberry Pi OS: FAT boot (type 0c) + ext4 root (type 83).
 
     Returns {"boot": (offset, size), "root": (offset, size)} in bytes.
@@ -425,11 +483,14 @@ def make_pi_image(path: Path, flavour: str, *, boot_kib: int = 49152, root_kib: 
     files = {
         "cmdline.txt": BOOKWORM_CMDLINE if flavour == "bookworm" else TRIXIE_CMDLINE,
         "config.txt": "# For more options and information see\n# http://rptl.io/configtxt\ndtparam=audio=on\n"
-                      "camera_auto_detect=1\ndisplay_auto_detect=1\nauto_initramfs=1\ndtoverlay=vc4-kms-v3d\n"
-                      "arm_64bit=1\n",
-        "issue.txt": issue if issue is not None else (
+        "camera_auto_detect=1\ndisplay_auto_detect=1\nauto_initramfs=1\ndtoverlay=vc4-kms-v3d\n"
+        "arm_64bit=1\n",
+        "issue.txt": issue
+        if issue is not None
+        else (
             f"Raspberry Pi reference {'2024-11-19' if flavour == 'bookworm' else '2025-11-24'}\n"
-            "Generated using pi-gen, https://github.com/RPi-Distro/pi-gen, 6f2f5e6b, stage4\n"),
+            "Generated using pi-gen, https://github.com/RPi-Distro/pi-gen, 6f2f5e6b, stage4\n"
+        ),
         "start4.elf": "firmware stand-in\n",
     }
     if flavour == "trixie":
@@ -446,8 +507,11 @@ def make_pi_image(path: Path, flavour: str, *, boot_kib: int = 49152, root_kib: 
     (rootdir / "etc").mkdir(parents=True)
     (rootdir / "etc/os-release").write_text(f'PRETTY_NAME="Debian GNU/Linux ({flavour})"\n')
     rootfs = work / "root.ext4"
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(rootdir), str(rootfs), f"{root_kib}K"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(rootdir), str(rootfs), f"{root_kib}K"],
+        check=True,
+        capture_output=True,
+    )
     boot_start, root_start = 8192 * 512, 8192 * 512 + boot_kib * 1024
     with path.open("wb") as f:
         f.truncate(root_start + root_kib * 1024)
@@ -455,10 +519,17 @@ def make_pi_image(path: Path, flavour: str, *, boot_kib: int = 49152, root_kib: 
         f.write(boot.read_bytes())
         f.seek(root_start)
         f.write(rootfs.read_bytes())
-    table = (f"label: dos\nlabel-id: 0x4e639091\nstart=8192, size={boot_kib * 2}, type=c\n"
-             f"start={root_start // 512}, size={root_kib * 2}, type=83\n")
-    subprocess.run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(path)], input=table, text=True,
-                   check=True, capture_output=True)
+    table = (
+        f"label: dos\nlabel-id: 0x4e639091\nstart=8192, size={boot_kib * 2}, type=c\n"
+        f"start={root_start // 512}, size={root_kib * 2}, type=83\n"
+    )
+    subprocess.run(
+        ["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(path)],
+        input=table,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     shutil.rmtree(work)
     return {"boot": (boot_start, boot_kib * 1024), "root": (root_start, root_kib * 1024)}
 
@@ -470,13 +541,23 @@ def region_hash(image: Path, offset: int, size: int) -> str:
 
 
 def boot_file(image: Path, layout, name: str) -> str:
-    return subprocess.run(["mtype", "-i", f"{image}@@{layout['boot'][0]}", f"::/{name}"], capture_output=True,
-                          text=True, check=True, env=MTOOLS_ENV).stdout
+    return subprocess.run(
+        ["mtype", "-i", f"{image}@@{layout['boot'][0]}", f"::/{name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=MTOOLS_ENV,
+    ).stdout
 
 
 def boot_names(image: Path, layout) -> set[str]:
-    out = subprocess.run(["mdir", "-b", "-i", f"{image}@@{layout['boot'][0]}", "::/"], capture_output=True,
-                         text=True, check=True, env=MTOOLS_ENV).stdout
+    out = subprocess.run(
+        ["mdir", "-b", "-i", f"{image}@@{layout['boot'][0]}", "::/"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=MTOOLS_ENV,
+    ).stdout
     return {line.removeprefix("::/").rstrip("/") for line in out.split()}
 
 
@@ -496,8 +577,11 @@ def provision(image: Path, bundle: Path, *extra) -> subprocess.CompletedProcess:
 def assert_bundle_on_card(image: Path, layout, bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "read-back"
     out.mkdir()
-    subprocess.run(["mcopy", "-s", "-i", f"{image}@@{layout['boot'][0]}", "::/melanoma-kiosk", str(out)],
-                   check=True, env=MTOOLS_ENV)
+    subprocess.run(
+        ["mcopy", "-s", "-i", f"{image}@@{layout['boot'][0]}", "::/melanoma-kiosk", str(out)],
+        check=True,
+        env=MTOOLS_ENV,
+    )
     proc = run(["sha256sum", "--check", "--strict", "--quiet", "SHA256SUMS"], cwd=out / "melanoma-kiosk")
     assert proc.returncode == 0, proc.stdout
     assert (out / "melanoma-kiosk/SHA256SUMS").read_bytes() == (bundle / "SHA256SUMS").read_bytes()
@@ -513,8 +597,18 @@ def test_provision_bookworm_image(bundle, secrets, tmp_path):
     layout = make_pi_image(image, "bookworm")
     root_before = region_hash(image, *layout["root"])
     mbr_before = region_hash(image, 0, layout["boot"][0])
-    proc = provision(image, bundle, "--hostname", "kiosk-rhu-07", "--wifi-ssid", SSID,
-                     "--wifi-psk-file", secrets["psk"], "--ssh-key", secrets["key"])
+    proc = provision(
+        image,
+        bundle,
+        "--hostname",
+        "kiosk-rhu-07",
+        "--wifi-ssid",
+        SSID,
+        "--wifi-psk-file",
+        secrets["psk"],
+        "--ssh-key",
+        secrets["key"],
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Bookworm" in proc.stdout
 
@@ -553,8 +647,22 @@ def test_provision_trixie_image(bundle, secrets, tmp_path):
     image = tmp_path / "2025-11-24-raspios-trixie-arm64.img"
     layout = make_pi_image(image, "trixie")
     root_before = region_hash(image, *layout["root"])
-    proc = provision(image, bundle, "--hostname", "kiosk-rhu-08", "--user", "health", "--wifi-ssid", SSID,
-                     "--wifi-psk-file", secrets["psk"], "--wifi-country", "PH", "--ssh-key", secrets["key"])
+    proc = provision(
+        image,
+        bundle,
+        "--hostname",
+        "kiosk-rhu-08",
+        "--user",
+        "health",
+        "--wifi-ssid",
+        SSID,
+        "--wifi-psk-file",
+        secrets["psk"],
+        "--wifi-country",
+        "PH",
+        "--ssh-key",
+        secrets["key"],
+    )
     assert proc.returncode == 0, proc.stderr
     assert "cloud-init" in proc.stdout
 
@@ -582,7 +690,7 @@ def test_provision_trixie_image(bundle, secrets, tmp_path):
         ap = net["wifis"]["wlan0"]
         assert ap["access-points"] == {SSID: {"password": wpa_psk()}} and ap["regulatory-domain"] == "PH"
         assert yaml.safe_load(meta)["instance-id"].startswith("melanoma-kiosk-")
-    assert "hostname: \"kiosk-rhu-08\"" in user_data and SSH_KEY in user_data and "lock_passwd: true" in user_data
+    assert 'hostname: "kiosk-rhu-08"' in user_data and SSH_KEY in user_data and "lock_passwd: true" in user_data
     assert "melanoma-kiosk-firstboot.sh" in user_data and "mode: reboot" in user_data
     assert wpa_psk() in network and f'"{SSID}"' in network
     assert "instance-id: melanoma-kiosk-" in meta
@@ -616,8 +724,10 @@ def test_provision_without_ssh_key_keeps_the_pi_closed(bundle, tmp_path):
 
 
 @needs_image_tools
-@pytest.mark.parametrize("case", ["random-bytes", "not-raspberry-pi-os", "boot-too-small", "bad-bundle-sums",
-                                  "private-key", "short-passphrase"])
+@pytest.mark.parametrize(
+    "case",
+    ["random-bytes", "not-raspberry-pi-os", "boot-too-small", "bad-bundle-sums", "private-key", "short-passphrase"],
+)
 def test_provision_refuses_and_leaves_the_image_byte_identical(case, bundle, secrets, tmp_path):
     image = tmp_path / "target.img"
     args: list = []
@@ -637,8 +747,9 @@ def test_provision_refuses_and_leaves_the_image_byte_identical(case, bundle, sec
         (use_bundle / "systemd/melanoma-kiosk.service").write_text("[Service]\nExecStart=/bin/sh -c evil\n")
     elif case == "private-key":
         private = tmp_path / "id_ed25519"
-        private.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
-                           "-----END OPENSSH PRIVATE KEY-----\n")
+        private.write_text(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+        )
         args = ["--ssh-key", private]
     elif case == "short-passphrase":
         short = tmp_path / "short.psk"
@@ -648,9 +759,14 @@ def test_provision_refuses_and_leaves_the_image_byte_identical(case, bundle, sec
     proc = provision(image, use_bundle, *args)
     assert proc.returncode == 1, proc.stdout
     assert proc.stderr.startswith("provision-sd: error: ") and proc.stderr.count("\n") == 1
-    expected = {"random-bytes": "not a Raspberry Pi OS image", "not-raspberry-pi-os": "not a Raspberry Pi OS image",
-                "boot-too-small": "too small", "bad-bundle-sums": "does not match SHA256SUMS",
-                "private-key": "PRIVATE key", "short-passphrase": "8 to 63"}[case]
+    expected = {
+        "random-bytes": "not a Raspberry Pi OS image",
+        "not-raspberry-pi-os": "not a Raspberry Pi OS image",
+        "boot-too-small": "too small",
+        "bad-bundle-sums": "does not match SHA256SUMS",
+        "private-key": "PRIVATE key",
+        "short-passphrase": "8 to 63",
+    }[case]
     assert expected in proc.stderr
     assert sha256(image) == before
 
@@ -662,8 +778,18 @@ def test_shell_scripts_pass_shellcheck(bundle, secrets, tmp_path):
     for flavour, hook in (("bookworm", "firstrun.sh"), ("trixie", "melanoma-kiosk-firstboot.sh")):
         image = tmp_path / f"{flavour}.img"
         layout = make_pi_image(image, flavour)
-        proc = provision(image, bundle, "--hostname", "kiosk-1", "--wifi-ssid", SSID,
-                         "--wifi-psk-file", secrets["psk"], "--ssh-key", secrets["key"])
+        proc = provision(
+            image,
+            bundle,
+            "--hostname",
+            "kiosk-1",
+            "--wifi-ssid",
+            SSID,
+            "--wifi-psk-file",
+            secrets["psk"],
+            "--ssh-key",
+            secrets["key"],
+        )
         assert proc.returncode == 0, proc.stderr
         scripts.append(tmp_path / hook)
         scripts[-1].write_text(boot_file(image, layout, hook))
@@ -673,13 +799,31 @@ def test_shell_scripts_pass_shellcheck(bundle, secrets, tmp_path):
 
 # --- the real wheels, and the real wheels under qemu -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def real_bundle(tiny_models, tmp_path_factory):
     """A bundle with the real aarch64 wheels (cp311 + cp313) from the registry."""
     probe_dir = tmp_path_factory.mktemp("pip-probe")
-    probe = run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-                 "--only-binary=:all:", "--platform", "manylinux2014_aarch64", "--python-version", "3.11",
-                 "--implementation", "cp", "-d", probe_dir, f"waitress=={pins()['waitress']}"])
+    probe = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_aarch64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "-d",
+            probe_dir,
+            f"waitress=={pins()['waitress']}",
+        ]
+    )
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"pip cannot reach the package registry: {last}")

@@ -11,7 +11,11 @@ import pytest
 
 from kiosk.synthetic import SKIN_TONES, draw_lesion, lesion_mask
 from kiosk.vision.features import (
-    DERMOSCOPIC_COLOURS, asymmetry, border_irregularity, diameter_pixels, lesion_features,
+    DERMOSCOPIC_COLOURS,
+    asymmetry,
+    border_irregularity,
+    diameter_pixels,
+    lesion_features,
 )
 from kiosk.vision.lesion import find_lesion
 
@@ -29,6 +33,7 @@ def disc(radius: float, size: int = 200) -> np.ndarray:
 
 
 # --- A: asymmetry ------------------------------------------------------------------------------
+
 
 def test_asymmetry_of_round_and_ragged_lesions() -> None:
     round_ = [features(seed=s, irregularity=0.0, colours=1)["asymmetry"] for s in SEEDS]
@@ -53,6 +58,7 @@ def test_asymmetry_of_exact_shapes() -> None:
 
 # --- B: border irregularity --------------------------------------------------------------------
 
+
 def test_border_irregularity_round_vs_ragged() -> None:
     round_ = [features(seed=s, irregularity=0.0, colours=1)["border_irregularity"] for s in SEEDS]
     ragged = [features(seed=s, irregularity=1.0, colours=1)["border_irregularity"] for s in SEEDS]
@@ -72,16 +78,21 @@ def test_border_irregularity_of_a_circle_is_near_one() -> None:
 
 # --- C: colours --------------------------------------------------------------------------------
 
+
 def test_colour_count_grows_with_drawn_colour_zones() -> None:
     counts = {c: [features(seed=s, colours=c, radius=0.25)["colour_count"] for s in range(10)] for c in (1, 4)}
     assert np.mean(counts[4]) > np.mean(counts[1]) + 0.5, counts
     assert all(c4 >= c1 for c1, c4 in zip(counts[1], counts[4], strict=True)), counts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Colour names use absolute CIE L*a*b* references, and Shades of Gray fixes the lamp colour, "
-    "not exposure: on Fitzpatrick V skin every drawn zone (brown, dark, blue-grey, red) reads "
-    "'black', so a 4-colour lesion reports 1 colour for 10/10 seeds (Fitzpatrick I-III: 2-4)."))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Colour names use absolute CIE L*a*b* references, and Shades of Gray fixes the lamp colour, "
+        "not exposure: on Fitzpatrick V skin every drawn zone (brown, dark, blue-grey, red) reads "
+        "'black', so a 4-colour lesion reports 1 colour for 10/10 seeds (Fitzpatrick I-III: 2-4)."
+    ),
+)
 def test_colour_zones_are_told_apart_on_dark_skin() -> None:
     counts = [features(seed=s, colours=4, radius=0.25, skin=SKIN_TONES[4])["colour_count"] for s in range(5)]
     assert np.mean(counts) >= 2, counts
@@ -94,6 +105,7 @@ def test_colours_are_named_from_the_catalogue() -> None:
 
 
 # --- D: diameter -------------------------------------------------------------------------------
+
 
 def test_diameter_matches_the_drawn_lesion() -> None:
     radius, short = 0.2, 480
@@ -136,6 +148,7 @@ def test_diameter_of_exact_shapes() -> None:
 
 # --- no lesion ---------------------------------------------------------------------------------
 
+
 def test_no_lesion_gives_no_features() -> None:
     grey = np.full((480, 640, 3), 128, np.uint8)
     lesion = find_lesion(grey)
@@ -151,6 +164,13 @@ def test_feature_keys_and_area_fraction() -> None:
     image = draw_lesion(seed=3, hairs=2)
     lesion = find_lesion(image)
     f = lesion_features(image, lesion, mm_per_pixel=0.02)
-    assert set(f) == {"asymmetry", "border_irregularity", "colour_count", "colours",
-                      "diameter_px", "diameter_mm", "area_fraction"}
+    assert set(f) == {
+        "asymmetry",
+        "border_irregularity",
+        "colour_count",
+        "colours",
+        "diameter_px",
+        "diameter_mm",
+        "area_fraction",
+    }
     assert f["area_fraction"] == pytest.approx(lesion.area_fraction, abs=1e-4)

@@ -11,8 +11,16 @@ from training.field_bench import markdown, meets, pick_subset, summarise
 
 def test_summarise_counts_gate_and_risk_exactly():
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    rows = [(0.9, True, "refer"), (0.05, True, "low"), (0.8, False, "retake"), (0.6, True, "refer"),
-            (0.1, True, "low"), (0.7, True, "refer"), (0.02, False, "retake"), (0.03, True, "low")]
+    rows = [
+        (0.9, True, "refer"),
+        (0.05, True, "low"),
+        (0.8, False, "retake"),
+        (0.6, True, "refer"),
+        (0.1, True, "low"),
+        (0.7, True, "refer"),
+        (0.02, False, "retake"),
+        (0.03, True, "low"),
+    ]
     m = summarise(labels, rows, threshold=0.5)
     assert m["n"] == 8
     assert m["sensitivity"] == 0.75 and m["specificity"] == 0.75  # gate ignored
@@ -26,8 +34,21 @@ def test_verdicts_follow_the_targets():
     ok = {"melanoma_low": 0.05, "benign_pass_low": 0.6, "retake_rate": 0.3}
     assert all(meets(ok).values())
     assert meets({**ok, "melanoma_low": 0.051}) == {"melanoma_low": False, "benign_pass_low": True, "retake_rate": True}
-    report = {"rows": [{"condition": "clean", "severity": 0, "parameter": None, "n": 8, "auc": 0.9,
-                        "sensitivity": 0.9, "specificity": 0.8, **ok, "benign_pass_low": 0.5}]}
+    report = {
+        "rows": [
+            {
+                "condition": "clean",
+                "severity": 0,
+                "parameter": None,
+                "n": 8,
+                "auc": 0.9,
+                "sensitivity": 0.9,
+                "specificity": 0.8,
+                **ok,
+                "benign_pass_low": 0.5,
+            }
+        ]
+    }
     assert "NOT met (benign_pass_low)" in markdown(report)
 
 

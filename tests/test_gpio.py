@@ -54,9 +54,17 @@ def factory():
 def panel(factory, monkeypatch):
     monkeypatch.setattr(kiosk.gpio, "FAULT_BLINK", 0.05)  # blink fast: tests wait for a few blinks
     capture, shutdown = Recorder(), Recorder()
-    p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
-              shutdown_hold_seconds=HOLD, bounce_time=BOUNCE,
-              on_capture=capture, on_shutdown_request=shutdown, pin_factory=factory)
+    p = Panel(
+        button_pin=BUTTON,
+        ready_led_pin=READY,
+        busy_led_pin=BUSY,
+        refer_led_pin=REFER,
+        shutdown_hold_seconds=HOLD,
+        bounce_time=BOUNCE,
+        on_capture=capture,
+        on_shutdown_request=shutdown,
+        pin_factory=factory,
+    )
     p.capture, p.shutdown = capture, shutdown  # for the tests' convenience
     yield p
     p.close()
@@ -153,9 +161,19 @@ class Notices:
 @pytest.fixture
 def noticing_panel(factory):
     capture, shutdown, notices = Recorder(), Recorder(), Notices()
-    p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
-              shutdown_hold_seconds=1.0, hold_notice_seconds=0.3, bounce_time=BOUNCE,
-              on_capture=capture, on_shutdown_request=shutdown, on_hold_notice=notices, pin_factory=factory)
+    p = Panel(
+        button_pin=BUTTON,
+        ready_led_pin=READY,
+        busy_led_pin=BUSY,
+        refer_led_pin=REFER,
+        shutdown_hold_seconds=1.0,
+        hold_notice_seconds=0.3,
+        bounce_time=BOUNCE,
+        on_capture=capture,
+        on_shutdown_request=shutdown,
+        on_hold_notice=notices,
+        pin_factory=factory,
+    )
     p.capture, p.shutdown, p.notices = capture, shutdown, notices
     yield p
     p.close()
@@ -195,9 +213,18 @@ def test_holding_on_after_the_notice_requests_shutdown_without_withdrawing_it(no
 
 def test_hold_notice_must_come_before_the_shutdown(factory):
     with pytest.raises(ValueError, match="hold_notice_seconds"):
-        Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
-              shutdown_hold_seconds=1.0, hold_notice_seconds=1.0, on_capture=Recorder(),
-              on_shutdown_request=Recorder(), on_hold_notice=Notices(), pin_factory=factory)
+        Panel(
+            button_pin=BUTTON,
+            ready_led_pin=READY,
+            busy_led_pin=BUSY,
+            refer_led_pin=REFER,
+            shutdown_hold_seconds=1.0,
+            hold_notice_seconds=1.0,
+            on_capture=Recorder(),
+            on_shutdown_request=Recorder(),
+            on_hold_notice=Notices(),
+            pin_factory=factory,
+        )
 
 
 def test_a_press_after_a_hold_is_a_photo_again(panel, factory):
@@ -221,9 +248,18 @@ def test_a_failing_callback_is_logged_and_the_button_keeps_working(factory):
         calls()
         raise RuntimeError("station gone")
 
-    with Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
-               shutdown_hold_seconds=HOLD, bounce_time=0, on_capture=broken,
-               on_shutdown_request=lambda: None, pin_factory=factory, log=lines.append):
+    with Panel(
+        button_pin=BUTTON,
+        ready_led_pin=READY,
+        busy_led_pin=BUSY,
+        refer_led_pin=REFER,
+        shutdown_hold_seconds=HOLD,
+        bounce_time=0,
+        on_capture=broken,
+        on_shutdown_request=lambda: None,
+        pin_factory=factory,
+        log=lines.append,
+    ):
         pin = factory.pin(BUTTON)
         for _ in range(2):
             pin.drive_low()
@@ -289,8 +325,7 @@ class Event:
 
 
 def refer_screening():
-    return SimpleNamespace(result=ScreeningResult(status="ok", malignant_probability=0.9, risk="refer",
-                                                  threshold=0.5))
+    return SimpleNamespace(result=ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.5))
 
 
 def wait_for_blinking(factory, pin: int, changes: int = 3, timeout: float = 2.0) -> bool:
@@ -337,8 +372,15 @@ def test_fault_blink_stops_on_the_next_state(panel, factory):
 
 
 def test_close_turns_leds_off_and_later_events_are_ignored(factory):
-    p = Panel(button_pin=BUTTON, ready_led_pin=READY, busy_led_pin=BUSY, refer_led_pin=REFER,
-              on_capture=lambda: None, on_shutdown_request=lambda: None, pin_factory=factory)
+    p = Panel(
+        button_pin=BUTTON,
+        ready_led_pin=READY,
+        busy_led_pin=BUSY,
+        refer_led_pin=REFER,
+        on_capture=lambda: None,
+        on_shutdown_request=lambda: None,
+        pin_factory=factory,
+    )
     p.show_result("refer")
     p.close()
     p.close()
@@ -353,16 +395,18 @@ def test_close_turns_leds_off_and_later_events_are_ignored(factory):
 
 def test_open_panel_disabled_returns_none_with_one_line():
     lines: list[str] = []
-    panel = open_panel(GpioSettings(enabled=False), on_capture=lambda: None,
-                       on_shutdown_request=lambda: None, log=lines.append)
+    panel = open_panel(
+        GpioSettings(enabled=False), on_capture=lambda: None, on_shutdown_request=lambda: None, log=lines.append
+    )
     assert panel is None
     assert lines == ["gpio: disabled in settings; the kiosk runs without the button and LEDs"]
 
 
 def test_open_panel_with_pins_logs_them(factory):
     lines: list[str] = []
-    panel = open_panel(GpioSettings(), on_capture=lambda: None, on_shutdown_request=lambda: None,
-                       log=lines.append, pin_factory=factory)
+    panel = open_panel(
+        GpioSettings(), on_capture=lambda: None, on_shutdown_request=lambda: None, log=lines.append, pin_factory=factory
+    )
     assert panel is not None
     try:
         assert lines == ["gpio: button on BCM 17, LEDs ready/busy/refer on BCM 22/23/24 (MockFactory)"]
@@ -373,11 +417,21 @@ def test_open_panel_with_pins_logs_them(factory):
 
 def test_open_panel_pins_in_use_returns_none(factory):
     lines: list[str] = []
-    first = open_panel(GpioSettings(), on_capture=lambda: None, on_shutdown_request=lambda: None,
-                       log=lambda _: None, pin_factory=factory)
+    first = open_panel(
+        GpioSettings(),
+        on_capture=lambda: None,
+        on_shutdown_request=lambda: None,
+        log=lambda _: None,
+        pin_factory=factory,
+    )
     try:
-        second = open_panel(GpioSettings(), on_capture=lambda: None, on_shutdown_request=lambda: None,
-                            log=lines.append, pin_factory=factory)
+        second = open_panel(
+            GpioSettings(),
+            on_capture=lambda: None,
+            on_shutdown_request=lambda: None,
+            log=lines.append,
+            pin_factory=factory,
+        )
         assert second is None
         assert len(lines) == 1 and lines[0].startswith("gpio: not available (GPIOPinInUse")
         assert first is not None and not first.closed  # the failed attempt released nothing of the first's
@@ -401,8 +455,15 @@ def test_open_panel_on_a_machine_without_gpio_returns_none_with_one_line():
     # A pin factory name that does not exist makes gpiozero raise BadPinFactory,
     # exactly as on a laptop; a subprocess keeps gpiozero's global factory clean here.
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "no-such-factory"}
-    proc = subprocess.run([sys.executable, "-c", NO_GPIO_SCRIPT], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_GPIO_SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
     assert out[:2] == ["None", "1"]

@@ -37,6 +37,7 @@ def segment(**params: object) -> tuple[Lesion, np.ndarray, float]:
 
 # --- segmentation quality ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("tone", range(len(SKIN_TONES)), ids=[f"fitz{i + 1}" for i in range(len(SKIN_TONES))])
 @pytest.mark.parametrize("hairs", [0, 6])
 def test_iou_over_seeds_radii_and_skin_tones(tone: int, hairs: int) -> None:
@@ -44,8 +45,14 @@ def test_iou_over_seeds_radii_and_skin_tones(tone: int, hairs: int) -> None:
     bad = []
     for seed in range(3):
         for radius in (0.1, 0.2, 0.3):
-            params = dict(seed=seed, radius=radius, skin=SKIN_TONES[tone], hairs=hairs,
-                          irregularity=0.2 + 0.3 * seed, colours=1 + seed)
+            params = dict(
+                seed=seed,
+                radius=radius,
+                skin=SKIN_TONES[tone],
+                hairs=hairs,
+                irregularity=0.2 + 0.3 * seed,
+                colours=1 + seed,
+            )
             lesion, _, score = segment(**params)
             if not lesion.found or score < MIN_IOU:
                 bad.append((seed, radius, lesion.found, round(score, 3)))
@@ -90,6 +97,7 @@ def test_area_fraction_matches_truth() -> None:
 
 # --- dermatoscope vignette -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("centre", [(0.5, 0.5), (0.42, 0.56)])
 def test_vignette_finds_the_lesion_not_the_black_ring(centre: tuple[float, float]) -> None:
     for seed in range(3):
@@ -118,6 +126,7 @@ def test_field_of_view_is_everything_without_a_vignette() -> None:
 
 
 # --- big camera frames -----------------------------------------------------------------------
+
 
 def test_12_megapixel_frame_box_is_in_full_image_coordinates() -> None:
     width, height = 4056, 3040
@@ -162,11 +171,16 @@ def test_working_copy_bounds_the_longest_side() -> None:
 
 # --- known limitation (see report) ------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Otsu on the whole field of view: a small lesion (radius 0.05 of the short side, ~0.6% of "
-    "the frame) does not make the histogram bimodal, so the threshold splits skin shading and a "
-    "large skin blob (area fraction up to 0.58) is returned instead: IoU < 0.15 for 6/20 seeds at "
-    "radius 0.05, 16/20 at 0.04, 2/20 at 0.06, 0/20 from 0.07 up."))
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Otsu on the whole field of view: a small lesion (radius 0.05 of the short side, ~0.6% of "
+        "the frame) does not make the histogram bimodal, so the threshold splits skin shading and a "
+        "large skin blob (area fraction up to 0.58) is returned instead: IoU < 0.15 for 6/20 seeds at "
+        "radius 0.05, 16/20 at 0.04, 2/20 at 0.06, 0/20 from 0.07 up."
+    ),
+)
 def test_small_lesions_are_segmented() -> None:
     bad = []
     for seed in range(20):

@@ -624,8 +624,14 @@ def test_deployer_pixel_limit_is_kept_and_reaches_opencv() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [OSError("image file is truncated"), SyntaxError("broken PNG file"), ValueError("bad"), EOFError(),
-     struct.error("unpack"), RuntimeError("boom")],
+    [
+        OSError("image file is truncated"),
+        SyntaxError("broken PNG file"),
+        ValueError("bad"),
+        EOFError(),
+        struct.error("unpack"),
+        RuntimeError("boom"),
+    ],
 )
 def test_decoder_failures_become_corrupt_image(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     def fail(self: ImageFile.ImageFile):

@@ -26,13 +26,16 @@ def sensitivity_at(labels, scores, threshold: float) -> float:
 
 
 # Small integer-valued scores make ties common.
-labelled_scores = st.integers(2, 40).flatmap(lambda n: st.tuples(
-    st.lists(st.integers(0, 1), min_size=n, max_size=n),
-    st.lists(st.integers(0, 8).map(lambda v: v / 8), min_size=n, max_size=n),
-))
+labelled_scores = st.integers(2, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 1), min_size=n, max_size=n),
+        st.lists(st.integers(0, 8).map(lambda v: v / 8), min_size=n, max_size=n),
+    )
+)
 
 
 # --- AUC ---------------------------------------------------------------------------------------
+
 
 @settings(max_examples=200, deadline=None)
 @given(labelled_scores)
@@ -88,6 +91,7 @@ def test_roc_curve_area_equals_auc() -> None:
 
 # --- confusion counts --------------------------------------------------------------------------
 
+
 def test_binary_metrics_counts_by_hand() -> None:
     labels = [1, 1, 1, 0, 0, 0, 0, 1]
     scores = [0.9, 0.5, 0.2, 0.5, 0.1, 0.7, 0.3, 0.49]
@@ -126,6 +130,7 @@ def test_binary_metrics_undefined_ratios_are_nan() -> None:
 
 
 # --- threshold choice --------------------------------------------------------------------------
+
 
 def brute_threshold(labels, scores, target: float) -> float:
     """The highest candidate threshold whose sensitivity reaches the target.
@@ -178,6 +183,7 @@ def test_threshold_for_sensitivity_without_positives_is_an_error() -> None:
 
 
 # --- Wilson interval ---------------------------------------------------------------------------
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))

@@ -33,7 +33,9 @@ def test_loads_verifies_and_predicts_probabilities(model):
 def test_different_inputs_give_different_outputs(model):
     # A real network responds to its input; a stub returning a constant would fail here.
     rng = np.random.default_rng(0)
-    outputs = {round(model.malignant_probability(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), 4) for _ in range(8)}
+    outputs = {
+        round(model.malignant_probability(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), 4) for _ in range(8)
+    }
     assert len(outputs) > 1
 
 

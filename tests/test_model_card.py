@@ -65,15 +65,29 @@ def small_paper_build(tiny_build, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("paper48")
     keras.utils.set_random_seed(3)
-    export(paper_cnn(48), root / "export", size=48, recipe="crop-sog6-v1",
-           training_data={"source": "drawn test lesions"}, validation_metrics={})
-    build(root / "export", tiny_build["calibration"], tiny_build["validation"], root / "paper_int8",
-          max_int8_loss=100.0, min_sensitivity=0.0, log=lambda s: None)
+    export(
+        paper_cnn(48),
+        root / "export",
+        size=48,
+        recipe="crop-sog6-v1",
+        training_data={"source": "drawn test lesions"},
+        validation_metrics={},
+    )
+    build(
+        root / "export",
+        tiny_build["calibration"],
+        tiny_build["validation"],
+        root / "paper_int8",
+        max_int8_loss=100.0,
+        min_sensitivity=0.0,
+        log=lambda s: None,
+    )
     return root / "paper_int8.tflite"
 
 
-def test_without_the_paper_export_its_float32_is_rebuilt_from_the_int8_weights(tiny_build, small_paper_build,
-                                                                               tmp_path, capsys):
+def test_without_the_paper_export_its_float32_is_rebuilt_from_the_int8_weights(
+    tiny_build, small_paper_build, tmp_path, capsys
+):
     from kiosk.model import Model
     from training.recover import recover
 
@@ -81,8 +95,11 @@ def test_without_the_paper_export_its_float32_is_rebuilt_from_the_int8_weights(t
     baseline = Model.load(small_paper_build)
     images = np.stack([np.asarray(np.random.default_rng(i).integers(0, 256, (48, 48, 3)), np.uint8) for i in range(8)])
     rebuilt = recover(small_paper_build, images[:0])
-    assert np.allclose(rebuilt.predict(images.astype(np.float32), verbose=0)[:, 1],
-                       [baseline.malignant_probability(image) for image in images], atol=0.03)
+    assert np.allclose(
+        rebuilt.predict(images.astype(np.float32), verbose=0)[:, 1],
+        [baseline.malignant_probability(image) for image in images],
+        atol=0.03,
+    )
 
     models = tmp_path / "models"
     place(tiny_build, models, "melanoma_int8")
@@ -113,18 +130,38 @@ def test_bad_paper_export_is_one_line(tiny_build, tmp_path, capsys):
 
 def test_the_training_run_line_says_which_weights_and_where_they_were_trained():
     assert training_run_line({}) == ""
-    line = training_run_line({"best_epoch": 44, "epochs_run": 44,
-                              "initialised_from": {"path": "/root/init.keras", "copy_of": "runs/a/best.keras",
-                                                   "sha256": "386a045acf22a0275a2a"},
-                              "trained_with": {"backend": "jax", "keras": "3.15.1", "device": "gpu: NVIDIA H200"}})
+    line = training_run_line(
+        {
+            "best_epoch": 44,
+            "epochs_run": 44,
+            "initialised_from": {
+                "path": "/root/init.keras",
+                "copy_of": "runs/a/best.keras",
+                "sha256": "386a045acf22a0275a2a",
+            },
+            "trained_with": {"backend": "jax", "keras": "3.15.1", "device": "gpu: NVIDIA H200"},
+        }
+    )
     assert line.startswith("- Weights: the best epoch by validation AUC (44 of 44)")
     assert "warm restart" in line and "runs/a/best.keras" in line and "386a045acf22" in line
     assert "Keras 3.15.1 on jax (gpu: NVIDIA H200)" in line and line.endswith(".\n")
-    recovered = training_run_line({"best_epoch": 20, "epochs_run": 32, "initialised_from": {
-        "path": "runs/recovered.keras", "sha256": "aa" * 32,
-        "recovered_from": {"path": "models/melanoma_int8.tflite", "sha256": "3addf04ea81c1ffa"}}})
-    assert "a warm restart from the earlier shipped int8 model (models/melanoma_int8.tflite, sha256 3addf04ea81c…)" \
-        in recovered and "training.recover" in recovered and "earlier run of this trainer" not in recovered
+    recovered = training_run_line(
+        {
+            "best_epoch": 20,
+            "epochs_run": 32,
+            "initialised_from": {
+                "path": "runs/recovered.keras",
+                "sha256": "aa" * 32,
+                "recovered_from": {"path": "models/melanoma_int8.tflite", "sha256": "3addf04ea81c1ffa"},
+            },
+        }
+    )
+    assert (
+        "a warm restart from the earlier shipped int8 model (models/melanoma_int8.tflite, sha256 3addf04ea81c…)"
+        in recovered
+        and "training.recover" in recovered
+        and "earlier run of this trainer" not in recovered
+    )
     averaged = training_run_line({"best_epoch": 9, "epochs_run": 10, "weights": "average of epochs 8-10"})
     assert averaged == "- Weights: average of epochs 8-10.\n"
 
@@ -136,11 +173,15 @@ def test_int8_loss_is_worded_for_either_sign():
 
 def test_the_card_names_the_cpu_its_timings_come_from(tmp_path):
     x86 = tmp_path / "x86"
-    x86.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
-                   "model name\t: AMD EPYC 7B13\n\nprocessor\t: 1\n")
+    x86.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+        "model name\t: AMD EPYC 7B13\n\nprocessor\t: 1\n"
+    )
     assert cpu_name(x86) == "AMD EPYC 7B13"
     pi = tmp_path / "pi"
-    pi.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nRevision\t: c03114\n"
-                  "Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    pi.write_text(
+        "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nRevision\t: c03114\n"
+        "Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+    )
     assert cpu_name(pi) == "Raspberry Pi 4 Model B Rev 1.4"
     assert cpu_name(tmp_path / "missing")  # never empty: falls back to what platform knows

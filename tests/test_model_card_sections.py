@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kiosk.manifest import read_manifest
-from training.model_card import field_bench_section, honest_section, targets_table, threshold_section
 from tests.conftest import REPO_ROOT
+from training.model_card import field_bench_section, honest_section, targets_table, threshold_section
 
 MANIFEST = read_manifest(REPO_ROOT / "models" / "melanoma_int8.json")
 
@@ -19,14 +19,45 @@ def test_threshold_and_honest_sections_quote_the_manifest():
 
 
 def test_targets_judge_the_honest_split_and_the_field_conditions():
-    field = {"images": 4, "per_class": 2, "gate": "defaults", "rows": [
-        {"condition": "clean", "severity": 0, "parameter": None, "n": 4, "auc": 1.0, "sensitivity": 1.0,
-         "specificity": 1.0, "retake_rate": 0.0, "melanoma_low": 0.0, "benign_pass_low": 1.0},
-        {"condition": "noise", "severity": 1, "parameter": 300.0, "n": 4, "auc": 0.9, "sensitivity": 0.5,
-         "specificity": 1.0, "retake_rate": 0.5, "melanoma_low": 0.5, "benign_pass_low": 1.0}]}
-    table = targets_table(MANIFEST.extra["validation_metrics"], file_bytes=1000, speedup=None,
-                          honest=MANIFEST.extra["honest_validation"], choice=MANIFEST.extra["threshold_choice"],
-                          field=field)
+    field = {
+        "images": 4,
+        "per_class": 2,
+        "gate": "defaults",
+        "rows": [
+            {
+                "condition": "clean",
+                "severity": 0,
+                "parameter": None,
+                "n": 4,
+                "auc": 1.0,
+                "sensitivity": 1.0,
+                "specificity": 1.0,
+                "retake_rate": 0.0,
+                "melanoma_low": 0.0,
+                "benign_pass_low": 1.0,
+            },
+            {
+                "condition": "noise",
+                "severity": 1,
+                "parameter": 300.0,
+                "n": 4,
+                "auc": 0.9,
+                "sensitivity": 0.5,
+                "specificity": 1.0,
+                "retake_rate": 0.5,
+                "melanoma_low": 0.5,
+                "benign_pass_low": 1.0,
+            },
+        ],
+    }
+    table = targets_table(
+        MANIFEST.extra["validation_metrics"],
+        file_bytes=1000,
+        speedup=None,
+        honest=MANIFEST.extra["honest_validation"],
+        choice=MANIFEST.extra["threshold_choice"],
+        field=field,
+    )
     assert "| AUC, honest split | >= 0.975 | 0.9703 | **NOT met** |" in table
     assert "melanomas told low | <= 5% in every one | 0 of 1 meet it; worst noise 50.00% | **NOT met** |" in table
     assert "passing benign told low | >= 60% in every one | 1 of 1 meet it" in table

@@ -47,8 +47,9 @@ def outcomes(screener: Screener, items: list[NotALesion]) -> dict[str, str]:
     out = {}
     for item in items:
         r = screener.screen_image(item.image)
-        out[item.name] = f"{r.status}:{r.reason}" if r.status != "ok" else (f"{r.risk}:{r.reason}" if r.reason
-                                                                           else str(r.risk))
+        out[item.name] = (
+            f"{r.status}:{r.reason}" if r.status != "ok" else (f"{r.risk}:{r.reason}" if r.reason else str(r.risk))
+        )
     return out
 
 
@@ -58,7 +59,7 @@ def test_the_set_is_large_varied_and_deterministic(not_lesions: list[NotALesion]
     assert {"pen_line", "crease", "scar", "text", "form", "wall", "blank", "gradient", "noise", "skin"} <= set(families)
     again = not_a_lesion_set(seed=0, skimage=False)
     digest = [hashlib.sha256(i.image.tobytes()).hexdigest() for i in again]
-    assert digest == [hashlib.sha256(i.image.tobytes()).hexdigest() for i in not_lesions[:len(again)]]
+    assert digest == [hashlib.sha256(i.image.tobytes()).hexdigest() for i in not_lesions[: len(again)]]
     assert len({item.name for item in not_lesions}) == len(not_lesions)
 
 
@@ -72,8 +73,9 @@ def test_no_photo_that_is_not_a_lesion_is_low_with_the_shipped_model(not_lesions
     assert by_gate >= 0.85 * len(got), Counter(got.values())
 
 
-def test_no_photo_that_is_not_a_lesion_is_low_with_the_fixture_model(screener: Screener,
-                                                                      not_lesions: list[NotALesion]) -> None:
+def test_no_photo_that_is_not_a_lesion_is_low_with_the_fixture_model(
+    screener: Screener, not_lesions: list[NotALesion]
+) -> None:
     got = outcomes(screener, not_lesions)
     low = sorted(name for name, o in got.items() if o == "low")
     # The tiny fixture model is near chance, so only the gate can keep these from "low".
@@ -113,8 +115,14 @@ def test_drawn_lesions_still_pass_cleanly() -> None:
 
 
 def test_judge_evidence_thresholds() -> None:
-    lesion = {"delta_e": 30.0, "surround_chroma": 20.0, "elongation": 1.3, "solidity": 0.9, "clutter": 0.0,
-              "area_fraction": 0.1}
+    lesion = {
+        "delta_e": 30.0,
+        "surround_chroma": 20.0,
+        "elongation": 1.3,
+        "solidity": 0.9,
+        "clutter": 0.0,
+        "area_fraction": 0.1,
+    }
     assert judge_evidence(lesion, weak_evidence=200.0).kind == "lesion"
     # One failed check, or a faint border: refer, never retake (a faint amelanotic lesion).
     assert judge_evidence(lesion | {"surround_chroma": 2.0}, weak_evidence=200.0).failed == ("surround_chroma",)
@@ -124,8 +132,9 @@ def test_judge_evidence_thresholds() -> None:
     # Many failures, or weak AND two shape/colour failures, or no colour difference at all: retake.
     line = lesion | {"elongation": 9.0, "solidity": 0.2, "surround_chroma": 1.0}
     assert judge_evidence(line, weak_evidence=200.0).kind == "not_a_lesion"
-    assert judge_evidence(lesion | {"elongation": 9.0, "area_fraction": 0.001}, weak_evidence=3.0).kind \
-        == "not_a_lesion"
+    assert (
+        judge_evidence(lesion | {"elongation": 9.0, "area_fraction": 0.001}, weak_evidence=3.0).kind == "not_a_lesion"
+    )
     assert judge_evidence(lesion | {"delta_e": 3.0}, weak_evidence=200.0).kind == "not_a_lesion"
     stricter = EvidenceThresholds(max_elongation=1.2)
     assert judge_evidence(lesion, weak_evidence=200.0, thresholds=stricter).failed == ("elongation",)

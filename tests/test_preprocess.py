@@ -11,7 +11,13 @@ import pytest
 from kiosk.synthetic import SKIN_TONES, draw_lesion, lesion_mask
 from kiosk.vision.lesion import find_lesion
 from kiosk.vision.preprocess import (
-    DEFAULT_RECIPE, RECIPES, Recipe, crop_box, get_recipe, preprocess, shades_of_gray,
+    DEFAULT_RECIPE,
+    RECIPES,
+    Recipe,
+    crop_box,
+    get_recipe,
+    preprocess,
+    shades_of_gray,
 )
 
 NO_COLOUR = Recipe(id="test-crop-only", shades_of_gray_p=None)  # the default crop, no colour constancy
@@ -23,6 +29,7 @@ def channel_spread(image: np.ndarray) -> float:
 
 
 # --- format ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 @pytest.mark.parametrize(("width", "height"), [(640, 480), (300, 300), (360, 640), (150, 140)])
@@ -51,6 +58,7 @@ def test_default_recipe_is_the_shipped_one() -> None:
 
 # --- determinism -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_deterministic_and_input_untouched(recipe: str) -> None:
     image = draw_lesion(seed=12, hairs=4, colours=3, vignette=True)
@@ -66,8 +74,9 @@ def test_precomputed_lesion_gives_identical_result(recipe: str) -> None:
     for seed, centre in ((1, (0.5, 0.5)), (4, (0.35, 0.62))):
         image = draw_lesion(seed=seed, centre=centre, radius=0.15, hairs=3)
         lesion = find_lesion(image)
-        assert np.array_equal(preprocess(image, size=160, recipe=recipe),
-                              preprocess(image, size=160, recipe=recipe, lesion=lesion))
+        assert np.array_equal(
+            preprocess(image, size=160, recipe=recipe), preprocess(image, size=160, recipe=recipe, lesion=lesion)
+        )
 
 
 # --- the crop ----------------------------------------------------------------------------------
@@ -102,7 +111,7 @@ def test_preprocess_uses_the_crop_box() -> None:
         image = draw_lesion(seed=1, **params)
         x0, y0, side = crop_box(image.shape, find_lesion(image), NO_COLOUR)
         out = preprocess(image, size=side, recipe=NO_COLOUR)
-        assert np.array_equal(out, image[y0:y0 + side, x0:x0 + side])
+        assert np.array_equal(out, image[y0 : y0 + side, x0 : x0 + side])
 
 
 def test_crop_is_never_tighter_than_min_crop() -> None:
@@ -129,6 +138,7 @@ def test_full_recipe_ignores_the_lesion() -> None:
 
 # --- colour constancy --------------------------------------------------------------------------
 
+
 def test_shades_of_gray_removes_a_colour_cast() -> None:
     for seed in range(4):
         image = draw_lesion(seed=seed)
@@ -145,6 +155,7 @@ def test_shades_of_gray_is_invariant_to_channel_gains() -> None:
 
     (Up to overall brightness: the output keeps the mean of the illuminant estimate.)
     """
+
     def chroma(image: np.ndarray) -> np.ndarray:  # R/G and B/G of the channel means
         means = image.reshape(-1, 3).astype(np.float64).mean(axis=0)
         return means[[0, 2]] / means[1]
@@ -166,6 +177,7 @@ def test_shades_of_gray_leaves_grey_alone() -> None:
 
 
 # --- hair removal ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tone", [0, 2, 4])
 def test_hair_removal_removes_dark_thin_lines(tone: int) -> None:
@@ -191,6 +203,7 @@ def test_hair_removal_does_not_erase_the_lesion() -> None:
 
 
 # --- recipes -----------------------------------------------------------------------------------
+
 
 def test_unknown_recipe_is_a_value_error_naming_the_known_ones() -> None:
     image = draw_lesion(seed=1, width=200, height=200)

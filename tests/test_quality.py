@@ -32,6 +32,7 @@ def reasons_with_measures(images: dict) -> dict:
 
 # --- good photos pass --------------------------------------------------------------------------
 
+
 def test_varied_good_lesions_pass() -> None:
     failed = {}
     for seed in range(30):
@@ -55,6 +56,7 @@ def test_good_lesion_with_vignette_and_high_resolution_passes() -> None:
 
 
 # --- capture defects ---------------------------------------------------------------------------
+
 
 def test_blurry() -> None:
     got = reasons_with_measures({seed: draw_lesion(seed=seed, blur_sigma=6) for seed in range(6)})
@@ -84,8 +86,9 @@ def test_overexposed_on_every_skin_tone(tone: int) -> None:
     # colour. Known failure on Fitzpatrick V: blue stays below 250, so the "white in every
     # channel" saturation measure reads 0 and mean grey stays ~228-234 < max_brightness 235,
     # and the photo passes. (Share of pixels with ANY channel >= 250 is 0.90-0.99 here.)
-    got = reasons_with_measures({seed: draw_lesion(seed=seed, skin=SKIN_TONES[tone], brightness=3.0)
-                                 for seed in range(2)})
+    got = reasons_with_measures(
+        {seed: draw_lesion(seed=seed, skin=SKIN_TONES[tone], brightness=3.0) for seed in range(2)}
+    )
     assert all(r == "overexposed" for r, _ in got.values()), got
 
 
@@ -105,6 +108,7 @@ def test_too_small() -> None:
 
 
 # --- nothing to screen -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tone", range(len(SKIN_TONES)), ids=TONE_IDS)
 def test_blank_skin_has_no_lesion(tone: int) -> None:
@@ -151,17 +155,17 @@ def test_grey_wall_seen_by_a_real_camera_has_no_lesion() -> None:
 
 
 def test_uniform_random_noise_has_no_lesion() -> None:
-    got = reasons_with_measures({
-        seed: np.random.default_rng(seed).integers(0, 256, (480, 640, 3)).astype(np.uint8) for seed in range(5)
-    })
+    got = reasons_with_measures(
+        {seed: np.random.default_rng(seed).integers(0, 256, (480, 640, 3)).astype(np.uint8) for seed in range(5)}
+    )
     assert all(r == "no_lesion" for r, _ in got.values()), got
 
 
 # --- framing -----------------------------------------------------------------------------------
 
+
 def test_lesion_in_the_corner_is_not_centred() -> None:
-    got = reasons_with_measures({seed: draw_lesion(seed=seed, centre=(0.9, 0.9), radius=0.08)
-                                 for seed in range(8)})
+    got = reasons_with_measures({seed: draw_lesion(seed=seed, centre=(0.9, 0.9), radius=0.08) for seed in range(8)})
     assert all(r == "lesion_not_centred" for r, _ in got.values()), got
     for _, measures in got.values():
         # The centroid sits at (0.9, 0.9): 0.566 from the centre.
@@ -187,11 +191,16 @@ def test_tiny_or_cornered_lesions_are_never_passed() -> None:
 
 # --- report and thresholds ---------------------------------------------------------------------
 
+
 def test_every_reason_is_in_the_catalogue() -> None:
     images = [
-        draw_lesion(seed=1), draw_lesion(seed=1, blur_sigma=6), draw_lesion(seed=1, brightness=0.15),
-        draw_lesion(seed=1, brightness=3.0), draw_lesion(seed=1, width=100, height=100),
-        draw_skin(seed=3), draw_lesion(seed=1, centre=(0.9, 0.9), radius=0.08),
+        draw_lesion(seed=1),
+        draw_lesion(seed=1, blur_sigma=6),
+        draw_lesion(seed=1, brightness=0.15),
+        draw_lesion(seed=1, brightness=3.0),
+        draw_lesion(seed=1, width=100, height=100),
+        draw_skin(seed=3),
+        draw_lesion(seed=1, centre=(0.9, 0.9), radius=0.08),
     ]
     got = [reason(image) for image in images]
     assert got == [None, "blurry", "too_dark", "overexposed", "too_small", "no_lesion", "lesion_not_centred"]
@@ -201,8 +210,12 @@ def test_every_reason_is_in_the_catalogue() -> None:
 def test_measures_and_lesion_are_reported() -> None:
     report = assess_quality(draw_lesion(seed=6))
     assert {
-        "brightness", "saturated_fraction", "sharpness",
-        "lesion_contrast", "lesion_area_fraction", "lesion_centre_offset",
+        "brightness",
+        "saturated_fraction",
+        "sharpness",
+        "lesion_contrast",
+        "lesion_area_fraction",
+        "lesion_centre_offset",
     } <= set(report.measures)
     assert report.lesion is not None and report.lesion.found
     assert 50 < report.measures["brightness"] < 235

@@ -54,16 +54,18 @@ def samples() -> list[Sample]:
             image = load_image(path)
             report = assess_quality(image)
             x = preprocess(image, size=160, recipe="crop-sog6-v1", lesion=report.lesion)
-            out.append(Sample(
-                name=f"{label}/{path.name}",
-                label=label,
-                reason=report.reason,
-                found=report.lesion is not None and report.lesion.found,
-                blurred=assess_quality(cv2.GaussianBlur(image, (0, 0), 5)).reason,
-                darkened=assess_quality(cv2.convertScaleAbs(image, alpha=0.15)).reason,
-                blown_out=assess_quality(np.clip(image.astype(np.float32) * 3.0, 0, 255).astype(np.uint8)).reason,
-                model_input=(x.shape, x.dtype.name),
-            ))
+            out.append(
+                Sample(
+                    name=f"{label}/{path.name}",
+                    label=label,
+                    reason=report.reason,
+                    found=report.lesion is not None and report.lesion.found,
+                    blurred=assess_quality(cv2.GaussianBlur(image, (0, 0), 5)).reason,
+                    darkened=assess_quality(cv2.convertScaleAbs(image, alpha=0.15)).reason,
+                    blown_out=assess_quality(np.clip(image.astype(np.float32) * 3.0, 0, 255).astype(np.uint8)).reason,
+                    model_input=(x.shape, x.dtype.name),
+                )
+            )
     return out
 
 
@@ -74,11 +76,15 @@ def rate(samples: list[Sample], ok) -> tuple[float, str]:
 
 def test_quality_gate_passes_real_photos(samples: list[Sample]) -> None:
     overall, text = rate(samples, lambda s: s.reason is None)
-    by_class = {label: rate([s for s in samples if s.label == label], lambda s: s.reason is None)
-                for label in ("benign", "malignant")}
+    by_class = {
+        label: rate([s for s in samples if s.label == label], lambda s: s.reason is None)
+        for label in ("benign", "malignant")
+    }
     rejected = Counter(s.reason for s in samples if s.reason is not None)
-    detail = (f"passed {text}; benign {by_class['benign'][1]}, malignant {by_class['malignant'][1]}; "
-              f"rejections {dict(rejected)}: {[(s.name, s.reason) for s in samples if s.reason][:20]}")
+    detail = (
+        f"passed {text}; benign {by_class['benign'][1]}, malignant {by_class['malignant'][1]}; "
+        f"rejections {dict(rejected)}: {[(s.name, s.reason) for s in samples if s.reason][:20]}"
+    )
     assert overall >= 0.95, detail
     # The gate must not turn away one class much more than the other (a retake loop on melanomas).
     assert min(r for r, _ in by_class.values()) >= 0.90, detail

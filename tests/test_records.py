@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from kiosk.result import ScreeningResult
 
 ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-z]{4}-[0-9a-f]{32}")
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
-T0 = datetime(2025, 3, 14, 9, 30, 15, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 14, 9, 30, 15, tzinfo=UTC)
 
 
 class FakeClock:
@@ -151,8 +151,13 @@ def test_list_newest_first_with_paging_and_count(tmp_path: Path) -> None:
 
 
 def test_from_settings(tmp_path: Path) -> None:
-    settings = load_settings(env={"KIOSK_RECORDS_DATA_DIR": str(tmp_path / "r"), "KIOSK_RECORDS_RETENTION_DAYS": "30",
-                                  "KIOSK_RECORDS_KEEP_IMAGES": "off"})
+    settings = load_settings(
+        env={
+            "KIOSK_RECORDS_DATA_DIR": str(tmp_path / "r"),
+            "KIOSK_RECORDS_RETENTION_DAYS": "30",
+            "KIOSK_RECORDS_KEEP_IMAGES": "off",
+        }
+    )
     with RecordStore.from_settings(settings.records) as store:
         assert store.data_dir == tmp_path / "r"
         assert (store.retention_days, store.keep_images) == (30, False)
@@ -341,7 +346,7 @@ def test_retention_zero_keeps_forever(tmp_path: Path) -> None:
 def test_naive_clock_is_taken_as_utc(tmp_path: Path) -> None:
     with RecordStore(tmp_path, clock=lambda: datetime(2025, 1, 2, 3, 4, 5)) as store:
         got = store.get(store.save(ok_result()))
-        assert got is not None and got.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        assert got is not None and got.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "30"])
@@ -438,8 +443,11 @@ def test_patient_round_trip_and_partial(tmp_path: Path) -> None:
         ({"age": True}, "age must be a whole number from 0 to 120; got True"),
         ({"age": "40"}, "age must be a whole number from 0 to 120; got '40'"),
         ({"sex": "f"}, "sex must be one of female, male, other; got 'f'"),
-        ({"body_site": "arm"}, "body_site must be one of head_neck, trunk, upper_limb, lower_limb, palm_sole, "
-                               "nail, genital, other; got 'arm'"),
+        (
+            {"body_site": "arm"},
+            "body_site must be one of head_neck, trunk, upper_limb, lower_limb, palm_sole, "
+            "nail, genital, other; got 'arm'",
+        ),
     ],
 )
 def test_patient_validation_errors(kwargs: dict[str, object], message: str) -> None:

@@ -22,8 +22,9 @@ def drawn_preprocessed(seeds, size: int) -> np.ndarray:
     from kiosk.synthetic import random_lesion
     from kiosk.vision.preprocess import DEFAULT_RECIPE, preprocess
 
-    return np.stack([preprocess(random_lesion(seed, width=320, height=240), size=size, recipe=DEFAULT_RECIPE)
-                     for seed in seeds])
+    return np.stack(
+        [preprocess(random_lesion(seed, width=320, height=240), size=size, recipe=DEFAULT_RECIPE) for seed in seeds]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +110,10 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     # The record beside it names the int8 model, for the trainer's --init to carry into the export.
     record = json.loads(out.with_suffix(".json").read_text())
     manifest = json.loads(SHIPPED.with_suffix(".json").read_text())
-    assert record == {"recovered_from": {"path": str(SHIPPED), "sha256": manifest["sha256"]},
-                      "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    assert record == {
+        "recovered_from": {"path": str(SHIPPED), "sha256": manifest["sha256"]},
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+    }
     from training.train import initial_weights_record
 
     assert initial_weights_record(out)["recovered_from"] == record["recovered_from"]
@@ -129,8 +132,9 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     garbage = tmp_path / "garbage" / "model.tflite"
     garbage.parent.mkdir()
     garbage.write_bytes(b"not a flatbuffer" * 100)
-    garbage.with_suffix(".json").write_text(json.dumps(
-        {**manifest, "sha256": hashlib.sha256(garbage.read_bytes()).hexdigest()}))
+    garbage.with_suffix(".json").write_text(
+        json.dumps({**manifest, "sha256": hashlib.sha256(garbage.read_bytes()).hexdigest()})
+    )
     # A model file changed after its manifest was written.
     tampered = tmp_path / "tampered" / "model.tflite"
     tampered.parent.mkdir()
@@ -138,8 +142,12 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
     tampered.with_suffix(".json").write_text(json.dumps(manifest))
     lonely = tmp_path / "lonely.tflite"
     shutil.copy(SHIPPED, lonely)
-    for model, words in ((wrong, "kernel"), (garbage, "not a TFLite model"),
-                         (tampered, "does not match the sha256 in its manifest"), (lonely, "no readable manifest")):
+    for model, words in (
+        (wrong, "kernel"),
+        (garbage, "not a TFLite model"),
+        (tampered, "does not match the sha256 in its manifest"),
+        (lonely, "no readable manifest"),
+    ):
         target = tmp_path / f"{model.parent.name}-{model.stem}.keras"
         assert main([str(model), "--out", str(target), *common]) == 2
         err = capsys.readouterr().err.strip().splitlines()

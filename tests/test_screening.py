@@ -23,8 +23,9 @@ def test_good_photo_gives_a_full_result(screener):
 
 # Blank skin with no colour difference at all is sent back; a faint skin-shading blob (as faint as
 # some real melanomas) is "unclear" and referred. Either way it is never "low".
-@pytest.mark.parametrize(("seed", "outcome"), [(0, "retake"), (1, "refer"), (2, "refer"), (3, "retake"),
-                                               (4, "refer"), (5, "refer")])
+@pytest.mark.parametrize(
+    ("seed", "outcome"), [(0, "retake"), (1, "refer"), (2, "refer"), (3, "retake"), (4, "refer"), (5, "refer")]
+)
 def test_blank_skin_is_never_low_risk(screener, seed, outcome):
     result = screener.screen_image(draw_skin(seed=seed))
     if outcome == "retake":
@@ -68,7 +69,10 @@ def test_file_and_array_paths_agree(screener, tmp_path):
 def test_evaluation_mode_scores_even_failed_photos(screener):
     result = screener.screen_image(draw_skin(seed=0), apply_quality_gate=False)
     assert result.status == "ok" and result.reason == "no_lesion"
-    assert (result.malignant_probability, result.risk) == (0.4688, "refer")  # seed 1 is "unclear" now, so seed 0 (no_lesion)
+    assert (result.malignant_probability, result.risk) == (
+        0.4688,
+        "refer",
+    )  # seed 1 is "unclear" now, so seed 0 (no_lesion)
 
 
 def test_mm_diameter_with_configured_scale(model):

@@ -92,16 +92,19 @@ def test_nobody_listening_returns_false(short_dir):
     assert systemd.notify("READY=1", env={"NOTIFY_SOCKET": str(short_dir / "gone")}) is False
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, None),
-    ({"WATCHDOG_USEC": "30000000"}, 30.0),
-    ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": str(os.getpid())}, 0.5),
-    ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # someone else's watchdog
-    ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "x"}, None),
-    ({"WATCHDOG_USEC": "0"}, None),
-    ({"WATCHDOG_USEC": "-5"}, None),
-    ({"WATCHDOG_USEC": "thirty"}, None),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "30000000"}, 30.0),
+        ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": str(os.getpid())}, 0.5),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # someone else's watchdog
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "x"}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "-5"}, None),
+        ({"WATCHDOG_USEC": "thirty"}, None),
+    ],
+)
 def test_watchdog_interval(env, expected):
     assert systemd.watchdog_interval(env=env) == expected
 
@@ -151,8 +154,12 @@ def test_a_raising_health_check_counts_as_unhealthy(fake):
     assert dog.check() is False
     assert dog.check() is False
     assert fake.drain() == []
-    assert lines == [("watchdog: health check raised RuntimeError: camera thread died; "
-                      "not pinging systemd, which restarts the kiosk if this lasts 0.2 s")]
+    assert lines == [
+        (
+            "watchdog: health check raised RuntimeError: camera thread died; "
+            "not pinging systemd, which restarts the kiosk if this lasts 0.2 s"
+        )
+    ]
 
 
 def test_watchdog_uses_watchdog_usec(fake, monkeypatch):

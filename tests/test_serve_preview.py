@@ -36,8 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(port: int, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
-            timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -62,8 +69,20 @@ def test_stalled_preview_viewers_leave_threads_for_the_api(tiny_model_path, tmp_
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env["KIOSK_GPIO_ENABLED"] = "false"
-    cmd = [sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera", "synthetic",
-           "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(tiny_model_path),
+        "serve",
+        "--camera",
+        "synthetic",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     viewers: list[socket.socket] = []
 
@@ -91,8 +110,14 @@ def test_stalled_preview_viewers_leave_threads_for_the_api(tiny_model_path, tmp_
         token = re.search(rb'<meta name="csrf-token" content="([^"]+)">', html).group(1).decode()
         cookie = headers["Set-Cookie"].split(";", 1)[0]
         started = time.monotonic()
-        status, headers, _ = request(port, "POST", "/screen", body=f"csrf_token={token}".encode(), timeout=20,
-                                     headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+        status, headers, _ = request(
+            port,
+            "POST",
+            "/screen",
+            body=f"csrf_token={token}".encode(),
+            timeout=20,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+        )
         assert status == 303, status
         assert time.monotonic() - started < 10
 

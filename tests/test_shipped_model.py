@@ -80,7 +80,8 @@ def test_kiosk_evaluate_on_a_sample_of_the_real_validation_split(name, lowest_au
     manifest = json.loads(path.with_suffix(".json").read_text())
     recorded = manifest["source_export"]["training_data"]["validation_split_sha256"]
     assert hashlib.sha256(json.dumps([s.path for s in validation_split]).encode()).hexdigest() == recorded, (
-        "the rebuilt split is not the one this model was validated on")
+        "the rebuilt split is not the one this model was validated on"
+    )
     rng = random.Random(20261125)
     folder = tmp_path / "sample"
     for label, name_ in enumerate(("benign", "malignant")):
@@ -88,9 +89,26 @@ def test_kiosk_evaluate_on_a_sample_of_the_real_validation_split(name, lowest_au
         for s in rng.sample([s for s in validation_split if s.label == label], PER_CLASS):
             (folder / name_ / s.path.split("/")[-1]).symlink_to(SHARED_TRAIN / s.path)
     predictions = tmp_path / "predictions.csv"
-    done = subprocess.run([sys.executable, "-m", "kiosk", "--model", str(path), "evaluate", str(folder), "--json",
-                           "--predictions", str(predictions)], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "KIOSK_GPIO_ENABLED": "false"}, timeout=600, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kiosk",
+            "--model",
+            str(path),
+            "evaluate",
+            str(folder),
+            "--json",
+            "--predictions",
+            str(predictions),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "KIOSK_GPIO_ENABLED": "false"},
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["n"] == 2 * PER_CLASS

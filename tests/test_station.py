@@ -16,7 +16,6 @@ from kiosk.synthetic import random_lesion
 from kiosk.vision.loader import load_image
 from tests.web_conftest import FAST_RETRY, wait_until
 
-
 #: The tiny model on the rig's first photo (random_lesion seed 5, 640x480), exactly.
 FIRST_CAPTURE = ("ok", None, 0.4414, "low")
 
@@ -32,7 +31,12 @@ def test_capture_screens_saves_and_tells_observers(station, rig, records):
     station.subscribe(lambda e: events.append((e.kind, e.busy, e.screening.id if e.screening else None)))
     sid, result = station.capture_and_screen(patient=PatientInfo(age=61, body_site="trunk"))
     assert rig.captures == 1
-    assert (result.status, result.reason, result.malignant_probability, result.risk) == FIRST_CAPTURE and result.model_sha256 == station.model_sha256
+    assert (
+        result.status,
+        result.reason,
+        result.malignant_probability,
+        result.risk,
+    ) == FIRST_CAPTURE and result.model_sha256 == station.model_sha256
     stored = records.get(sid)
     assert stored is not None and stored.result == result and stored.patient.age == 61
     assert stored.image_path is not None and load_image(stored.image_path).shape == (480, 640, 3)
@@ -139,8 +143,7 @@ def test_capture_failure_triggers_reconnect(station, rig):
 
 def test_a_hung_capture_counts_as_a_stalled_camera(screener, rig):
     rig.hold_capture = threading.Event()  # never set: the driver hangs
-    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=0.2,
-                 **FAST_RETRY) as st:
+    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=0.2, **FAST_RETRY) as st:
         started = time.monotonic()
         with pytest.raises(CameraError, match="stalled"):
             st.capture_and_screen()
@@ -203,8 +206,7 @@ def test_without_a_camera_the_preview_still_sends_a_placeholder(screener, rig):
 
 def test_a_tap_that_joins_a_failing_capture_gets_the_same_error(screener, rig):
     rig.hold_capture = threading.Event()  # never set: the driver hangs, the capture times out
-    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=1.0,
-                 **FAST_RETRY) as st:
+    with Station(screener=screener, camera_factory=rig.factory, records=None, capture_timeout=1.0, **FAST_RETRY) as st:
         errors = []
 
         def tap():
@@ -243,7 +245,8 @@ def test_a_slow_upload_decode_does_not_hold_up_a_capture(station, rig, records, 
     monkeypatch.setattr(kiosk.screening, "load_image", slow_decode)
     uploads = []
     upload = threading.Thread(
-        target=lambda: uploads.append(station.screen_upload(png_of(random_lesion(5, width=640, height=480)))))
+        target=lambda: uploads.append(station.screen_upload(png_of(random_lesion(5, width=640, height=480))))
+    )
     upload.start()
     try:
         assert entered.wait(10)

@@ -14,7 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ from kiosk.station import Station
 from kiosk.web import create_app
 from tests.web_conftest import FAST_RETRY, Rig, csrf_of, make_settings, rig  # noqa: F401 - fixtures
 
-T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 6, 1, 8, 0, 0, tzinfo=UTC)
 RESULT = ScreeningResult(status="ok", malignant_probability=0.8, risk="refer", threshold=0.23)
 FULL_MESSAGE = "Storage full, results are not being saved. Write this result down and tell the kiosk's keeper."
 

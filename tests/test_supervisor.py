@@ -104,9 +104,17 @@ def test_a_hung_picamera2_is_rebuilt_and_starves_the_watchdog_until_it_is(hangin
     def factory():
         return open_camera("picamera2", still_size=(320, 240), preview_size=(160, 120))
 
-    with Station(screener=StubScreener(), camera_factory=factory, records=None, capture_timeout=0.3,  # type: ignore[arg-type]
-                 open_timeout=0.3, restart_after=1.0, retry_initial=0.05, retry_max=0.1,
-                 watchdog_interval=0.02) as station:
+    with Station(
+        screener=StubScreener(),
+        camera_factory=factory,
+        records=None,
+        capture_timeout=0.3,  # type: ignore[arg-type]
+        open_timeout=0.3,
+        restart_after=1.0,
+        retry_initial=0.05,
+        retry_max=0.1,
+        watchdog_interval=0.02,
+    ) as station:
         health = Health(station)
         assert station.camera.capture().shape == (240, 320, 3)
         assert station.health() == () and health.healthy()
@@ -200,8 +208,9 @@ def test_a_camera_that_fails_right_after_opening_backs_off_more_each_time(kind, 
             return open_camera("opencv:0")
 
     lines: list[str] = []
-    with CameraSupervisor(factory, log=lines.append, on_change=lambda: None, retry_initial=0.05, retry_max=10,
-                          interval=0.02) as supervisor:
+    with CameraSupervisor(
+        factory, log=lines.append, on_change=lambda: None, retry_initial=0.05, retry_max=10, interval=0.02
+    ) as supervisor:
         for _ in range(5):
             assert wait_until(lambda: supervisor.status == "ok", timeout=5)
             with pytest.raises(CameraError):
@@ -213,8 +222,15 @@ def test_a_camera_that_fails_right_after_opening_backs_off_more_each_time(kind, 
 def test_the_back_off_starts_afresh_after_the_camera_worked_a_while(tmp_path):
     folder = write_corrupt_folder(tmp_path / "corrupt")
     lines: list[str] = []
-    with CameraSupervisor(lambda: ReplayCamera(folder, fps=None), log=lines.append, on_change=lambda: None,
-                          retry_initial=0.05, retry_max=10, interval=0.02, healthy_after=0.0) as supervisor:
+    with CameraSupervisor(
+        lambda: ReplayCamera(folder, fps=None),
+        log=lines.append,
+        on_change=lambda: None,
+        retry_initial=0.05,
+        retry_max=10,
+        interval=0.02,
+        healthy_after=0.0,
+    ) as supervisor:
         for _ in range(3):
             assert wait_until(lambda: supervisor.status == "ok", timeout=5)
             with pytest.raises(CameraError):
@@ -240,8 +256,9 @@ def test_a_deleted_replay_folder_is_noticed_by_the_station(tmp_path):
 
 
 def test_preview_viewers_are_capped_and_a_closed_one_frees_its_slot():
-    with CameraSupervisor(lambda: open_camera("synthetic", preview_size=(160, 120)), on_change=lambda: None,
-                          **FAST) as supervisor:
+    with CameraSupervisor(
+        lambda: open_camera("synthetic", preview_size=(160, 120)), on_change=lambda: None, **FAST
+    ) as supervisor:
         hub = PreviewHub(supervisor, max_viewers=2)
         try:
             first, second = hub.open_viewer(), hub.open_viewer()
@@ -262,8 +279,12 @@ def test_preview_viewers_are_capped_and_a_closed_one_frees_its_slot():
 def test_an_extra_viewer_gets_a_503_with_a_one_line_reason(tmp_path):
     from kiosk.web import create_app
 
-    with Station(screener=StubScreener(), camera_factory=lambda: open_camera("synthetic"), records=None,  # type: ignore[arg-type]
-                 preview_viewers=1) as station:
+    with Station(
+        screener=StubScreener(),
+        camera_factory=lambda: open_camera("synthetic"),
+        records=None,  # type: ignore[arg-type]
+        preview_viewers=1,
+    ) as station:
         client = create_app(settings=make_settings(tmp_path), station=station, testing=True).test_client()
         watching = client.get("/stream.mjpg", buffered=False)
         assert watching.status_code == 200

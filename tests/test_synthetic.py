@@ -35,6 +35,7 @@ def touches_border(mask: np.ndarray) -> bool:
 
 # --- determinism and format ------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_images() -> None:
     kwargs = dict(width=W, height=H, colours=4, hairs=3, vignette=True, irregularity=0.7)
     assert np.array_equal(draw_lesion(seed=11, **kwargs), draw_lesion(seed=11, **kwargs))
@@ -83,6 +84,7 @@ def test_random_skin_tones_vary_and_include_dark_skin() -> None:
 
 # --- the lesion --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("tone", SKIN_TONES)
 @pytest.mark.parametrize("colours", [1, 2, 3, 4])
 def test_lesion_is_clearly_darker_than_skin(tone: tuple[int, int, int], colours: int) -> None:
@@ -91,13 +93,16 @@ def test_lesion_is_clearly_darker_than_skin(tone: tuple[int, int, int], colours:
     assert lum[mask].mean() < 0.65 * lum[~mask].mean()
 
 
-@pytest.mark.parametrize(("centre", "radius", "irregularity"), [
-    ((0.5, 0.5), 0.2, 0.0),
-    ((0.5, 0.5), 0.2, 1.0),
-    ((0.3, 0.6), 0.1, 0.5),
-    ((0.7, 0.35), 0.25, 0.3),
-    ((0.5, 0.5), 0.04, 0.0),
-])
+@pytest.mark.parametrize(
+    ("centre", "radius", "irregularity"),
+    [
+        ((0.5, 0.5), 0.2, 0.0),
+        ((0.5, 0.5), 0.2, 1.0),
+        ((0.3, 0.6), 0.1, 0.5),
+        ((0.7, 0.35), 0.25, 0.3),
+        ((0.5, 0.5), 0.04, 0.0),
+    ],
+)
 def test_mask_matches_centre_and_radius(centre: tuple[float, float], radius: float, irregularity: float) -> None:
     mask = lesion_mask(seed=9, width=640, height=480, centre=centre, radius=radius, irregularity=irregularity)
     cx, cy = centroid(mask)
@@ -135,8 +140,18 @@ def test_drawn_lesion_follows_its_mask() -> None:
 
 def test_mask_depends_only_on_geometry() -> None:
     base = lesion_mask(seed=5, width=W, height=H)
-    same = lesion_mask(seed=5, width=W, height=H, colours=4, hairs=5, skin=(100, 70, 50), blur_sigma=3.0,
-                       brightness=0.3, noise=9.0, lesion_colour=(10, 10, 10))
+    same = lesion_mask(
+        seed=5,
+        width=W,
+        height=H,
+        colours=4,
+        hairs=5,
+        skin=(100, 70, 50),
+        blur_sigma=3.0,
+        brightness=0.3,
+        noise=9.0,
+        lesion_colour=(10, 10, 10),
+    )
     assert np.array_equal(base, same)
     # ... and extra hairs or colours never move the lesion in the drawing either.
     a = draw_lesion(seed=5, width=W, height=H, hairs=0, noise=0.0)
@@ -193,8 +208,10 @@ def test_vignette_blackens_the_rim_only() -> None:
     for y, x in [(0, 0), (0, W - 1), (H - 1, 0), (H - 1, W - 1), (H // 2, 2)]:
         assert with_v[y, x].max() < 20
         assert without[y, x].max() > 60
-    assert np.array_equal(with_v[H // 2 - 20:H // 2 + 20, W // 2 - 20:W // 2 + 20],
-                          without[H // 2 - 20:H // 2 + 20, W // 2 - 20:W // 2 + 20])
+    assert np.array_equal(
+        with_v[H // 2 - 20 : H // 2 + 20, W // 2 - 20 : W // 2 + 20],
+        without[H // 2 - 20 : H // 2 + 20, W // 2 - 20 : W // 2 + 20],
+    )
     # The mask excludes nothing of a centred lesion, but a lesion under the rim is cut.
     assert np.array_equal(lesion_mask(vignette=True, **kwargs), lesion_mask(**kwargs))
     edge = dict(seed=2, width=W, height=H, centre=(0.1, 0.5), radius=0.15)
@@ -227,16 +244,26 @@ def test_noise_parameter_sets_pixel_noise() -> None:
     assert (noisy - clean).std() == pytest.approx(8.0, rel=0.15)
 
 
-@pytest.mark.parametrize("bad", [
-    {"colours": 0}, {"colours": 5}, {"irregularity": -0.1}, {"irregularity": 1.5}, {"radius": 0.0},
-    {"hairs": -1}, {"blur_sigma": -1.0}, {"width": 4},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"colours": 0},
+        {"colours": 5},
+        {"irregularity": -0.1},
+        {"irregularity": 1.5},
+        {"radius": 0.0},
+        {"hairs": -1},
+        {"blur_sigma": -1.0},
+        {"width": 4},
+    ],
+)
 def test_invalid_parameters_raise(bad: dict) -> None:
     with pytest.raises(ValueError):
         draw_lesion(seed=0, **bad)
 
 
 # --- the demo camera's lesions ------------------------------------------------------------
+
 
 def test_random_lesion_params_are_varied_and_valid() -> None:
     params = [random_lesion_params(s, width=W, height=H) for s in range(60)]

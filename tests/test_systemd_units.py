@@ -24,7 +24,8 @@ BROWSER_MAX_EXPOSURE = 3.0
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
-    ANALYZE is None, reason="systemd-analyze is not installed (apt install systemd; .ci/run does)")
+    ANALYZE is None, reason="systemd-analyze is not installed (apt install systemd; .ci/run does)"
+)
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -70,19 +71,22 @@ def service():
     return parse_unit(SERVICE)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("Type", "notify"),
-    ("NotifyAccess", "main"),
-    ("ExecStart", "/opt/melanoma-kiosk/venv/bin/kiosk --config /etc/melanoma-kiosk/kiosk.toml serve"),
-    ("WatchdogSec", "30"),
-    ("Restart", "on-failure"),
-    ("RestartSec", "5"),
-    ("TimeoutStopSec", "10"),
-    ("User", "kiosk"),
-    ("Group", "kiosk"),
-    ("StateDirectory", "melanoma-kiosk"),
-    ("UMask", "0077"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("ExecStart", "/opt/melanoma-kiosk/venv/bin/kiosk --config /etc/melanoma-kiosk/kiosk.toml serve"),
+        ("WatchdogSec", "30"),
+        ("Restart", "on-failure"),
+        ("RestartSec", "5"),
+        ("TimeoutStopSec", "10"),
+        ("User", "kiosk"),
+        ("Group", "kiosk"),
+        ("StateDirectory", "melanoma-kiosk"),
+        ("UMask", "0077"),
+    ],
+)
 def test_service_essentials(service, key, value):
     assert one(service, "Service", key) == value
 
@@ -106,28 +110,31 @@ def test_lgpio_gets_a_writable_working_directory(service):
     assert env["LG_WD"] == run_dir
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("ProtectSystem", "strict"),
-    ("NoNewPrivileges", "yes"),
-    ("PrivateTmp", "yes"),
-    ("ProtectHome", "yes"),
-    ("ProtectKernelTunables", "yes"),
-    ("ProtectKernelModules", "yes"),
-    ("ProtectKernelLogs", "yes"),
-    ("ProtectControlGroups", "yes"),
-    ("ProtectClock", "yes"),
-    ("ProtectHostname", "yes"),
-    ("RestrictNamespaces", "yes"),
-    ("LockPersonality", "yes"),
-    ("RestrictRealtime", "yes"),
-    ("RestrictSUIDSGID", "yes"),
-    ("SystemCallArchitectures", "native"),
-    ("CapabilityBoundingSet", ""),
-    ("AmbientCapabilities", ""),
-    ("DevicePolicy", "closed"),
-    ("IPAddressDeny", "any"),
-    ("IPAddressAllow", "localhost"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ProtectSystem", "strict"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("ProtectHome", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectHostname", "yes"),
+        ("RestrictNamespaces", "yes"),
+        ("LockPersonality", "yes"),
+        ("RestrictRealtime", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("SystemCallArchitectures", "native"),
+        ("CapabilityBoundingSet", ""),
+        ("AmbientCapabilities", ""),
+        ("DevicePolicy", "closed"),
+        ("IPAddressDeny", "any"),
+        ("IPAddressAllow", "localhost"),
+    ],
+)
 def test_service_hardening(service, key, value):
     assert one(service, "Service", key) == value
 
@@ -174,9 +181,16 @@ def browser():
 
 
 CHROMIUM_FLAGS = [
-    "--kiosk", "--noerrdialogs", "--disable-session-crashed-bubble", "--disable-pinch",
-    "--overscroll-history-navigation=0", "--kiosk-printing", "--disable-features=Translate",
-    "--no-first-run", "--disable-background-networking", "--password-store=basic",
+    "--kiosk",
+    "--noerrdialogs",
+    "--disable-session-crashed-bubble",
+    "--disable-pinch",
+    "--overscroll-history-navigation=0",
+    "--kiosk-printing",
+    "--disable-features=Translate",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--password-store=basic",
     "--ozone-platform=wayland",
 ]
 
@@ -190,20 +204,23 @@ def test_browser_runs_chromium_in_kiosk_mode(browser):
     assert words[-1] == "http://127.0.0.1:8080/"
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("PrivateUsers", "yes"),
-    ("NoNewPrivileges", "yes"),
-    ("CapabilityBoundingSet", ""),
-    ("ProtectSystem", "strict"),
-    ("ProtectHome", "read-only"),
-    ("PrivateTmp", "yes"),
-    ("ProtectKernelTunables", "yes"),
-    ("ProtectKernelModules", "yes"),
-    ("ProtectControlGroups", "yes"),
-    ("RestrictSUIDSGID", "yes"),
-    ("SystemCallArchitectures", "native"),
-    ("SystemCallErrorNumber", "EPERM"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("PrivateUsers", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "read-only"),
+        ("PrivateTmp", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("SystemCallArchitectures", "native"),
+        ("SystemCallErrorNumber", "EPERM"),
+    ],
+)
 def test_browser_hardening(browser, key, value):
     assert one(browser, "Service", key) == value
 
@@ -242,9 +259,12 @@ def test_browser_waits_for_healthz_with_a_bound(browser):
 def _wait_script(browser, port: int) -> str:
     """The unit's wait loop, pointed at ``port`` and made quick (3 tries, 0.1 s apart)."""
     wait = next(p for p in browser["Service"]["ExecStartPre"] if "healthz" in p)
-    script = wait[len("/bin/sh -c '"):-1].replace("$$", "$")
-    return (script.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-            .replace(re.search(r"-ge \d+", script).group(0), "-ge 3").replace("sleep 2", "sleep 0.1"))
+    script = wait[len("/bin/sh -c '") : -1].replace("$$", "$")
+    return (
+        script.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        .replace(re.search(r"-ge \d+", script).group(0), "-ge 3")
+        .replace("sleep 2", "sleep 0.1")
+    )
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("sh") is None, reason="needs sh and curl")
@@ -290,7 +310,7 @@ def test_browser_shell_commands_parse(browser):
     for key in ("ExecStart", "ExecStartPre"):
         for command in browser["Service"][key]:
             if command.startswith("/bin/sh -c '"):
-                script = command[len("/bin/sh -c '"):-1].replace("$$", "$")
+                script = command[len("/bin/sh -c '") : -1].replace("$$", "$")
                 subprocess.run([sh, "-n", "-c", script], check=True, timeout=10)
 
 
@@ -306,19 +326,26 @@ def test_labwc_autostart_starts_the_browser_unit():
 # --- systemd-analyze ----------------------------------------------------------------
 
 # Complaints that only mean "this is not an installed kiosk": the venv is not in /opt here.
-EXPECTED_ON_A_BUILD_MACHINE = (
-    re.compile(r"Command /opt/melanoma-kiosk/\S+ is not executable"),
-)
+EXPECTED_ON_A_BUILD_MACHINE = (re.compile(r"Command /opt/melanoma-kiosk/\S+ is not executable"),)
 
 
 def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ANALYZE, *args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "LC_ALL": "C.UTF-8", "SYSTEMD_COLORS": "0", **(env or {})})
+    return subprocess.run(
+        [ANALYZE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "LC_ALL": "C.UTF-8", "SYSTEMD_COLORS": "0", **(env or {})},
+    )
 
 
 def unexpected(output: str) -> list[str]:
-    return [line for line in output.splitlines()
-            if line.strip() and not any(p.search(line) for p in EXPECTED_ON_A_BUILD_MACHINE)]
+    return [
+        line
+        for line in output.splitlines()
+        if line.strip() and not any(p.search(line) for p in EXPECTED_ON_A_BUILD_MACHINE)
+    ]
 
 
 @needs_analyze

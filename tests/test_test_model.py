@@ -30,8 +30,10 @@ def test_committed_model_matches_its_manifest_and_names_its_script():
 def test_committed_model_gives_the_same_int8_outputs():
     """Real int8 inference on fixed drawn lesions: outputs are multiples of the output scale 1/256."""
     model = Model.load(COMMITTED_MODEL)
-    got = [model.malignant_probability(preprocess(random_lesion(seed, width=320, height=240), size=TINY_SIZE))
-           for seed in (7, 11)]
+    got = [
+        model.malignant_probability(preprocess(random_lesion(seed, width=320, height=240), size=TINY_SIZE))
+        for seed in (7, 11)
+    ]
     assert got == [118 / 256, 116 / 256]
 
 
@@ -42,8 +44,14 @@ def test_the_script_rebuilds_the_committed_model_byte_for_byte(tmp_path):
     built_with = json.loads(MANIFEST.read_text())["built_with"]["tensorflow"]
     if tf.__version__ != built_with:
         pytest.skip(f"the committed model was built with TensorFlow {built_with}, this is {tf.__version__}")
-    proc = subprocess.run([sys.executable, REPO_ROOT / BUILD_SCRIPT, "--out", tmp_path], capture_output=True,
-                          text=True, timeout=600, cwd=REPO_ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, REPO_ROOT / BUILD_SCRIPT, "--out", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / COMMITTED_MODEL.name).read_bytes() == COMMITTED_MODEL.read_bytes()
     rebuilt = json.loads((tmp_path / MANIFEST.name).read_text())

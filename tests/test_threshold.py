@@ -54,8 +54,9 @@ def test_stricter_than_the_point_rule():
     rng = np.random.default_rng(0)
     labels = np.r_[np.ones(300, int), np.zeros(300, int)]
     scores = np.r_[rng.beta(5, 2, 300), rng.beta(2, 5, 300)]
-    assert threshold_with_confident_sensitivity(labels, scores) < threshold_for_sensitivity(labels, scores,
-                                                                                          min_sensitivity=0.95)
+    assert threshold_with_confident_sensitivity(labels, scores) < threshold_for_sensitivity(
+        labels, scores, min_sensitivity=0.95
+    )
 
 
 def test_too_few_melanomas_refers_every_one():
@@ -77,7 +78,9 @@ def test_shipped_manifest_loads_and_records_its_threshold():
     assert choice["sensitivity_lower_bound_one_sided"] >= 0.95
     # the record's counts give its bound
     c = choice["confusion"]
-    assert clopper_pearson_lower(c["tp"], c["tp"] + c["fn"]) == pytest.approx(choice["sensitivity_lower_bound_one_sided"])
+    assert clopper_pearson_lower(c["tp"], c["tp"] + c["fn"]) == pytest.approx(
+        choice["sensitivity_lower_bound_one_sided"]
+    )
     assert m.extra["honest_validation"]["split"]["validation_images"] == c["tp"] + c["fn"] + c["tn"] + c["fp"]
 
 

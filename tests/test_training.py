@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_drawn_images
-from training.data import LABELS, POOL_FROM, Sample, list_samples, load_split, materialise_split, preprocessed_arrays, split_samples
+from training.data import (
+    LABELS,
+    POOL_FROM,
+    Sample,
+    list_samples,
+    load_split,
+    materialise_split,
+    preprocessed_arrays,
+    split_samples,
+)
 
 
 @pytest.fixture()
@@ -85,8 +94,26 @@ def test_training_resumes_and_exports(dataset, tmp_path):
 
     out = tmp_path / "run"
     common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out)]
-    assert main([*common, "--arch", "mobile", "--alpha", "0.35", "--size", "32", "--epochs", "1",
-                 "--batch", "16", "--val-fraction", "0.2"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--arch",
+                "mobile",
+                "--alpha",
+                "0.35",
+                "--size",
+                "32",
+                "--epochs",
+                "1",
+                "--batch",
+                "16",
+                "--val-fraction",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and (out / "last.keras").exists() and (out / "best.keras").exists()
     # A second start without --resume refuses to overwrite the run.
@@ -106,7 +133,8 @@ def test_training_resumes_and_exports(dataset, tmp_path):
     cal, val_dir = materialise_split(dataset, out, calibration_count=10)
     assert len(list(cal.iterdir())) == 10
     assert sorted(p.name for p in (val_dir / "malignant").iterdir()) == sorted(
-        s.path.split("/")[1] for s in val if s.label == 1)
+        s.path.split("/")[1] for s in val if s.label == 1
+    )
 
 
 @pytest.mark.training
@@ -116,8 +144,24 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
 
     common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2"]
     # Patience 0: no epoch can improve on the best one, so the run stops after its first epoch.
-    assert main([*common, "--out", str(tmp_path / "mobile"), "--arch", "mobile", "--size", "32",
-                 "--epochs", "3", "--patience", "0"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "mobile"),
+                "--arch",
+                "mobile",
+                "--size",
+                "32",
+                "--epochs",
+                "3",
+                "--patience",
+                "0",
+            ]
+        )
+        == 0
+    )
     mobile = tmp_path / "mobile"
     assert json.loads((mobile / "state.json").read_text())["epoch"] == 1
     # Resuming a run that stopped early only exports it again; with more patience it trains on.
@@ -137,12 +181,31 @@ def test_early_stopping_and_the_paper_recipe_running_every_epoch(dataset, tmp_pa
     (mobile / "state.json").unlink()
     capsys.readouterr()
     assert main(["--out", str(mobile), "--resume"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        f"error: cannot resume {mobile}: state.json is missing beside last.keras"
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == f"error: cannot resume {mobile}: state.json is missing beside last.keras"
+    )
     # The paper trained a fixed number of epochs; its reproduction ignores early stopping.
     paper = tmp_path / "paper"
-    assert main([*common, "--out", str(paper), "--arch", "paper", "--paper-recipe", "--size", "48",
-                 "--epochs", "2", "--patience", "0"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(paper),
+                "--arch",
+                "paper",
+                "--paper-recipe",
+                "--size",
+                "48",
+                "--epochs",
+                "2",
+                "--patience",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert json.loads((paper / "state.json").read_text())["epoch"] == 2
     # On resume only the run's length may change; the rest is read back from the run.
     assert main(["--out", str(paper), "--resume", "--epochs", "3", "--patience", "5", "--size", "96"]) == 0
@@ -159,9 +222,33 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     from training.train import average_weights, main
 
     out = tmp_path / "run"
-    assert main(["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--out", str(out), "--arch", "mobile",
-                 "--size", "32", "--epochs", "3", "--patience", "5", "--average-last", "2", "--batch", "16",
-                 "--val-fraction", "0.2"]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(dataset),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--out",
+                str(out),
+                "--arch",
+                "mobile",
+                "--size",
+                "32",
+                "--epochs",
+                "3",
+                "--patience",
+                "5",
+                "--average-last",
+                "2",
+                "--batch",
+                "16",
+                "--val-fraction",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     snapshots = sorted((out / "average").iterdir())
     assert [p.name for p in snapshots] == ["epoch_002.weights.h5", "epoch_003.weights.h5"]
     state = json.loads((out / "state.json").read_text())
@@ -216,8 +303,12 @@ def test_batches_for_backends_without_tf_data(tmp_path):
         seen += picked
     assert sorted(seen) == list(range(10))  # every image once an epoch
     assert seen != list(range(10))  # shuffled
-    assert [int(v) for v in shuffled_batches(x, y, batch=4, class_weight={0: 1, 1: 1}, augment=None,
-                                             seed=3)[0][2]] == [1, 1, 1, 1]
+    assert [int(v) for v in shuffled_batches(x, y, batch=4, class_weight={0: 1, 1: 1}, augment=None, seed=3)[0][2]] == [
+        1,
+        1,
+        1,
+        1,
+    ]
     # With augmentation the same images come out transformed, as float32.
     augmented = shuffled_batches(x, y, batch=4, class_weight={0: 1, 1: 1}, augment=augmenter(8, seed=1), seed=3)
     images = np.asarray(augmented[0][0])
@@ -231,14 +322,26 @@ def test_a_warm_restart_starts_from_another_runs_weights(dataset, tmp_path):
 
     from training.train import main
 
-    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2",
-              "--epochs", "1"]
+    common = [
+        "--data",
+        str(dataset),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--batch",
+        "16",
+        "--val-fraction",
+        "0.2",
+        "--epochs",
+        "1",
+    ]
     first = tmp_path / "first"
     assert main([*common, "--out", str(first), "--arch", "mobile", "--size", "32"]) == 0
     source = first / "best.keras"
     # A model of another size or architecture is refused in one line, before any training.
-    assert main([*common, "--out", str(tmp_path / "wrong"), "--arch", "mobile", "--size", "48",
-                 "--init", str(source)]) == 2
+    assert (
+        main([*common, "--out", str(tmp_path / "wrong"), "--arch", "mobile", "--size", "48", "--init", str(source)])
+        == 2
+    )
     assert not (tmp_path / "wrong" / "state.json").exists()
     assert main([*common, "--out", str(tmp_path / "none"), "--init", str(tmp_path / "missing.keras")]) == 2
     second = tmp_path / "second"

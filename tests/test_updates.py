@@ -104,8 +104,9 @@ def source(tiny_model_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def package_b(source, keys, tmp_path_factory):
-    return updates.sign_model(source["b"], key=keys[0], out=tmp_path_factory.mktemp("stick") / "b.kioskupdate",
-                              version=1)
+    return updates.sign_model(
+        source["b"], key=keys[0], out=tmp_path_factory.mktemp("stick") / "b.kioskupdate", version=1
+    )
 
 
 @pytest.fixture()
@@ -157,11 +158,14 @@ def test_keygen_refuses_to_overwrite(tmp_path):
     assert tree_digest(tmp_path) == {k: v for k, v in before.items() if k != "update-key.pub"}
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "no such file"),
-    (b"hello", "not a PEM private key"),
-    ("public", "this is the public key"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "no such file"),
+        (b"hello", "not a PEM private key"),
+        ("public", "this is the public key"),
+    ],
+)
 def test_signing_with_a_wrong_key_file(tmp_path, keys, source, content, fragment):
     key = tmp_path / "key.pem"
     if content == "public":
@@ -190,7 +194,10 @@ def test_package_holds_exactly_the_signed_members(package_b, source, keys):
     assert list(members) == list(updates.MEMBERS)
     contents = json.loads(members["contents.json"])
     assert (contents["format"], contents["arch"], contents["model_format"]) == (
-        updates.PACKAGE_FORMAT, "tflite-int8", "melanoma-kiosk-model/1")
+        updates.PACKAGE_FORMAT,
+        "tflite-int8",
+        "melanoma-kiosk-model/1",
+    )
     assert members["model.tflite"] == source["b"].read_bytes()
     assert members["manifest.json"] == source["b"].with_suffix(".json").read_bytes()
     for name in updates.SIGNED_MEMBERS:
@@ -240,7 +247,11 @@ def test_apply_installs_keeps_previous_and_logs(package_b, source, models, apply
     assert (models / "MODEL_CARD.md").read_text() == "not ours to touch\n"
     [line] = log_lines(apply.log)
     assert (line["action"], line["outcome"], line["model_sha256"], line["previous_sha256"]) == (
-        "install", "ok", b_sha, sha(a_bytes))
+        "install",
+        "ok",
+        b_sha,
+        sha(a_bytes),
+    )
     assert json.loads(json.dumps(outcome.to_dict()))["model"]["sha256"] == b_sha  # the page can send it as is
 
 
@@ -403,11 +414,14 @@ def test_refuses_a_package_signed_with_another_key(package_b, other_keys, models
     assert updates.key_id(updates.load_public_key(other_keys[1])) in str(err)
 
 
-@pytest.mark.parametrize("change, fragment", [
-    ({"arch": "tflite-float32"}, "tflite-float32"),
-    ({"format": "melanoma-kiosk-update/2"}, "update/2"),
-    ({"model_format": "melanoma-kiosk-model/2"}, "model/2"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"arch": "tflite-float32"}, "tflite-float32"),
+        ({"format": "melanoma-kiosk-update/2"}, "update/2"),
+        ({"model_format": "melanoma-kiosk-model/2"}, "model/2"),
+    ],
+)
 def test_refuses_a_package_for_another_kiosk(package_b, keys, models, apply, tmp_path, change, fragment):
     members = resign(members_of(package_b), keys[0], **change)
     other = write_package(tmp_path / "other.kioskupdate", members)
@@ -438,8 +452,11 @@ def test_refuses_a_model_that_does_not_load(package_b, keys, models, apply, tmp_
 
 def test_refuses_members_with_paths_links_or_extras(package_b, models, apply, tmp_path):
     members = members_of(package_b)
-    for name, kind in (("../model.tflite", tarfile.REGTYPE), ("model.tflite", tarfile.SYMTYPE),
-                       ("extra.sh", tarfile.REGTYPE)):
+    for name, kind in (
+        ("../model.tflite", tarfile.REGTYPE),
+        ("model.tflite", tarfile.SYMTYPE),
+        ("extra.sh", tarfile.REGTYPE),
+    ):
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for member, data in members.items():
@@ -542,8 +559,9 @@ def fresh_models(folder: Path, source) -> Path:
 
 
 @pytest.mark.parametrize("managed", [False, True], ids=["shipped-plain-files", "managed-folder"])
-def test_power_cut_at_any_rename_of_an_install_leaves_a_whole_model(package_b, source, keys, tmp_path,
-                                                                     monkeypatch, apply, managed):
+def test_power_cut_at_any_rename_of_an_install_leaves_a_whole_model(
+    package_b, source, keys, tmp_path, monkeypatch, apply, managed
+):
     a_sha, b_sha, c_sha = (sha(source[k].read_bytes()) for k in "abc")
     package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
     old, new, package = (b_sha, c_sha, package_c) if managed else (a_sha, b_sha, package_b)
@@ -566,8 +584,11 @@ def test_power_cut_at_any_rename_of_an_install_leaves_a_whole_model(package_b, s
         assert active_sha(models) == new
         assert updates.previous_model_info(models).sha256 == old, f"cut {step}"
         if got == old:
-            leftovers = [p.name for p in (models / f"{NAME}.versions").iterdir()
-                         if p.name.startswith(".") or p.name.endswith(".tmp-link")]
+            leftovers = [
+                p.name
+                for p in (models / f"{NAME}.versions").iterdir()
+                if p.name.startswith(".") or p.name.endswith(".tmp-link")
+            ]
             assert leftovers == [], f"cut {step}"
 
     steps = cut_every_step(monkeypatch, setup, lambda models: apply(package, models), check)
@@ -599,8 +620,9 @@ def test_power_cut_at_any_rename_of_a_rollback_leaves_a_whole_model(package_b, s
 # --- versions: an older package never replaces a newer model (issue 12, item 15) ------------
 
 
-def test_an_older_or_equal_version_is_refused_unless_it_is_the_rollback(package_b, source, keys, models, apply,
-                                                                          tmp_path):
+def test_an_older_or_equal_version_is_refused_unless_it_is_the_rollback(
+    package_b, source, keys, models, apply, tmp_path
+):
     b_sha, c_sha = sha(source["b"].read_bytes()), sha(source["c"].read_bytes())
     apply(package_b, models)  # version 1
     package_c = updates.sign_model(source["c"], key=keys[0], out=tmp_path / "c.kioskupdate", version=2)
@@ -623,8 +645,10 @@ def test_a_package_without_a_signed_version_is_refused(package_b, keys, models, 
     del contents["version"]
     body = (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode()
     key = updates.load_private_key(keys[0])
-    unversioned = write_package(tmp_path / "old.kioskupdate", {
-        **members, updates.CONTENTS: body, updates.SIGNATURE: key.sign(updates.SIGNATURE_CONTEXT + body)})
+    unversioned = write_package(
+        tmp_path / "old.kioskupdate",
+        {**members, updates.CONTENTS: body, updates.SIGNATURE: key.sign(updates.SIGNATURE_CONTEXT + body)},
+    )
     refused(apply, unversioned, models, "update_no_version")
     for bad in (0, -1, True, "3"):
         with pytest.raises(UpdateError) as info:
@@ -637,12 +661,20 @@ def test_a_package_without_a_signed_version_is_refused(package_b, keys, models, 
 
 def test_find_updates_under_the_search_globs(tmp_path):
     media = tmp_path / "media"
-    wanted = [media / "pi" / "STICK" / "model.kioskupdate", media / "pi" / "STICK" / "new" / "B.KIOSKUPDATE",
-              media / "pi" / "STICK" / "a" / "b" / "two-deep.kioskupdate", media / "usb0" / "x.kioskupdate"]
+    wanted = [
+        media / "pi" / "STICK" / "model.kioskupdate",
+        media / "pi" / "STICK" / "new" / "B.KIOSKUPDATE",
+        media / "pi" / "STICK" / "a" / "b" / "two-deep.kioskupdate",
+        media / "usb0" / "x.kioskupdate",
+    ]
     stick = media / "pi" / "STICK"
-    unwanted = [stick / "._model.kioskupdate", stick / ".Trash-1000" / "a.kioskupdate",
-                media / "pi" / "STICK" / "a" / "b" / "c" / "deep.kioskupdate", media / "pi" / "STICK" / "notes.txt",
-                media / "top.kioskupdate"]  # not on a stick: /media itself is not a mount point
+    unwanted = [
+        stick / "._model.kioskupdate",
+        stick / ".Trash-1000" / "a.kioskupdate",
+        media / "pi" / "STICK" / "a" / "b" / "c" / "deep.kioskupdate",
+        media / "pi" / "STICK" / "notes.txt",
+        media / "top.kioskupdate",
+    ]  # not on a stick: /media itself is not a mount point
     for path in wanted + unwanted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
@@ -655,9 +687,13 @@ def test_find_updates_under_the_search_globs(tmp_path):
 def test_service_from_settings(tmp_path):
     from kiosk.config import load_settings
 
-    settings = load_settings(env={"KIOSK_MODEL_PATH": str(tmp_path / "m" / "screen.tflite"),
-                                  "KIOSK_UPDATES_SEARCH_PATHS": "/media/*/*:/mnt/usb",
-                                  "KIOSK_RECORDS_DATA_DIR": str(tmp_path / "data")})
+    settings = load_settings(
+        env={
+            "KIOSK_MODEL_PATH": str(tmp_path / "m" / "screen.tflite"),
+            "KIOSK_UPDATES_SEARCH_PATHS": "/media/*/*:/mnt/usb",
+            "KIOSK_RECORDS_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
     service = updates.UpdateService.from_settings(settings)
     assert (service.models_dir, service.name) == (tmp_path / "m", "screen")
     assert service.search_paths == ("/media/*/*", "/mnt/usb")
@@ -699,15 +735,19 @@ def service(models, keys, stick, tmp_path):
     from kiosk.screening import Screener
 
     swaps = Swaps()
-    service = updates.UpdateService(models_dir=models, public_key=keys[1], search_paths=[f"{stick.parent}/*"],
-                                    log=tmp_path / "data" / "updates.jsonl",
-                                    load_screener=lambda: Screener(Model.load(models / f"{NAME}.tflite")), swap=swaps)
+    service = updates.UpdateService(
+        models_dir=models,
+        public_key=keys[1],
+        search_paths=[f"{stick.parent}/*"],
+        log=tmp_path / "data" / "updates.jsonl",
+        load_screener=lambda: Screener(Model.load(models / f"{NAME}.tflite")),
+        swap=swaps,
+    )
     service.swaps = swaps  # type: ignore[attr-defined]
     return service
 
 
-def test_service_lists_the_stick_with_versions_figures_self_test_and_refusals(service, stick, source, keys,
-                                                                              package_b):
+def test_service_lists_the_stick_with_versions_figures_self_test_and_refusals(service, stick, source, keys, package_b):
     d = write_variant(source["tiny"], stick.parent / "src", b"D")
     updates.sign_model(d, key=keys[0], out=stick / "d.kioskupdate", version=3)
     shutil.rmtree(stick.parent / "src")
@@ -797,9 +837,18 @@ def test_kiosk_update_commands(package_b, source, keys, models, tmp_path, monkey
     assert cli.main(["update", "apply", str(package_b)]) == 2
     assert capsys.readouterr().err.startswith("kiosk update apply: error: This model is already the one in use")
     assert cli.main(["update", "rollback"]) == 0
-    assert json.loads(subprocess.run(  # the old spelling still works
-        [sys.executable, "-m", "kiosk.updates", "status"], capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout)["previous"]["version"] == 1
+    assert (
+        json.loads(
+            subprocess.run(  # the old spelling still works
+                [sys.executable, "-m", "kiosk.updates", "status"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            ).stdout
+        )["previous"]["version"]
+        == 1
+    )
 
 
 # --- the deploy scripts ----------------------------------------------------------------
@@ -807,8 +856,15 @@ def test_kiosk_update_commands(package_b, source, keys, models, tmp_path, monkey
 
 def script(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([str(REPO_ROOT / "deploy" / name), *map(str, args)], check=False, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(REPO_ROOT / "deploy" / name), *map(str, args)],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], prog: str) -> str:
@@ -832,8 +888,9 @@ def test_deploy_keygen_script(tmp_path):
 
 
 def test_deploy_sign_model_script(source, keys, models, tmp_path, apply):
-    result = script("sign-model", source["b"], "--key", keys[0], "--out", "b.kioskupdate", "--version", "7",
-                    cwd=tmp_path)
+    result = script(
+        "sign-model", source["b"], "--key", keys[0], "--out", "b.kioskupdate", "--version", "7", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "tiny-B version 7" in result.stdout
     apply(tmp_path / "b.kioskupdate", models)

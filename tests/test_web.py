@@ -15,8 +15,17 @@ from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import TRANSLATIONS_DIR
 from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, pin_hash, wait_until
 
-SCREEN_KEYS = {"image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
-               "model_sha256", "timings_ms"}
+SCREEN_KEYS = {
+    "image",
+    "status",
+    "reason",
+    "malignant_probability",
+    "risk",
+    "threshold",
+    "features",
+    "model_sha256",
+    "timings_ms",
+}
 API_KEYS = SCREEN_KEYS | {"id", "reason_message"}
 LANGS = ("en", "fil", "war")
 
@@ -44,8 +53,12 @@ def post_screening(client, token, **kwargs):
 
 
 def upload(client, token, data: bytes, name="lesion.png", query=""):
-    return client.post(f"/api/screenings{query}", headers={"X-CSRF-Token": token},
-                       data={"image": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    return client.post(
+        f"/api/screenings{query}",
+        headers={"X-CSRF-Token": token},
+        data={"image": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
 
 
 class _TextOf(HTMLParser):
@@ -117,7 +130,12 @@ def test_capture_gives_201_with_every_key_and_a_retrievable_id(client, rig, stat
     body = r.get_json()
     assert set(body) == API_KEYS | {"saved"} and body["saved"] is True  # "saved": only in the answer to a POST
     # The rig's first photo (random_lesion seed 5) through the tiny model, exactly.
-    assert (body["image"], body["status"], body["malignant_probability"], body["risk"]) == ("camera", "ok", 0.4414, "low")
+    assert (body["image"], body["status"], body["malignant_probability"], body["risk"]) == (
+        "camera",
+        "ok",
+        0.4414,
+        "low",
+    )
     assert body["model_sha256"] == station.model_sha256 and rig.captures == 1
     assert r.headers["Location"] == f"/api/screenings/{body['id']}"
     got = client.get(f"/api/screenings/{body['id']}")
@@ -150,7 +168,12 @@ def test_upload_of_a_drawn_lesion(client, rig):
     assert r.status_code == 201
     body = r.get_json()
     assert set(body) == API_KEYS | {"saved"}
-    assert (body["image"], body["status"], body["malignant_probability"], body["risk"]) == ("spot.png", "ok", 0.4414, "low")
+    assert (body["image"], body["status"], body["malignant_probability"], body["risk"]) == (
+        "spot.png",
+        "ok",
+        0.4414,
+        "low",
+    )
     assert body["reason_message"] is None
     assert rig.captures == 0  # the upload, not the camera
     assert client.get(f"/api/screenings/{body['id']}").status_code == 200
@@ -262,7 +285,7 @@ def test_mjpeg_stream_yields_jpeg_parts(client):
         head, _, body = part.partition(b"\r\n\r\n")
         assert b"Content-Type: image/jpeg" in head
         length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
-        assert body[:2] == b"\xff\xd8" and body[length - 2:length] == b"\xff\xd9"
+        assert body[:2] == b"\xff\xd8" and body[length - 2 : length] == b"\xff\xd9"
 
 
 # --- pages ---------------------------------------------------------------------------------------------
@@ -308,8 +331,16 @@ def screening_id(client, image) -> str:
 def test_result_page(client, lang):
     sid = screening_id(client, random_lesion(5, width=640, height=480))
     html = client.get(f"/screenings/{sid}?lang={lang}").get_data(as_text=True)
-    for testid in (*BASE_IDS, "result-risk", "result-probability", "result-features", "next-steps", "disclaimer",
-                   "slip-link", "new-screening"):
+    for testid in (
+        *BASE_IDS,
+        "result-risk",
+        "result-probability",
+        "result-features",
+        "next-steps",
+        "disclaimer",
+        "slip-link",
+        "new-screening",
+    ):
         assert f'data-testid="{testid}"' in html, testid
     body = client.get(f"/api/screenings/{sid}").get_json()
     risk = text_of(html, "result-risk")
@@ -317,12 +348,17 @@ def test_result_page(client, lang):
     assert words in risk and ("\u26a0" in risk or "\u25cf" in risk)  # words and an icon, not colour alone
     assert f"{body['malignant_probability'] * 100:.0f}%" in text_of(html, "result-probability")
     assert tr(lang, "Asymmetry") in html and tr(lang, "Border") in html
-    steps = html[html.index('data-testid="next-steps"'):]
+    steps = html[html.index('data-testid="next-steps"') :]
     if body["risk"] == "refer":
         assert FACILITY in steps and "14" in steps
     else:
-        assert tr(lang, "No referral needed now. Come back if the spot changes in size, shape or colour, "
-                        "bleeds or itches.") in steps
+        assert (
+            tr(
+                lang,
+                "No referral needed now. Come back if the spot changes in size, shape or colour, bleeds or itches.",
+            )
+            in steps
+        )
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -330,18 +366,25 @@ def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_p
     from kiosk.config import RecordsSettings, Settings, WebSettings
     from kiosk.result import ScreeningResult
 
-    settings = Settings(web=WebSettings(pin=pin_hash(PIN), referral_within_days=14), records=RecordsSettings(data_dir=tmp_path / "data"))
+    settings = Settings(
+        web=WebSettings(pin=pin_hash(PIN), referral_within_days=14), records=RecordsSettings(data_dir=tmp_path / "data")
+    )
     test_app = create_app(settings=settings, station=station, testing=True, clock=clock)
-    sid = records.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.35,
-                                       features={}, model_sha256="ab" * 32))
+    sid = records.save(
+        ScreeningResult(
+            status="ok", malignant_probability=0.9, risk="refer", threshold=0.35, features={}, model_sha256="ab" * 32
+        )
+    )
     default = tr(lang, "the nearest rural health unit or provincial hospital dermatology clinic")
     assert lang == "en" or default != "the nearest rural health unit or provincial hospital dermatology clinic"
     with test_app.test_client() as client:
         enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
         for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
             steps = text_of(client.get(path).get_data(as_text=True), "next-steps")
-            assert tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {
-                "facility": default, "days": 14} in steps
+            assert (
+                tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": default, "days": 14}
+                in steps
+            )
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -349,10 +392,24 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
     from kiosk.result import ScreeningResult
 
     # A stored record, as the station saved it: this tests how a "refer" is shown, not the model.
-    features = {"asymmetry": 0.31, "border_irregularity": 2.05, "colour_count": 3,
-                "colours": ["dark_brown", "blue_grey", "black"], "diameter_px": 410.0, "diameter_mm": 7.4}
-    sid = records.save(ScreeningResult(status="ok", malignant_probability=0.912, risk="refer", threshold=0.35,
-                                       features=features, model_sha256="ab" * 32))
+    features = {
+        "asymmetry": 0.31,
+        "border_irregularity": 2.05,
+        "colour_count": 3,
+        "colours": ["dark_brown", "blue_grey", "black"],
+        "diameter_px": 410.0,
+        "diameter_mm": 7.4,
+    }
+    sid = records.save(
+        ScreeningResult(
+            status="ok",
+            malignant_probability=0.912,
+            risk="refer",
+            threshold=0.35,
+            features=features,
+            model_sha256="ab" * 32,
+        )
+    )
     enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
     for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
         html = client.get(path).get_data(as_text=True)
@@ -360,8 +417,10 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
         assert "\u26a0" in risk and tr(lang, "Refer to a doctor") in risk
         assert "91%" in text_of(html, "result-probability") and "35%" in text_of(html, "result-probability")
         steps = text_of(html, "next-steps")
-        assert tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {
-            "facility": FACILITY, "days": 14} in steps
+        assert (
+            tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": FACILITY, "days": 14}
+            in steps
+        )
         shown = text_of(html, "result-features")
         for msgid in ("Uneven shape", "Irregular, ragged border", "Several colours", "dark brown", "blue-grey"):
             assert tr(lang, msgid) in shown, msgid
@@ -385,8 +444,9 @@ def test_capture_without_javascript_redirects_to_the_result(client, rig):
     assert r.status_code == 303 and rig.captures == 1
     page = client.get(r.headers["Location"])
     assert page.status_code == 200
-    assert 'data-testid="result-risk"' in page.get_data(as_text=True) or \
-        'data-testid="retake-reason"' in page.get_data(as_text=True)
+    assert 'data-testid="result-risk"' in page.get_data(as_text=True) or 'data-testid="retake-reason"' in page.get_data(
+        as_text=True
+    )
 
 
 def test_unsaved_results_are_shown_as_last(screener, rig, tmp_path):
@@ -406,9 +466,21 @@ def test_slip_for_each_paper_size(client, paper):
     sid = screening_id(client, random_lesion(5, width=640, height=480))
     html = client.get(f"/screenings/{sid}/slip?paper={paper}&lang=fil").get_data(as_text=True)
     assert f'class="slip-page paper-{paper}"' in html and f'data-paper="{paper}"' in html
-    for testid in ("print-button", "slip", "slip-date", "slip-id", "result-risk", "result-probability",
-                   "result-features", "next-steps", "disclaimer", "paper-option-58", "paper-option-80",
-                   "paper-option-a6", "language-switch"):
+    for testid in (
+        "print-button",
+        "slip",
+        "slip-date",
+        "slip-id",
+        "result-risk",
+        "result-probability",
+        "result-features",
+        "next-steps",
+        "disclaimer",
+        "paper-option-58",
+        "paper-option-80",
+        "paper-option-a6",
+        "language-switch",
+    ):
         assert f'data-testid="{testid}"' in html, testid
     assert text_of(html, "slip-id") == sid
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", text_of(html, "slip-date"))
@@ -418,7 +490,7 @@ def test_slip_for_each_paper_size(client, paper):
 
 def test_slip_with_an_unknown_paper_uses_80mm_and_retakes_have_none(client):
     sid = screening_id(client, random_lesion(5, width=640, height=480))
-    assert 'paper-80' in client.get(f"/screenings/{sid}/slip?paper=legal").get_data(as_text=True)
+    assert "paper-80" in client.get(f"/screenings/{sid}/slip?paper=legal").get_data(as_text=True)
     retake = screening_id(client, draw_skin(seed=3))
     r = client.get(f"/screenings/{retake}/slip")
     assert r.status_code == 303 and r.headers["Location"].endswith(f"/screenings/{retake}")
@@ -478,8 +550,11 @@ def test_five_wrong_pins_lock_everyone_out_for_five_minutes(client, app, clock):
 
     def refused(c) -> bool:
         r = enter_pin(c, PIN)
-        return r.status_code == 200 and 'data-testid="pin-message"' in r.get_data(as_text=True) \
+        return (
+            r.status_code == 200
+            and 'data-testid="pin-message"' in r.get_data(as_text=True)
             and c.get("/history").status_code == 303
+        )
 
     assert refused(client)  # locked: even the right PIN is refused
     assert refused(app.test_client())  # a fresh browser session is locked out too
@@ -515,15 +590,21 @@ def test_history_says_a_pin_must_be_configured(screener, rig, tmp_path):
         assert r.status_code == 403 and r.get_json()["reason"] == "pin_not_configured"
         r = client.post("/pin", data={"pin": "2580", "next": "/history", "csrf_token": csrf_of(client)})
         assert 'data-testid="pin-not-configured"' in r.get_data(as_text=True)
-        assert client.get("/history").status_code == 200 and "history-row" not in client.get("/history").get_data(as_text=True)
+        assert client.get("/history").status_code == 200 and "history-row" not in client.get("/history").get_data(
+            as_text=True
+        )
 
 
 # --- assets ---------------------------------------------------------------------------------------------
 
 
 def test_assets_are_local_and_served(client):
-    for path, mimetype in (("/static/kiosk.css", "text/css"), ("/static/kiosk.js", "text/javascript"),
-                           ("/favicon.ico", "image/x-icon"), ("/static/favicon.ico", "image/vnd.microsoft.icon")):
+    for path, mimetype in (
+        ("/static/kiosk.css", "text/css"),
+        ("/static/kiosk.js", "text/javascript"),
+        ("/favicon.ico", "image/x-icon"),
+        ("/static/favicon.ico", "image/vnd.microsoft.icon"),
+    ):
         r = client.get(path)
         assert r.status_code == 200, path
         assert r.mimetype in (mimetype, "application/javascript", "image/x-icon"), (path, r.mimetype)

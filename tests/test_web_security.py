@@ -24,9 +24,12 @@ from kiosk.records import _ID_RE as RECORD_ID_RE
 from kiosk.synthetic import random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import WEB_REASONS
-from tests.web_conftest import (PIN, app, client, clock, csrf_of, make_settings, pin_hash,  # noqa: F401
-                                records, rig, settings, station)
 from tests.test_web import catalog
+from tests.web_conftest import (
+    PIN,
+    csrf_of,
+    pin_hash,  # noqa: F401
+)
 
 JPEG = cv2.imencode(".jpg", random_lesion(3, width=320, height=240))[1].tobytes()
 PNG = cv2.imencode(".png", random_lesion(3, width=320, height=240))[1].tobytes()
@@ -52,9 +55,11 @@ def assert_one_line_reason(response, reasons):
 
 FAILED_UPLOADS = {
     "empty multipart body": dict(data=b"", content_type="multipart/form-data; boundary=xyz"),
-    "multipart without a boundary": dict(data=b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; "
-                                              b"filename=\"a.jpg\"\r\n\r\n" + JPEG + b"\r\n--xyz--\r\n",
-                                         content_type="multipart/form-data"),
+    "multipart without a boundary": dict(
+        data=b'--xyz\r\nContent-Disposition: form-data; name="image"; '
+        b'filename="a.jpg"\r\n\r\n' + JPEG + b"\r\n--xyz--\r\n",
+        content_type="multipart/form-data",
+    ),
     "wrong field name": dict(data={"photo": (io.BytesIO(JPEG), "a.jpg")}, content_type="multipart/form-data"),
     "image as a text field": dict(data={"image": "not a file"}, content_type="multipart/form-data"),
     "raw JPEG body": dict(data=JPEG, content_type="image/jpeg"),
@@ -82,12 +87,15 @@ def test_item6_a_failed_upload_is_a_4xx_with_a_translated_reason_and_takes_no_ph
     assert rig.captures == 0  # nobody in front of the kiosk was photographed instead
 
 
-@pytest.mark.parametrize("request_kwargs", [
-    {},  # what the page's script sends: fetch(POST) without a body (kiosk.js)
-    {"json": {"capture": True}},
-    {"json": {"patient": {"age": 54, "body_site": "trunk"}}},
-    {"data": {"age": "54"}, "content_type": "application/x-www-form-urlencoded"},
-])
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {},  # what the page's script sends: fetch(POST) without a body (kiosk.js)
+        {"json": {"capture": True}},
+        {"json": {"patient": {"age": 54, "body_site": "trunk"}}},
+        {"data": {"age": "54"}, "content_type": "application/x-www-form-urlencoded"},
+    ],
+)
 def test_item6_only_an_explicit_capture_request_captures(client, rig, request_kwargs):
     r = post(client, csrf_of(client), **request_kwargs)
     assert r.status_code == 201, r.get_data(as_text=True)[:300]
@@ -95,8 +103,9 @@ def test_item6_only_an_explicit_capture_request_captures(client, rig, request_kw
 
 
 def test_item6_a_real_upload_still_screens_the_file(client, rig):
-    r = post(client, csrf_of(client), data={"image": (io.BytesIO(PNG), "lesion.png")},
-             content_type="multipart/form-data")
+    r = post(
+        client, csrf_of(client), data={"image": (io.BytesIO(PNG), "lesion.png")}, content_type="multipart/form-data"
+    )
     assert r.status_code == 201 and r.get_json()["image"] == "lesion.png" and rig.captures == 0
 
 
@@ -107,8 +116,9 @@ def test_item7_the_requests_that_gave_500_are_4xx_now(client, rig):
     token = csrf_of(client)
     nested = post(client, token, data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
     assert nested.status_code == 400 and nested.get_json()["reason"] == "invalid_json"
-    nested_object = post(client, token, data=b'{"patient": ' * 5000 + b"1" + b"}" * 5000,
-                         content_type="application/json")
+    nested_object = post(
+        client, token, data=b'{"patient": ' * 5000 + b"1" + b"}" * 5000, content_type="application/json"
+    )
     assert nested_object.status_code == 400
     for bad_token in ("\u00e9t\u00e9", "\u00b2" * 43, token + "\u00e9"):
         r = client.post("/api/screenings", headers={"X-CSRF-Token": bad_token})
@@ -130,10 +140,18 @@ def test_item7_the_api_is_described_in_openapi_3(client):
     assert r.status_code == 200
     spec = r.get_json()
     assert spec["openapi"].startswith("3.")
-    routes = {(rule.rule, method) for rule in client.application.url_map.iter_rules()
-              for method in rule.methods - {"HEAD", "OPTIONS"} if rule.endpoint.startswith("api.")}
-    described = {(re.sub(r"\{(\w+)\}", r"<\1>", path), method.upper()) for path, item in spec["paths"].items()
-                 for method in item if method != "parameters"}
+    routes = {
+        (rule.rule, method)
+        for rule in client.application.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+        if rule.endpoint.startswith("api.")
+    }
+    described = {
+        (re.sub(r"\{(\w+)\}", r"<\1>", path), method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
     assert routes <= described, routes - described
 
 
@@ -144,8 +162,10 @@ class CountingBody:
     """A chunked request body (no Content-Length) that counts what the server read of it."""
 
     def __init__(self, size: int) -> None:
-        head = (b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n"
-                b"Content-Type: image/jpeg\r\n\r\n")
+        head = (
+            b'--b\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n"
+        )
         mib = random.Random(12).randbytes(2**20)  # like JPEG data: the multipart parser streams it on
         self.parts = [head, *(mib for _ in range(size // 2**20)), b"\r\n--b--\r\n"]
         self.read_bytes = 0
@@ -162,7 +182,6 @@ class CountingBody:
         return self.read(limit)
 
 
-
 def test_item8_an_upload_within_the_limit_is_never_spooled_to_a_temp_file(client, monkeypatch):
     import werkzeug.formparser
 
@@ -175,8 +194,9 @@ def test_item8_an_upload_within_the_limit_is_never_spooled_to_a_temp_file(client
 
     monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", recording)
     photo = random.Random(3).randbytes(5 * 2**20)  # 5 MB: werkzeug would put it on disk after 500 KB
-    r = post(client, csrf_of(client), data={"image": (io.BytesIO(photo), "big.jpg")},
-             content_type="multipart/form-data")
+    r = post(
+        client, csrf_of(client), data={"image": (io.BytesIO(photo), "big.jpg")}, content_type="multipart/form-data"
+    )
     assert r.status_code == 400 and r.get_json()["reason"] in ("not_an_image", "corrupt_image")
     assert spooled == []  # held in memory (bounded by MAX_CONTENT_LENGTH), never written to the card
 
@@ -214,8 +234,10 @@ def test_item8_a_chunked_body_over_the_limit_is_413_and_never_spooled_past_it(ap
     thread.start()
     try:
         with socket.create_connection(("127.0.0.1", server.effective_port), timeout=30) as sock:
-            sock.sendall(b"POST /api/screenings HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
-                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            sock.sendall(
+                b"POST /api/screenings HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+            )
             chunk = random.Random(5).randbytes(2**20)
             sent = 0
             try:
@@ -242,9 +264,12 @@ def test_item8_a_chunked_body_over_the_limit_is_413_and_never_spooled_past_it(ap
 
 def test_item8_a_declared_length_over_the_limit_is_refused_before_reading(client):
     body = CountingBody(2 * 2**20)
-    r = client.post("/api/screenings", content_type="multipart/form-data; boundary=b",
-                    headers={"X-CSRF-Token": csrf_of(client)},
-                    environ_overrides={"wsgi.input": body, "CONTENT_LENGTH": str(MAX_UPLOAD_BYTES + 1)})
+    r = client.post(
+        "/api/screenings",
+        content_type="multipart/form-data; boundary=b",
+        headers={"X-CSRF-Token": csrf_of(client)},
+        environ_overrides={"wsgi.input": body, "CONTENT_LENGTH": str(MAX_UPLOAD_BYTES + 1)},
+    )
     assert r.status_code == 413 and body.read_bytes == 0
 
 
@@ -287,8 +312,15 @@ def test_item9_the_pin_is_kept_as_a_salted_scrypt_hash_compared_in_constant_time
 def run_kiosk(*args, stdin="", env=None, cwd=None):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "kiosk", *args], input=stdin, capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_item9_a_plain_pin_in_the_config_is_refused_at_start_with_how_to_set_one(tmp_path):
@@ -315,7 +347,7 @@ def test_item9_set_pin_writes_the_hash_atomically_keeping_the_rest_of_the_file(t
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
     assert not [p for p in tmp_path.iterdir() if p.name != "kiosk.toml"]  # no temp file left behind
     printed = run_kiosk("set-pin", "--pin-stdin", "--print", stdin="4321\n")
-    assert printed.returncode == 0 and printed.stdout.startswith("[web]\npin = \"scrypt$")
+    assert printed.returncode == 0 and printed.stdout.startswith('[web]\npin = "scrypt$')
     assert verify_pin("4321", printed.stdout.split('"')[1])
     refused = run_kiosk("--config", str(config), "set-pin", "--pin-stdin", stdin="12\n")
     assert refused.returncode == 2 and "4 to 8 digits" in refused.stderr and config.read_text() == text
@@ -397,20 +429,23 @@ def test_item11_a_pin_change_locks_every_session(app):
 # --- 12. no open redirect after the PIN ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("next_page", "location"), [
-    ("/\t/evil.example", "/history"),
-    ("/\n/evil.example", "/history"),
-    ("/\r\n/evil.example", "/history"),
-    ("//evil.example", "/history"),
-    ("/\\evil.example", "/history"),
-    ("https://evil.example/", "/history"),
-    ("/history/../\t/evil.example", "/history"),
-    ("/static/kiosk.js", "/history"),
-    ("/history?page=2", "/history?page=2"),
-    ("/history?page=2&lang=fil&x=//evil", "/history?page=2&lang=fil"),
-    ("/settings", "/settings"),
-    ("/settings?lang=war", "/settings?lang=war"),
-])
+@pytest.mark.parametrize(
+    ("next_page", "location"),
+    [
+        ("/\t/evil.example", "/history"),
+        ("/\n/evil.example", "/history"),
+        ("/\r\n/evil.example", "/history"),
+        ("//evil.example", "/history"),
+        ("/\\evil.example", "/history"),
+        ("https://evil.example/", "/history"),
+        ("/history/../\t/evil.example", "/history"),
+        ("/static/kiosk.js", "/history"),
+        ("/history?page=2", "/history?page=2"),
+        ("/history?page=2&lang=fil&x=//evil", "/history?page=2&lang=fil"),
+        ("/settings", "/settings"),
+        ("/settings?lang=war", "/settings?lang=war"),
+    ],
+)
 def test_item12_a_correct_pin_leads_only_to_a_known_page(client, next_page, location):
     r = enter_pin(client, next_page=next_page)
     assert r.status_code == 303 and r.headers["Location"] == location
@@ -420,9 +455,23 @@ def test_item12_a_correct_pin_leads_only_to_a_known_page(client, next_page, loca
 
 # --- 13. the Host header is checked -------------------------------------------------------------------------------
 
-ROUTES = ["/", "/screen", "/history", "/settings", "/pin", "/healthz", "/api/state", "/api/screenings",
-          "/api/openapi.json", "/stream.mjpg", "/static/kiosk.js", "/favicon.ico", "/no-such-page",
-          "/screenings/last", "/screenings/last/slip"]
+ROUTES = [
+    "/",
+    "/screen",
+    "/history",
+    "/settings",
+    "/pin",
+    "/healthz",
+    "/api/state",
+    "/api/screenings",
+    "/api/openapi.json",
+    "/stream.mjpg",
+    "/static/kiosk.js",
+    "/favicon.ico",
+    "/no-such-page",
+    "/screenings/last",
+    "/screenings/last/slip",
+]
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.evil.example", "kiosk.local"])
@@ -443,10 +492,18 @@ def test_item13_the_kiosks_own_names_are_allowed(settings, station, clock):
     import socket
 
     web = dataclasses.replace(settings.web, allowed_hosts="kiosk.local, 192.168.1.20")
-    client = create_app(settings=dataclasses.replace(settings, web=web), station=station, testing=True,
-                        clock=clock).test_client()
-    for host in ("localhost", "127.0.0.1:8080", "[::1]:8080", "kiosk.local", "KIOSK.LOCAL:80", "192.168.1.20",
-                 socket.gethostname()):
+    client = create_app(
+        settings=dataclasses.replace(settings, web=web), station=station, testing=True, clock=clock
+    ).test_client()
+    for host in (
+        "localhost",
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "kiosk.local",
+        "KIOSK.LOCAL:80",
+        "192.168.1.20",
+        socket.gethostname(),
+    ):
         assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
     for host in ("10.0.0.9", "evil.example", ""):
         assert client.get("/healthz", headers={"Host": host}).status_code == 400, host
@@ -511,9 +568,27 @@ def test_item10_the_pin_lockout_survives_kill_9(tiny_model_path, tmp_path):
     def serve(port):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
         env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=pin_hash(PIN))
-        return subprocess.Popen([sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera",
-                                 "synthetic", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
-                                 str(tmp_path / "data")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kiosk",
+                "--model",
+                str(tiny_model_path),
+                "serve",
+                "--camera",
+                "synthetic",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def wait_ready(base, proc):
         deadline = time.monotonic() + 90

@@ -33,8 +33,20 @@ def test_kiosk_serve_answers_and_stops_cleanly_on_sigterm(tiny_model_path, tmp_p
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
     env["KIOSK_GPIO_ENABLED"] = "false"
-    cmd = [sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera", "synthetic",
-           "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(tiny_model_path),
+        "serve",
+        "--camera",
+        "synthetic",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -47,7 +59,9 @@ def test_kiosk_serve_answers_and_stops_cleanly_on_sigterm(tiny_model_path, tmp_p
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)
-        assert health is not None, f"kiosk serve did not answer (exit {proc.poll()}): {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert health is not None, (
+            f"kiosk serve did not answer (exit {proc.poll()}): {proc.stderr.read() if proc.poll() is not None else ''}"
+        )
         status, server, body = health
         assert status == 200 and server == "kiosk"  # waitress (ident=kiosk), not a development server
         assert body["status"] == "ok" and body["camera"] == "ok" and len(body["model_sha256"]) == 64
@@ -79,9 +93,27 @@ def test_kiosk_serve_answers_and_stops_cleanly_on_sigterm(tiny_model_path, tmp_p
 
 def test_kiosk_serve_refuses_a_bad_camera_spec_in_one_line(tiny_model_path, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
-    r = subprocess.run([sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera", "webcam",
-                        "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
-                       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kiosk",
+            "--model",
+            str(tiny_model_path),
+            "serve",
+            "--camera",
+            "webcam",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert "camera.source" in r.stderr and "Traceback" not in r.stderr
 
@@ -92,9 +124,27 @@ def test_kiosk_serve_on_a_taken_port_is_one_line(tiny_model_path, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "kiosk", "--model", str(tiny_model_path), "serve", "--camera",
-                            "synthetic", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kiosk",
+                "--model",
+                str(tiny_model_path),
+                "serve",
+                "--camera",
+                "synthetic",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 2
     assert f"Setting web.port is invalid: cannot listen on 127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr

@@ -32,8 +32,14 @@ def signed(tiny_model_path, tmp_path_factory):
     a = write_variant(tiny_model_path, root / "a", b"A")
     b = write_variant(tiny_model_path, root / "b", b"B")
     package = updates.sign_model(b, key=private, out=root / "b.kioskupdate", version=1)
-    return {"a": a, "b": b, "public": public, "package": package,
-            "a_sha": sha(a.read_bytes()), "b_sha": sha(b.read_bytes())}
+    return {
+        "a": a,
+        "b": b,
+        "public": public,
+        "package": package,
+        "a_sha": sha(a.read_bytes()),
+        "b_sha": sha(b.read_bytes()),
+    }
 
 
 @pytest.fixture()
@@ -49,11 +55,15 @@ def kiosk_app(signed, tmp_path, rig, records, clock):  # noqa: F811 - fixtures f
         return Screener(Model.load(models / f"{NAME}.tflite"))
 
     with Station(screener=load(), camera_factory=rig.factory, records=records, **FAST_RETRY) as station:
-        service = updates.UpdateService(models_dir=models, public_key=signed["public"],
-                                        search_paths=[f"{tmp_path}/media/*/*"], log=tmp_path / "updates.jsonl",
-                                        load_screener=load, swap=station.swap_screener)
-        app = create_app(settings=make_settings(tmp_path), station=station, testing=True, clock=clock,
-                         updates=service)
+        service = updates.UpdateService(
+            models_dir=models,
+            public_key=signed["public"],
+            search_paths=[f"{tmp_path}/media/*/*"],
+            log=tmp_path / "updates.jsonl",
+            load_screener=load,
+            swap=station.swap_screener,
+        )
+        app = create_app(settings=make_settings(tmp_path), station=station, testing=True, clock=clock, updates=service)
         yield {"app": app, "client": app.test_client(), "station": station, "models": models, "stick": stick}
 
 
@@ -163,8 +173,11 @@ def test_installing_needs_the_csrf_token(kiosk_app, signed):
     client = kiosk_app["client"]
     unlock(client)
     token = token_on(client.get("/settings").get_data(as_text=True))
-    for headers, data in (({}, {"package": token}), ({}, {"package": token, "csrf_token": "forged"}),
-                          ({"X-CSRF-Token": "forged"}, {"package": token})):
+    for headers, data in (
+        ({}, {"package": token}),
+        ({}, {"package": token, "csrf_token": "forged"}),
+        ({"X-CSRF-Token": "forged"}, {"package": token}),
+    ):
         r = client.post("/settings/updates/apply", data=data, headers=headers)
         assert r.status_code == 400 and "This page has expired" in r.get_data(as_text=True)
     assert running_sha(kiosk_app) == signed["a_sha"]
@@ -180,11 +193,13 @@ def test_a_refusal_is_one_translated_line_and_changes_nothing(kiosk_app, signed)
     assert r.status_code == 303
     html = client.get("/settings").get_data(as_text=True)
     assert text_at(html, "update-outcome") == (
-        "That update is no longer on the USB stick. Insert the stick and open the page again.")
+        "That update is no longer on the USB stick. Insert the stick and open the page again."
+    )
     assert 'data-testid="update-none"' in html
     r = client.post("/settings/updates/rollback", data={"csrf_token": csrf_of(client)})
     assert text_at(client.get("/settings").get_data(as_text=True), "update-outcome") == (
-        "There is no earlier model to go back to.")
+        "There is no earlier model to go back to."
+    )
     assert running_sha(kiosk_app) == signed["a_sha"]
 
 

@@ -71,8 +71,14 @@ def make_tiny_export(export_dir: Path, *, size: int = TINY_SIZE, steps: int = 5)
     images = np.stack([preprocess(random_lesion(s, width=320, height=240), size=size) for s in range(32)])
     labels = np.eye(2)[np.arange(32) % 2]
     model.fit(images.astype(np.float32), labels, epochs=steps, batch_size=16, verbose=0)
-    export(model, export_dir, size=size, recipe="crop-sog6-v1",
-           training_data={"source": "drawn test lesions", "train_images": 32}, validation_metrics={})
+    export(
+        model,
+        export_dir,
+        size=size,
+        recipe="crop-sog6-v1",
+        training_data={"source": "drawn test lesions", "train_images": 32},
+        validation_metrics={},
+    )
     return export_dir
 
 
@@ -89,7 +95,14 @@ def build_tiny(root: Path) -> dict[str, Any]:
     out = models / "tiny_int8"
     # The old point rule: 20 drawn melanomas are too few for the confident one (it would refer every one),
     # and the committed model keeps the threshold it was built with. tests/test_build_model.py builds the default.
-    metrics = build(export_dir, calibration, validation, out, max_int8_loss=100.0, threshold_method="point",
-                    log=lambda s: None)
-    return {"model": out.with_suffix(".tflite"), "metrics": metrics, "export": export_dir,
-            "calibration": calibration, "validation": validation, "root": root}
+    metrics = build(
+        export_dir, calibration, validation, out, max_int8_loss=100.0, threshold_method="point", log=lambda s: None
+    )
+    return {
+        "model": out.with_suffix(".tflite"),
+        "metrics": metrics,
+        "export": export_dir,
+        "calibration": calibration,
+        "validation": validation,
+        "root": root,
+    }

@@ -29,8 +29,10 @@ def write_variant(src: Path, folder: Path, tag: bytes, *, name: str = NAME) -> P
     model = folder / f"{name}.tflite"
     model.write_bytes(data)
     manifest = read_manifest(src.with_suffix(".json"))
-    write_manifest(model.with_suffix(".json"), dataclasses.replace(
-        manifest, sha256=sha(data), extra={**manifest.extra, "name": f"tiny-{tag.decode()}"}))
+    write_manifest(
+        model.with_suffix(".json"),
+        dataclasses.replace(manifest, sha256=sha(data), extra={**manifest.extra, "name": f"tiny-{tag.decode()}"}),
+    )
     return model
 
 

@@ -122,9 +122,10 @@ def pin_hash(pin: str) -> str:
 
 
 def make_settings(tmp_path, *, pin: str | None = PIN) -> Settings:
-    return Settings(web=WebSettings(pin=pin_hash(pin) if pin else None, referral_facility=FACILITY,
-                                    referral_within_days=14),
-                    records=RecordsSettings(data_dir=tmp_path / "data"))
+    return Settings(
+        web=WebSettings(pin=pin_hash(pin) if pin else None, referral_facility=FACILITY, referral_within_days=14),
+        records=RecordsSettings(data_dir=tmp_path / "data"),
+    )
 
 
 def csrf_of(client, path: str = "/") -> str:
@@ -148,8 +149,14 @@ def records(tmp_path) -> Iterator[RecordStore]:
 
 @pytest.fixture()
 def station(screener, rig, records) -> Iterator[Station]:
-    with Station(screener=screener, camera_factory=rig.factory, records=records, stall_timeout=1.0,
-                 capture_timeout=5.0, **FAST_RETRY) as st:
+    with Station(
+        screener=screener,
+        camera_factory=rig.factory,
+        records=records,
+        stall_timeout=1.0,
+        capture_timeout=5.0,
+        **FAST_RETRY,
+    ) as st:
         yield st
 
 

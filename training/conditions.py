@@ -27,6 +27,7 @@ Corruption = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 
 # --- linear light ----------------------------------------------------------------
 
+
 def to_linear(image: np.ndarray) -> np.ndarray:
     """sRGB uint8 -> linear light float in 0..1 (the sRGB transfer curve)."""
     c = image.astype(np.float64) / 255.0
@@ -51,12 +52,13 @@ def _short(image: np.ndarray) -> int:
 
 # --- optics and sensor -------------------------------------------------------------
 
+
 def defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Out of focus: a disc kernel of ``radius_fraction`` x the short side."""
     r = max(1.0, radius_fraction * _short(image))
     size = int(2 * np.ceil(r) + 1)
     yy, xx = np.mgrid[:size, :size] - size // 2
-    kernel = (xx ** 2 + yy ** 2 <= r * r).astype(np.float32)
+    kernel = (xx**2 + yy**2 <= r * r).astype(np.float32)
     return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
@@ -94,6 +96,7 @@ def downsample(image: np.ndarray, factor: float, rng: np.random.Generator) -> np
 
 # --- light -------------------------------------------------------------------------
 
+
 def white_balance(image: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
     """A colour cast in linear light: red times ``gain``, blue divided by it (gain > 1 warm, < 1 cool)."""
     return to_srgb(to_linear(image) * np.array([gain, 1.0, 1.0 / gain]))
@@ -101,7 +104,7 @@ def white_balance(image: np.ndarray, gain: float, rng: np.random.Generator) -> n
 
 def exposure(image: np.ndarray, stops: float, rng: np.random.Generator) -> np.ndarray:
     """Exposure changed by ``stops`` EV in linear light (x 2**stops; over-exposure clips)."""
-    return to_srgb(to_linear(image) * 2.0 ** stops)
+    return to_srgb(to_linear(image) * 2.0**stops)
 
 
 def vignette(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -123,6 +126,7 @@ def lens_circle(image: np.ndarray, radius_fraction: float, rng: np.random.Genera
 
 # --- framing and orientation -----------------------------------------------------------
 
+
 def smaller_in_frame(image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     """The lesion ``scale`` times as wide in the frame: the photo shrunk and surrounded by more skin.
 
@@ -136,24 +140,33 @@ def smaller_in_frame(image: np.ndarray, scale: float, rng: np.random.Generator) 
     x0, y0 = (w - sw) // 2, (h - sh) // 2
     small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
     canvas = np.zeros_like(image)
-    canvas[y0:y0 + sh, x0:x0 + sw] = small
+    canvas[y0 : y0 + sh, x0 : x0 + sw] = small
     hole = np.full((h, w), 255, np.uint8)
-    hole[y0:y0 + sh, x0:x0 + sw] = 0
+    hole[y0 : y0 + sh, x0 : x0 + sw] = 0
     lw, lh = 64, max(8, round(64 * h / w))
-    low = cv2.inpaint(cv2.resize(canvas, (lw, lh), interpolation=cv2.INTER_AREA),
-                      (cv2.resize(hole, (lw, lh), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8), 8,
-                      cv2.INPAINT_TELEA)
+    low = cv2.inpaint(
+        cv2.resize(canvas, (lw, lh), interpolation=cv2.INTER_AREA),
+        (cv2.resize(hole, (lw, lh), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8),
+        8,
+        cv2.INPAINT_TELEA,
+    )
     skin = cv2.GaussianBlur(cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float64), (0, 0), 4)
     band = max(1, int(0.06 * min(sw, sh)))
-    border = np.concatenate([small[:band].reshape(-1, 3), small[-band:].reshape(-1, 3),
-                             small[:, :band].reshape(-1, 3), small[:, -band:].reshape(-1, 3)]).astype(np.float64)
+    border = np.concatenate(
+        [
+            small[:band].reshape(-1, 3),
+            small[-band:].reshape(-1, 3),
+            small[:, :band].reshape(-1, 3),
+            small[:, -band:].reshape(-1, 3),
+        ]
+    ).astype(np.float64)
     grain = cv2.GaussianBlur(rng.normal(0.0, 1.0, (h, w, 3)), (0, 0), 0.8) * np.clip(border.std(axis=0) * 0.5, 1, 8)
     skin += grain
     feather = max(1.0, 0.2 * min(sw, sh))
     yy, xx = np.mgrid[:sh, :sw]
     edge = np.minimum.reduce([xx + 0.5, yy + 0.5, sw - xx - 0.5, sh - yy - 0.5])
     alpha = np.clip(edge / feather, 0.0, 1.0)[..., None] ** 0.5
-    skin[y0:y0 + sh, x0:x0 + sw] = alpha * small + (1 - alpha) * skin[y0:y0 + sh, x0:x0 + sw]
+    skin[y0 : y0 + sh, x0 : x0 + sw] = alpha * small + (1 - alpha) * skin[y0 : y0 + sh, x0 : x0 + sw]
     return np.clip(np.round(skin), 0, 255).astype(np.uint8)
 
 
@@ -227,6 +240,7 @@ def darker_whole(image: np.ndarray, fitzpatrick: float, rng: np.random.Generator
 
 # --- a realistic combination --------------------------------------------------------------
 
+
 def clip_on_lens(image: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
     """A cheap clip-on lens on a Pi camera: defocus, motion, noise, warm light, under-exposure, vignette, JPEG.
 
@@ -250,24 +264,27 @@ class Condition:
     unit: str
 
 
-CONDITIONS: dict[str, Condition] = {c.name: c for c in (
-    Condition("defocus", defocus, (0.005, 0.01, 0.02), "disc radius / short side"),
-    Condition("motion", motion, (0.015, 0.03, 0.06), "blur length / short side"),
-    Condition("noise", sensor_noise, (1000.0, 300.0, 100.0), "full-well electrons"),
-    Condition("jpeg", jpeg, (50.0, 40.0, 30.0), "JPEG quality"),
-    Condition("downsample", downsample, (0.5, 0.33, 0.25), "scale"),
-    Condition("wb_warm", white_balance, (1.15, 1.3, 1.5), "red gain (blue / gain)"),
-    Condition("wb_cool", white_balance, (1 / 1.15, 1 / 1.3, 1 / 1.5), "red gain (blue / gain)"),
-    Condition("exposure_under", exposure, (-0.5, -1.0, -1.5), "EV"),
-    Condition("exposure_over", exposure, (0.5, 1.0, 1.5), "EV"),
-    Condition("vignette", vignette, (0.3, 0.5, 0.7), "corner darkening"),
-    Condition("lens_circle", lens_circle, (0.6, 0.5, 0.42), "circle radius / short side"),
-    Condition("smaller", smaller_in_frame, (0.75, 0.5, 0.35), "lesion width scale"),
-    Condition("darker_skin", darker_skin, (4, 5, 6), "Fitzpatrick type (skin only)"),
-    Condition("darker_whole", darker_whole, (4, 5, 6), "Fitzpatrick type (whole photo)"),
-    Condition("turned", turned, (0, 1, 2), "mirror / 90 / 180 degrees"),
-    Condition("clip_on_lens", clip_on_lens, (0, 1, 2), "combination level"),
-)}
+CONDITIONS: dict[str, Condition] = {
+    c.name: c
+    for c in (
+        Condition("defocus", defocus, (0.005, 0.01, 0.02), "disc radius / short side"),
+        Condition("motion", motion, (0.015, 0.03, 0.06), "blur length / short side"),
+        Condition("noise", sensor_noise, (1000.0, 300.0, 100.0), "full-well electrons"),
+        Condition("jpeg", jpeg, (50.0, 40.0, 30.0), "JPEG quality"),
+        Condition("downsample", downsample, (0.5, 0.33, 0.25), "scale"),
+        Condition("wb_warm", white_balance, (1.15, 1.3, 1.5), "red gain (blue / gain)"),
+        Condition("wb_cool", white_balance, (1 / 1.15, 1 / 1.3, 1 / 1.5), "red gain (blue / gain)"),
+        Condition("exposure_under", exposure, (-0.5, -1.0, -1.5), "EV"),
+        Condition("exposure_over", exposure, (0.5, 1.0, 1.5), "EV"),
+        Condition("vignette", vignette, (0.3, 0.5, 0.7), "corner darkening"),
+        Condition("lens_circle", lens_circle, (0.6, 0.5, 0.42), "circle radius / short side"),
+        Condition("smaller", smaller_in_frame, (0.75, 0.5, 0.35), "lesion width scale"),
+        Condition("darker_skin", darker_skin, (4, 5, 6), "Fitzpatrick type (skin only)"),
+        Condition("darker_whole", darker_whole, (4, 5, 6), "Fitzpatrick type (whole photo)"),
+        Condition("turned", turned, (0, 1, 2), "mirror / 90 / 180 degrees"),
+        Condition("clip_on_lens", clip_on_lens, (0, 1, 2), "combination level"),
+    )
+}
 
 
 def apply(name: str, image: np.ndarray, *, severity: int, seed: int) -> np.ndarray:

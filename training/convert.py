@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,7 @@ def convert(saved_model: Path, calibration: np.ndarray | None) -> bytes:
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
+
         def representative():
             for image in calibration:
                 yield [image[None].astype(np.float32)]
@@ -123,9 +124,11 @@ def tensor_quantisation(content: bytes) -> dict:
 
     interpreter_class, _ = load_interpreter_class()
     interpreter = interpreter_class(model_content=content)
+
     def q(detail):
         scale, zero_point = detail["quantization"]
         return {"scale": float(scale), "zero_point": int(zero_point), "dtype": np.dtype(detail["dtype"]).name}
+
     return {"input": q(interpreter.get_input_details()[0]), "output": q(interpreter.get_output_details()[0])}
 
 
@@ -154,14 +157,25 @@ def median_inference_ms(model: Model, image: np.ndarray | None = None, *, repeat
     return float(np.median(times))
 
 
-def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Path, *,
-          min_calibration: int = 300, min_sensitivity: float = 0.95, max_int8_loss: float = 1.0,
-          threshold_method: str = "confident", log=print) -> dict:
+def build(
+    export_dir: Path,
+    calibration_dir: Path,
+    validation_dir: Path,
+    out: Path,
+    *,
+    min_calibration: int = 300,
+    min_sensitivity: float = 0.95,
+    max_int8_loss: float = 1.0,
+    threshold_method: str = "confident",
+    log=print,
+) -> dict:
     info = read_export(export_dir)
     size, recipe = info["input"]["height"], info["preprocessing_recipe"]
     cal_files = image_files(calibration_dir, what="calibration")
     if len(cal_files) < min_calibration:
-        raise BuildError(f"calibration folder has {len(cal_files)} images, at least {min_calibration} needed: {calibration_dir}")
+        raise BuildError(
+            f"calibration folder has {len(cal_files)} images, at least {min_calibration} needed: {calibration_dir}"
+        )
     val_files, val_labels = [], []
     for label, name in enumerate(("benign", "malignant")):
         files = image_files(validation_dir / name, what=f"validation {name}")
@@ -185,9 +199,18 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
     base = dict(labels=labels, input_height=size, input_width=size, preprocessing_recipe=recipe, threshold=0.5)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        float_model = model_from_bytes(float_bytes, ModelManifest(**base, input_dtype="float32", sha256=sha256_of(float_bytes)), workdir, "float")
+        float_model = model_from_bytes(
+            float_bytes, ModelManifest(**base, input_dtype="float32", sha256=sha256_of(float_bytes)), workdir, "float"
+        )
         quant = tensor_quantisation(int8_bytes)
-        int8_model = model_from_bytes(int8_bytes, ModelManifest(**base, input_dtype=quant["input"]["dtype"], sha256=sha256_of(int8_bytes), quantization=quant), workdir, "int8")
+        int8_model = model_from_bytes(
+            int8_bytes,
+            ModelManifest(
+                **base, input_dtype=quant["input"]["dtype"], sha256=sha256_of(int8_bytes), quantization=quant
+            ),
+            workdir,
+            "int8",
+        )
         log("evaluating float32 and int8 on validation")
         p_float, p_int8 = predict(float_model, validation), predict(int8_model, validation)
         float_ms = median_inference_ms(float_model, validation[0])
@@ -196,8 +219,10 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
     int8_argmax = binary_metrics(y, p_int8, threshold=0.5)
     loss_points = 100 * (float_argmax["accuracy"] - int8_argmax["accuracy"])
     if loss_points > max_int8_loss:
-        raise BuildError(f"int8 loses {loss_points:.2f} accuracy points against float "
-                         f"({int8_argmax['accuracy']:.4f} vs {float_argmax['accuracy']:.4f}); limit {max_int8_loss}")
+        raise BuildError(
+            f"int8 loses {loss_points:.2f} accuracy points against float "
+            f"({int8_argmax['accuracy']:.4f} vs {float_argmax['accuracy']:.4f}); limit {max_int8_loss}"
+        )
     if threshold_method == "point":
         threshold = max(threshold_for_sensitivity(y, p_int8, min_sensitivity=min_sensitivity), 1 / 512)
         threshold_rule, choice = f"highest threshold with validation sensitivity >= {min_sensitivity:.0%}", None
@@ -205,13 +230,18 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
         choice = choose_threshold(y, p_int8, min_sensitivity=min_sensitivity, split=validation_dir.name)
         threshold = max(choice["threshold"], 1 / 512)  # the same floor as the point rule
         if threshold != choice["threshold"]:
-            choice.update(threshold_record(y, p_int8, threshold=threshold, min_sensitivity=min_sensitivity,
-                                           split=validation_dir.name))
+            choice.update(
+                threshold_record(
+                    y, p_int8, threshold=threshold, min_sensitivity=min_sensitivity, split=validation_dir.name
+                )
+            )
         threshold_rule = choice["rule"]
         if not choice["bound_reached"]:
             threshold_rule += f" (not reachable with {choice['melanomas']} melanomas: every one is referred)"
-            log(f"warning: {choice['melanomas']} validation melanomas are too few for the sensitivity bound; "
-                "the threshold refers every one of them")
+            log(
+                f"warning: {choice['melanomas']} validation melanomas are too few for the sensitivity bound; "
+                "the threshold refers every one of them"
+            )
     else:
         raise BuildError(f"unknown threshold method {threshold_method!r} (confident, point)")
     at_threshold = binary_metrics(y, p_int8, threshold=threshold)
@@ -226,15 +256,26 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
 
     metrics = {
         "validation_images": len(y),
-        "float32": {"auc": roc_auc(y, p_float), "argmax": float_argmax, "inference_ms_1thread": round(float_ms, 3),
-                    "file_bytes": len(float_bytes)},
-        "int8": {"auc": roc_auc(y, p_int8), "argmax": with_ci(int8_argmax), "at_threshold": with_ci(at_threshold),
-                 "inference_ms_1thread": round(int8_ms, 3), "file_bytes": len(int8_bytes)},
+        "float32": {
+            "auc": roc_auc(y, p_float),
+            "argmax": float_argmax,
+            "inference_ms_1thread": round(float_ms, 3),
+            "file_bytes": len(float_bytes),
+        },
+        "int8": {
+            "auc": roc_auc(y, p_int8),
+            "argmax": with_ci(int8_argmax),
+            "at_threshold": with_ci(at_threshold),
+            "inference_ms_1thread": round(int8_ms, 3),
+            "file_bytes": len(int8_bytes),
+        },
         "int8_accuracy_loss_points": round(loss_points, 3),
     }
     manifest = ModelManifest(
-        **{**base, "threshold": threshold}, input_dtype=quant["input"]["dtype"],
-        sha256=sha256_of(int8_bytes), quantization=quant,
+        **{**base, "threshold": threshold},
+        input_dtype=quant["input"]["dtype"],
+        sha256=sha256_of(int8_bytes),
+        quantization=quant,
         extra={
             "name": out.name,
             "architecture": info.get("architecture"),
@@ -243,12 +284,15 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
             "threshold_method": METHOD if choice else "point-estimate",
             **({"threshold_choice": choice} if choice else {}),
             "validation_metrics": metrics,
-            "source_export": {"export_json_sha256": hashlib.sha256((export_dir / "export.json").read_bytes()).hexdigest(),
-                              "git_commit": info.get("git_commit"), "training_data": info.get("training_data"),
-                              # which weights were exported, as the trainer recorded it
-                              "training_run": {k: info[k] for k in TRAINING_RUN_KEYS if k in info}},
+            "source_export": {
+                "export_json_sha256": hashlib.sha256((export_dir / "export.json").read_bytes()).hexdigest(),
+                "git_commit": info.get("git_commit"),
+                "training_data": info.get("training_data"),
+                # which weights were exported, as the trainer recorded it
+                "training_run": {k: info[k] for k in TRAINING_RUN_KEYS if k in info},
+            },
             "runtime": int8_model.runtime,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     write_outputs(out, int8_bytes, manifest, metrics, y, p_int8, threshold)
@@ -256,8 +300,15 @@ def build(export_dir: Path, calibration_dir: Path, validation_dir: Path, out: Pa
     return metrics
 
 
-def write_outputs(out: Path, model_bytes: bytes, manifest: ModelManifest, metrics: dict,
-                  y: np.ndarray, probs: np.ndarray, threshold: float) -> None:
+def write_outputs(
+    out: Path,
+    model_bytes: bytes,
+    manifest: ModelManifest,
+    metrics: dict,
+    y: np.ndarray,
+    probs: np.ndarray,
+    threshold: float,
+) -> None:
     """Report first, then the model, then the manifest: the kiosk reads the pair only when the hashes agree."""
     report_dir = out.with_name(out.name + "-report")
     tmp_report = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-report."))
@@ -276,6 +327,7 @@ def write_outputs(out: Path, model_bytes: bytes, manifest: ModelManifest, metric
 
 def write_report(folder: Path, manifest: ModelManifest, metrics: dict, y, probs, threshold: float) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -296,8 +348,15 @@ def write_report(folder: Path, manifest: ModelManifest, metrics: dict, y, probs,
     ax.imshow(grid, cmap="Blues")
     for (i, j), v in np.ndenumerate(grid):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=14)
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["low", "refer"], yticklabels=["benign", "malignant"],
-           xlabel="kiosk says", ylabel="truth", title=f"At threshold {threshold:.3f}")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["low", "refer"],
+        yticklabels=["benign", "malignant"],
+        xlabel="kiosk says",
+        ylabel="truth",
+        title=f"At threshold {threshold:.3f}",
+    )
     fig.tight_layout()
     fig.savefig(folder / "confusion.png", dpi=100)
     plt.close(fig)
@@ -330,23 +389,42 @@ def write_report(folder: Path, manifest: ModelManifest, metrics: dict, y, probs,
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="deploy/build-model", description="Build the kiosk's int8 model from a trainer export.")
+    p = argparse.ArgumentParser(
+        prog="deploy/build-model", description="Build the kiosk's int8 model from a trainer export."
+    )
     p.add_argument("export", type=Path, metavar="EXPORT_DIR")
-    p.add_argument("--calibration", type=Path, required=True, metavar="DIR", help="at least 300 training images (any layout)")
-    p.add_argument("--validation", type=Path, required=True, metavar="DIR", help="benign/ and malignant/ validation images")
-    p.add_argument("--out", type=Path, required=True, metavar="models/NAME", help="writes NAME.tflite, NAME.json, NAME-report/")
+    p.add_argument(
+        "--calibration", type=Path, required=True, metavar="DIR", help="at least 300 training images (any layout)"
+    )
+    p.add_argument(
+        "--validation", type=Path, required=True, metavar="DIR", help="benign/ and malignant/ validation images"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="models/NAME", help="writes NAME.tflite, NAME.json, NAME-report/"
+    )
     p.add_argument("--min-calibration", type=int, default=300)
     p.add_argument("--min-sensitivity", type=float, default=0.95)
-    p.add_argument("--threshold-method", choices=("confident", "point"), default="confident",
-                   help="confident: lower 95%% Clopper-Pearson bound of sensitivity >= --min-sensitivity (default); "
-                        "point: validation sensitivity >= it")
+    p.add_argument(
+        "--threshold-method",
+        choices=("confident", "point"),
+        default="confident",
+        help="confident: lower 95%% Clopper-Pearson bound of sensitivity >= --min-sensitivity (default); "
+        "point: validation sensitivity >= it",
+    )
     p.add_argument("--max-int8-loss", type=float, default=1.0, help="accuracy points int8 may lose against float")
     args = p.parse_args(argv)
     try:
-        build(args.export, args.calibration, args.validation, args.out, min_calibration=args.min_calibration,
-              min_sensitivity=args.min_sensitivity, max_int8_loss=args.max_int8_loss,
-              threshold_method=args.threshold_method,
-              log=lambda s: print(s, file=sys.stderr, flush=True))
+        build(
+            args.export,
+            args.calibration,
+            args.validation,
+            args.out,
+            min_calibration=args.min_calibration,
+            min_sensitivity=args.min_sensitivity,
+            max_int8_loss=args.max_int8_loss,
+            threshold_method=args.threshold_method,
+            log=lambda s: print(s, file=sys.stderr, flush=True),
+        )
     except BuildError as exc:
         print(f"build-model: error: {exc}", file=sys.stderr)
         return 2

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.storage import atomic_write_bytes
 from kiosk.progress import progress
+from kiosk.storage import atomic_write_bytes
 from kiosk.vision.loader import IMAGE_SUFFIXES, load_image
 from kiosk.vision.preprocess import preprocess
 
@@ -79,8 +79,9 @@ def split_samples(root: Path, samples: list[Sample], *, val_fraction: float = 0.
 GROUP_SPLIT_ID = "sha1-stratified-1234-15pc+dedup-groups-to-train-v1"
 
 
-def group_aware_split(train: list[Sample], val: list[Sample], groups: list[list[str]]) -> tuple[
-        list[Sample], list[Sample], list[str]]:
+def group_aware_split(
+    train: list[Sample], val: list[Sample], groups: list[list[str]]
+) -> tuple[list[Sample], list[Sample], list[str]]:
     """(train, validation, moved): every group that spans both sides moved wholly to training.
 
     Validation is then the old validation minus every image with a near-duplicate on the training
@@ -92,7 +93,7 @@ def group_aware_split(train: list[Sample], val: list[Sample], groups: list[list[
     [Sample(path='benign/c.jpg', label=0)]
     """
     train_paths = {s.path for s in train}
-    moved = set()
+    moved: set[str] = set()
     for group in groups:
         if any(p in train_paths for p in group):
             moved.update(p for p in group if p not in train_paths)
@@ -106,8 +107,14 @@ def group_aware_split(train: list[Sample], val: list[Sample], groups: list[list[
 PINNED_GROUPS = Path(__file__).resolve().parent / "splits" / "melanoma10k-dedup-v1.json"
 
 
-def make_split(root: Path, samples: list[Sample], *, val_fraction: float = 0.15, seed: int = 1234,
-               groups_file: Path | None = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], str]:
+def make_split(
+    root: Path,
+    samples: list[Sample],
+    *,
+    val_fraction: float = 0.15,
+    seed: int = 1234,
+    groups_file: Path | None = PINNED_GROUPS,
+) -> tuple[list[Sample], list[Sample], str]:
     """(train, validation, split id): :func:`split_samples`, then :func:`group_aware_split` with ``groups_file``.
 
     ``groups_file=None`` gives the old split (id ``sha1-stratified-...``) without the group step, and so does a
@@ -140,8 +147,10 @@ def save_split(path: Path, train: list[Sample], val: list[Sample], *, split_id: 
 
 def load_split(path: Path) -> tuple[list[Sample], list[Sample]]:
     data = json.loads(path.read_text())
+
     def to_samples(paths):
         return [Sample(p, LABELS.index(p.split("/")[0])) for p in paths]
+
     return to_samples(data["train"]), to_samples(data["validation"])
 
 
@@ -177,7 +186,9 @@ def _preprocess_file(job: tuple[Path, int, str]) -> np.ndarray:
     return preprocess(load_image(path), size=size, recipe=recipe)
 
 
-def materialise_split(root: Path, run_dir: Path, *, calibration_count: int = 400, seed: int = 1234) -> tuple[Path, Path]:
+def materialise_split(
+    root: Path, run_dir: Path, *, calibration_count: int = 400, seed: int = 1234
+) -> tuple[Path, Path]:
     """Symlink folders for deploy/build-model: ``validation/{benign,malignant}`` and ``calibration/``.
 
     Calibration images are a seeded, class-balanced sample of the *training*

@@ -12,8 +12,9 @@ Two images are linked when either
   dominates the cosine.
 
 A folder of fewer than 4 x 48 images is linked by the hash alone: too few to whiten, the
-cosine cut-off would mean nothing there. Links are closed transitively (union-find) into groups. The same lesion re-cropped,
-re-coloured or with hair removed lands in one group; ``training.data`` then keeps a group
+cosine cut-off would mean nothing there. Links are closed transitively (union-find) into groups.
+The same lesion re-cropped, re-coloured or with hair removed lands in one group;
+``training.data`` then keeps a group
 on one side of a split.
 
     python -m training.dedup ../shared/data/melanoma10k/train --out runs/dedup
@@ -54,6 +55,7 @@ ROW_BLOCK = 1024  # rows of the similarity matrix held at once (memory, not spee
 
 # --- perceptual hash ---------------------------------------------------------------
 
+
 def dihedral(image: np.ndarray) -> list[np.ndarray]:
     """The eight flips / quarter turns of an image (identity first)."""
     out = []
@@ -80,8 +82,12 @@ def phashes(image: np.ndarray) -> np.ndarray:
 
 # --- embedding ---------------------------------------------------------------------
 
+
 class Embedder:
-    """One of the int8 model's feature maps (dequantised, spatially averaged), read with LiteRT's preserve-all-tensors."""
+    """One of the int8 model's feature maps (dequantised, spatially averaged).
+
+    Read with LiteRT's preserve-all-tensors.
+    """
 
     def __init__(self, model_path: Path = DEFAULT_MODEL, *, layer: str = FEATURE_LAYER) -> None:
         from kiosk.manifest import manifest_path_for, read_manifest
@@ -91,8 +97,9 @@ class Embedder:
         interpreter_class, _ = load_interpreter_class()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "intended for debugging": we want exactly one extra tensor
-            self._it = interpreter_class(model_path=str(model_path), num_threads=1,
-                                         experimental_preserve_all_tensors=True)
+            self._it = interpreter_class(
+                model_path=str(model_path), num_threads=1, experimental_preserve_all_tensors=True
+            )
         self._it.allocate_tensors()
         self._input = self._it.get_input_details()[0]["index"]
         output = self._it.get_output_details()[0]["index"]
@@ -118,10 +125,12 @@ class Embedder:
 
 # --- the folder ----------------------------------------------------------------------
 
+
 def list_images(root: Path) -> list[str]:
     """Every image below root (relative POSIX paths, sorted)."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,9 @@ class Signatures:
     embeddings: np.ndarray  # float32, N x D, as the model gives them (see whiten())
 
 
-def compute_signatures(root: Path, paths: Sequence[str], *, model_path: Path = DEFAULT_MODEL,
-                       cache_dir: Path | None = REPO_ROOT / "cache") -> Signatures:
+def compute_signatures(
+    root: Path, paths: Sequence[str], *, model_path: Path = DEFAULT_MODEL, cache_dir: Path | None = REPO_ROOT / "cache"
+) -> Signatures:
     """Hashes and embeddings of every image, cached by (model, file names, sizes, mtimes)."""
     from kiosk.vision.preprocess import preprocess
 
@@ -186,11 +196,12 @@ def candidate_pairs(sig: Signatures, *, max_hash_distance: int, min_cosine: floa
         stop = min(n, start + ROW_BLOCK)
         cos = unit[start:stop] @ unit.T if use_cosine else np.full((stop - start, n), np.nan, np.float32)
         # the smallest distance between row i's 8 views and column j's identity view
-        dist = np.min(np.stack([np.bitwise_count(sig.hashes[start:stop, v, None] ^ ident[None, :])
-                                for v in range(8)]), axis=0)
+        dist = np.min(
+            np.stack([np.bitwise_count(sig.hashes[start:stop, v, None] ^ ident[None, :]) for v in range(8)]), axis=0
+        )
         with np.errstate(invalid="ignore"):
             rows, cols = np.nonzero((dist <= max_hash_distance) | (cos >= min_cosine))
-        for i, j in zip(rows + start, cols):
+        for i, j in zip(rows + start, cols, strict=True):
             if i < j:
                 out.append((int(i), int(j), int(dist[i - start, j]), float(cos[i - start, j])))
     return out
@@ -213,9 +224,15 @@ def union_find_groups(n: int, pairs: Iterable[tuple[int, int]]) -> np.ndarray:
     return np.array([root(i) for i in range(n)], np.int64)
 
 
-def find_groups(root: Path, *, paths: Sequence[str] | None = None, max_hash_distance: int = MAX_HASH_DISTANCE,
-                min_cosine: float = MIN_COSINE, model_path: Path = DEFAULT_MODEL,
-                cache_dir: Path | None = REPO_ROOT / "cache") -> dict:
+def find_groups(
+    root: Path,
+    *,
+    paths: Sequence[str] | None = None,
+    max_hash_distance: int = MAX_HASH_DISTANCE,
+    min_cosine: float = MIN_COSINE,
+    model_path: Path = DEFAULT_MODEL,
+    cache_dir: Path | None = REPO_ROOT / "cache",
+) -> dict:
     """Near-duplicate groups of the images below root: ``{"rule", "groups": [[path, ...], ...], "pairs": [...]}``.
 
     Only groups with two or more members are listed; a lone image is its own group.
@@ -225,14 +242,18 @@ def find_groups(root: Path, *, paths: Sequence[str] | None = None, max_hash_dist
     pairs = candidate_pairs(sig, max_hash_distance=max_hash_distance, min_cosine=min_cosine)
     ids = union_find_groups(len(paths), [(i, j) for i, j, _, _ in pairs])
     members: dict[int, list[str]] = {}
-    for path, gid in zip(paths, ids):
+    for path, gid in zip(paths, ids, strict=True):
         members.setdefault(int(gid), []).append(path)
     groups = sorted((m for m in members.values() if len(m) > 1), key=lambda m: m[0])
     return {
-        "rule": {"max_hash_distance": max_hash_distance, "min_cosine": min_cosine,
-                 "hash": "dct-phash64-dihedral", "embedding": f"int8 model {FEATURE_LAYER} spatial mean, dihedral mean, whitened",
-                 "model_sha256": Embedder(model_path).manifest.sha256,
-                 "embedding_used": can_whiten(sig.embeddings)},
+        "rule": {
+            "max_hash_distance": max_hash_distance,
+            "min_cosine": min_cosine,
+            "hash": "dct-phash64-dihedral",
+            "embedding": f"int8 model {FEATURE_LAYER} spatial mean, dihedral mean, whitened",
+            "model_sha256": Embedder(model_path).manifest.sha256,
+            "embedding_used": can_whiten(sig.embeddings),
+        },
         "images": len(paths),
         "groups": groups,
         "pairs": [[paths[i], paths[j], d, None if np.isnan(c) else round(c, 4)] for i, j, d, c in pairs],
@@ -249,15 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.folder.is_dir():
         raise SystemExit(f"error: folder not found: {args.folder}")
-    result = find_groups(args.folder, max_hash_distance=args.max_hash_distance, min_cosine=args.min_cosine,
-                         model_path=args.model)
+    result = find_groups(
+        args.folder, max_hash_distance=args.max_hash_distance, min_cosine=args.min_cosine, model_path=args.model
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     from kiosk.storage import atomic_write_bytes
 
     atomic_write_bytes(args.out / "groups.json", json.dumps(result, indent=1).encode())
     grouped = sum(len(g) for g in result["groups"])
-    print(f"{result['images']} images: {len(result['groups'])} groups of 2+ ({grouped} images), "
-          f"{len(result['pairs'])} linked pairs -> {args.out / 'groups.json'}")
+    print(
+        f"{result['images']} images: {len(result['groups'])} groups of 2+ ({grouped} images), "
+        f"{len(result['pairs'])} linked pairs -> {args.out / 'groups.json'}"
+    )
     return 0
 
 

@@ -59,10 +59,11 @@ def _screen_one(job: tuple[str, int, int, list[tuple[str, int]]]) -> list[tuple[
     out = []
     for name, severity in variants:
         photo = image if name == "clean" else apply(name, image, severity=severity, seed=SEED * 100003 + index)
+        assert _screener is not None, "_init_worker runs first"
         result = _screener.screen_image(photo, apply_quality_gate=False)
         passed = result.reason is None
-        risk = result.risk if passed else "retake"
-        out.append((float(result.malignant_probability), passed, risk))
+        risk = str(result.risk) if passed else "retake"
+        out.append((float(result.malignant_probability or 0.0), passed, risk))
     return out
 
 
@@ -95,8 +96,9 @@ def pick_subset(val, per_class: int | None, seed: int = SEED):
     return sorted(picked, key=lambda s: s.path)
 
 
-def run(model_path: Path, root: Path, *, per_class: int | None = 150, workers: int = 1,
-        conditions: list[str] | None = None) -> dict:
+def run(
+    model_path: Path, root: Path, *, per_class: int | None = 150, workers: int = 1, conditions: list[str] | None = None
+) -> dict:
     from kiosk.manifest import manifest_path_for, read_manifest
 
     from .revalidate import honest_split
@@ -119,9 +121,17 @@ def run(model_path: Path, root: Path, *, per_class: int | None = 150, workers: i
         row = summarise(labels, [r[k] for r in results], manifest.threshold)
         value = None if name == "clean" else CONDITIONS[name].severities[severity]
         table.append({"condition": name, "severity": severity, "parameter": value, **row})
-    return {"model_sha256": manifest.sha256, "threshold": manifest.threshold, "images": len(samples),
-            "melanomas": int(labels.sum()), "per_class": per_class, "seed": SEED,
-            "gate": "kiosk.vision.quality defaults (QualityThresholds())", "targets": TARGETS, "rows": table}
+    return {
+        "model_sha256": manifest.sha256,
+        "threshold": manifest.threshold,
+        "images": len(samples),
+        "melanomas": int(labels.sum()),
+        "per_class": per_class,
+        "seed": SEED,
+        "gate": "kiosk.vision.quality defaults (QualityThresholds())",
+        "targets": TARGETS,
+        "rows": table,
+    }
 
 
 def meets(row: dict) -> dict[str, bool]:
@@ -129,17 +139,22 @@ def meets(row: dict) -> dict[str, bool]:
 
 
 def markdown(report: dict, *, severities: tuple[int, ...] = (1,)) -> str:
-    lines = ["| condition | severity | AUC | sens. | spec. | retake | melanomas told low | passing benign told low | targets |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| condition | severity | AUC | sens. | spec. | retake | melanomas told low "
+        "| passing benign told low | targets |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in report["rows"]:
         if row["condition"] != "clean" and row["severity"] not in severities:
             continue
         ok = meets(row)
         verdict = "met" if all(ok.values()) else "NOT met (" + ", ".join(k for k, v in ok.items() if not v) + ")"
         param = "" if row["parameter"] is None else f"{row['parameter']:g} {CONDITIONS[row['condition']].unit}"
-        lines.append(f"| {row['condition']} | {param} | {row['auc']:.3f} | {row['sensitivity']:.1%} | "
-                     f"{row['specificity']:.1%} | {row['retake_rate']:.1%} | {row['melanoma_low']:.1%} | "
-                     f"{row['benign_pass_low']:.1%} | {verdict} |")
+        lines.append(
+            f"| {row['condition']} | {param} | {row['auc']:.3f} | {row['sensitivity']:.1%} | "
+            f"{row['specificity']:.1%} | {row['retake_rate']:.1%} | {row['melanoma_low']:.1%} | "
+            f"{row['benign_pass_low']:.1%} | {verdict} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -152,12 +167,17 @@ def plot(report: dict, path: Path) -> None:
     names = [n for n in CONDITIONS if any(r["condition"] == n for r in report["rows"])]
     clean = next(r for r in report["rows"] if r["condition"] == "clean")
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.5), sharey=False)
-    keys = [("melanoma_low", "melanomas told low (gate applied)"), ("benign_pass_low", "passing benign told low"),
-            ("retake_rate", "photos sent back")]
+    keys = [
+        ("melanoma_low", "melanomas told low (gate applied)"),
+        ("benign_pass_low", "passing benign told low"),
+        ("retake_rate", "photos sent back"),
+    ]
     x = np.arange(len(names))
-    for ax, (key, title) in zip(axes, keys):
-        for severity, marker in zip(range(3), ("o", "s", "^")):
-            ys = [next(r[key] for r in report["rows"] if r["condition"] == n and r["severity"] == severity) for n in names]
+    for ax, (key, title) in zip(axes, keys, strict=True):
+        for severity, marker in zip(range(3), ("o", "s", "^"), strict=True):
+            ys = [
+                next(r[key] for r in report["rows"] if r["condition"] == n and r["severity"] == severity) for n in names
+            ]
             ax.scatter(x, ys, marker=marker, label=f"severity {severity}")
         ax.axhline(clean[key], color="grey", lw=1, label="clean")
         op, target = TARGETS[key]
@@ -186,13 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no images at {args.data} (give --data)", file=sys.stderr)
         return 2
     out = args.out or args.model.with_name(args.model.stem + "-report")
-    report = run(args.model, args.data, per_class=None if args.all else args.per_class, workers=args.workers,
-                 conditions=args.conditions)
+    report = run(
+        args.model,
+        args.data,
+        per_class=None if args.all else args.per_class,
+        workers=args.workers,
+        conditions=args.conditions,
+    )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "field_bench.json", json.dumps(report, indent=1).encode())
     table = markdown(report, severities=(0, 1, 2))
-    atomic_write_bytes(out / "field_bench.md", (f"Field conditions, {report['images']} images, "
-                                               f"threshold {report['threshold']:.4f}\n\n" + table).encode())
+    atomic_write_bytes(
+        out / "field_bench.md",
+        (f"Field conditions, {report['images']} images, threshold {report['threshold']:.4f}\n\n" + table).encode(),
+    )
     plot(report, out / "field_bench.png")
     print(markdown(report))
     return 0

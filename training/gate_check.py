@@ -34,8 +34,13 @@ def gate_outcomes(screener: Screener, files: list[Path]) -> dict[str, Any]:
         ungated = screener.screen_image(image, apply_quality_gate=False)
         referable_sent_back += ungated.risk == "refer"
     sent_back = sum(n for k, n in outcomes.items() if k.startswith("retake"))
-    return {"n": len(files), "sent_back": sent_back, "sent_back_rate": round(sent_back / max(1, len(files)), 4),
-            "referable_sent_back": referable_sent_back, "outcomes": dict(sorted(outcomes.items()))}
+    return {
+        "n": len(files),
+        "sent_back": sent_back,
+        "sent_back_rate": round(sent_back / max(1, len(files)), 4),
+        "referable_sent_back": referable_sent_back,
+        "outcomes": dict(sorted(outcomes.items())),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ so the card cannot drift from the models beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
+import json
 import platform
 import sys
 import tempfile
@@ -71,12 +71,16 @@ def training_run_line(run: dict) -> str:
     parts = [exported_weights(run)]
     if "recovered_from" in run.get("initialised_from", {}):
         source = run["initialised_from"]["recovered_from"]
-        parts.append(f"a warm restart from the earlier shipped int8 model ({source.get('path')}, sha256 "
-                     f"{source.get('sha256', '?')[:12]}…), its weights dequantised and BatchNorms unfolded by training.recover")
+        parts.append(
+            f"a warm restart from the earlier shipped int8 model ({source.get('path')}, sha256 "
+            f"{source.get('sha256', '?')[:12]}…), its weights dequantised and BatchNorms unfolded by training.recover"
+        )
     elif "initialised_from" in run:
         source = run["initialised_from"]
-        parts.append(f"a warm restart from the weights of an earlier run of this trainer "
-                     f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)")
+        parts.append(
+            f"a warm restart from the weights of an earlier run of this trainer "
+            f"({source.get('copy_of', source.get('path'))}, sha256 {source.get('sha256', '?')[:12]}…)"
+        )
     if "trained_with" in run:
         used = run["trained_with"]
         parts.append(f"epochs run with Keras {used.get('keras')} on {used.get('backend')} ({used.get('device')})")
@@ -100,8 +104,10 @@ def interleaved_ms(models: dict[str, Model]) -> dict[str, float]:
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The processor's model name (timings differ by more than the ratios between models across CPUs)."""
     try:
-        fields = [tuple(part.strip() for part in line.partition(":")[::2])
-                  for line in cpuinfo.read_text(errors="replace").splitlines()]
+        fields = [
+            tuple(part.strip() for part in line.partition(":")[::2])
+            for line in cpuinfo.read_text(errors="replace").splitlines()
+        ]
     except OSError:
         fields = []
     # x86 says "model name" (its "model" is a number); a Raspberry Pi says "Model".
@@ -116,14 +122,23 @@ def row(name: str, model: Model, ms: float) -> str:
     vm = model.manifest.extra["validation_metrics"]["int8"]
     at, arg = vm["at_threshold"], vm["argmax"]
     size = model.path.stat().st_size
-    return (f"| {name} | {model.manifest.extra.get('parameters', 0):,} | {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} "
-            f"| {pct(arg['precision'])} | {pct(arg['sensitivity'])} | {vm['auc']:.4f} "
-            f"| {pct(at['sensitivity'])}{ci(at.get('sensitivity_ci95'))} / {pct(at['specificity'])}{ci(at.get('specificity_ci95'))} "
-            f"| {size / 2**20:.2f} MiB | {ms:.2f} ms |")
+    return (
+        f"| {name} | {model.manifest.extra.get('parameters', 0):,} | {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} "
+        f"| {pct(arg['precision'])} | {pct(arg['sensitivity'])} | {vm['auc']:.4f} "
+        f"| {pct(at['sensitivity'])}{ci(at.get('sensitivity_ci95'))} / {pct(at['specificity'])}{ci(at.get('specificity_ci95'))} "
+        f"| {size / 2**20:.2f} MiB | {ms:.2f} ms |"
+    )
 
 
-def targets_table(vm: dict, *, file_bytes: int, speedup: float | None, honest: dict | None = None,
-                  choice: dict | None = None, field: dict | None = None) -> str:
+def targets_table(
+    vm: dict,
+    *,
+    file_bytes: int,
+    speedup: float | None,
+    honest: dict | None = None,
+    choice: dict | None = None,
+    field: dict | None = None,
+) -> str:
     """The project's targets for the kiosk's model, each with the measured value and met / NOT met.
 
     With ``honest`` (the manifest's near-duplicate-free re-measurement) and ``choice`` (its threshold
@@ -134,33 +149,59 @@ def targets_table(vm: dict, *, file_bytes: int, speedup: float | None, honest: d
     if honest and choice:
         rows += [
             ("AUC, honest split", ">= 0.975", f"{honest['auc']:.4f}", honest["auc"] >= 0.975),
-            ("sensitivity at the threshold, honest split (lower 95% bound)", ">= 95%",
-             f"{pct(choice['sensitivity'])} ({pct(choice['sensitivity_lower_bound_one_sided'])})",
-             choice["sensitivity_lower_bound_one_sided"] >= 0.95),
-            ("specificity at the threshold, honest split", ">= 80%", pct(choice["specificity"]),
-             choice["specificity"] >= 0.80),
+            (
+                "sensitivity at the threshold, honest split (lower 95% bound)",
+                ">= 95%",
+                f"{pct(choice['sensitivity'])} ({pct(choice['sensitivity_lower_bound_one_sided'])})",
+                choice["sensitivity_lower_bound_one_sided"] >= 0.95,
+            ),
+            (
+                "specificity at the threshold, honest split",
+                ">= 80%",
+                pct(choice["specificity"]),
+                choice["specificity"] >= 0.80,
+            ),
         ]
     else:
         rows += [
             ("AUC", ">= 0.975", f"{q['auc']:.4f}", q["auc"] >= 0.975),
-            ("sensitivity at the threshold", ">= 95%", pct(q["at_threshold"]["sensitivity"]),
-             q["at_threshold"]["sensitivity"] >= 0.95),
-            ("specificity at the threshold", ">= 85%", pct(q["at_threshold"]["specificity"]),
-             q["at_threshold"]["specificity"] >= 0.85),
+            (
+                "sensitivity at the threshold",
+                ">= 95%",
+                pct(q["at_threshold"]["sensitivity"]),
+                q["at_threshold"]["sensitivity"] >= 0.95,
+            ),
+            (
+                "specificity at the threshold",
+                ">= 85%",
+                pct(q["at_threshold"]["specificity"]),
+                q["at_threshold"]["specificity"] >= 0.85,
+            ),
         ]
     if field:
         middle = [r for r in field["rows"] if r["condition"] != "clean" and r["severity"] == 1]
-        for key, what, (op, target) in (("melanoma_low", "melanomas told low", ("<=", 0.05)),
-                                         ("benign_pass_low", "passing benign told low", (">=", 0.60)),
-                                         ("retake_rate", "photos sent back", ("<=", 0.30))):
+        for key, what, (op, target) in (
+            ("melanoma_low", "melanomas told low", ("<=", 0.05)),
+            ("benign_pass_low", "passing benign told low", (">=", 0.60)),
+            ("retake_rate", "photos sent back", ("<=", 0.30)),
+        ):
             ok = [r for r in middle if (r[key] <= target if op == "<=" else r[key] >= target)]
             worst = max(middle, key=lambda r: r[key] if op == "<=" else -r[key])
-            rows.append((f"field conditions, middle severity: {what}", f"{op} {target:.0%} in every one",
-                         f"{len(ok)} of {len(middle)} meet it; worst {worst['condition']} {pct(worst[key])}",
-                         len(ok) == len(middle)))
+            rows.append(
+                (
+                    f"field conditions, middle severity: {what}",
+                    f"{op} {target:.0%} in every one",
+                    f"{len(ok)} of {len(middle)} meet it; worst {worst['condition']} {pct(worst[key])}",
+                    len(ok) == len(middle),
+                )
+            )
     rows += [
-        ("int8 accuracy loss against float32", "<= 0.5 points", f"{vm['int8_accuracy_loss_points']:.2f} points",
-         vm["int8_accuracy_loss_points"] <= 0.5),
+        (
+            "int8 accuracy loss against float32",
+            "<= 0.5 points",
+            f"{vm['int8_accuracy_loss_points']:.2f} points",
+            vm["int8_accuracy_loss_points"] <= 0.5,
+        ),
         ("file size", "<= 2 MiB", f"{file_bytes / 2**20:.2f} MiB", file_bytes <= 2 * 2**20),
     ]
     if speedup is not None:
@@ -179,11 +220,11 @@ def field_table(field: dict) -> str:
 
 def field_bench_section(field: dict, stem: str) -> str:
     """The card's field-conditions section from ``training.field_bench``'s JSON."""
-    return f"""## Field conditions ({field['images']} honest validation images, gate applied)
+    return f"""## Field conditions ({field["images"]} honest validation images, gate applied)
 
-`python -m training.field_bench` corrupts {f"a seeded, stratified subset of the honest split ({field['per_class']} per class)" if field['per_class'] else "every image of the honest split"}
+`python -m training.field_bench` corrupts {f"a seeded, stratified subset of the honest split ({field['per_class']} per class)" if field["per_class"] else "every image of the honest split"}
 at three severities each and screens every copy through the kiosk's own `Screener` (gate, lesion
-crop, colour constancy, int8 model; gate: {field['gate']}). Middle severity below; every severity in
+crop, colour constancy, int8 model; gate: {field["gate"]}). Middle severity below; every severity in
 [`{stem}-report/field_bench.md`]({stem}-report/field_bench.md), plotted in
 [`field_bench.png`]({stem}-report/field_bench.png). Sensitivity and specificity ignore the gate;
 "melanomas told low" is of all melanomas, "passing benign told low" of the benign photos the gate accepts.
@@ -211,18 +252,18 @@ benign lesions are referred than at the 0.5 (argmax) cut-off.
     sp, c = honest["split"], choice["confusion"]
     at_prev = honest["at_previous_threshold"]
     return f"""The kiosk says **refer** when the malignant probability is at least **{m.threshold:.4f}**. The rule
-(`{choice['method']}`): {choice['rule']}. A missed melanoma costs far more than an extra referral, and a
+(`{choice["method"]}`): {choice["rule"]}. A missed melanoma costs far more than an extra referral, and a
 threshold chosen where the validation *estimate* is just 95% gives less than 95% on new lesions about half
 the time; the lower confidence bound makes "sensitivity >= 95%" hold with 95% confidence for lesions
 like the validation ones (not for other photos or skin: see the field conditions below).
 
-- On the honest split ({sp['validation_images']} images, {sp['melanomas']} melanomas): sensitivity
-  {pct(choice['sensitivity'])} ({c['tp']} of {c['tp'] + c['fn']}; exact 95% interval {ci(choice['sensitivity_ci95'])[2:-1]}%;
-  one-sided lower 95% bound {pct(choice['sensitivity_lower_bound_one_sided'])}), specificity
-  {pct(choice['specificity'])} ({c['tn']} of {c['tn'] + c['fp']}; {ci(choice['specificity_ci95'])[2:-1]}%).
-- The threshold shipped before, {prev.get('threshold', float('nan')):.4f} ("{prev.get('rule')}", chosen on the
-  split that leaked), gives on the honest split sensitivity {pct(at_prev['sensitivity'])}{ci(at_prev['sensitivity_ci95'])}
-  and specificity {pct(at_prev['specificity'])}{ci(at_prev['specificity_ci95'])}: below 95%.
+- On the honest split ({sp["validation_images"]} images, {sp["melanomas"]} melanomas): sensitivity
+  {pct(choice["sensitivity"])} ({c["tp"]} of {c["tp"] + c["fn"]}; exact 95% interval {ci(choice["sensitivity_ci95"])[2:-1]}%;
+  one-sided lower 95% bound {pct(choice["sensitivity_lower_bound_one_sided"])}), specificity
+  {pct(choice["specificity"])} ({c["tn"]} of {c["tn"] + c["fp"]}; {ci(choice["specificity_ci95"])[2:-1]}%).
+- The threshold shipped before, {prev.get("threshold", float("nan")):.4f} ("{prev.get("rule")}", chosen on the
+  split that leaked), gives on the honest split sensitivity {pct(at_prev["sensitivity"])}{ci(at_prev["sensitivity_ci95"])}
+  and specificity {pct(at_prev["specificity"])}{ci(at_prev["specificity_ci95"])}: below 95%.
 - Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
   but need k retrainings (about 170 s an epoch on this CPU, tens of epochs each); not done yet.
 - The manifest's `validation_metrics` are the build's numbers on the old, leaky split and its old threshold.
@@ -235,25 +276,33 @@ def honest_section(m) -> str:
         return ""
     sp, d = honest["split"], honest["dedup"]
     rule = d["rule"]
-    lines = [f"## Honest validation (near-duplicate groups kept together; exact 95% intervals)", "",
-             f"The training folder holds near-duplicates: the same lesion re-cropped, re-coloured or with hair removed. "
-             f"`training.dedup` links two images when their DCT perceptual hashes (over flips and quarter turns) differ "
-             f"in at most {rule['max_hash_distance']} of 64 bits or the cosine of their embeddings (the int8 model's own "
-             f"`block_12` features, whitened) is at least {rule['min_cosine']}: {d['groups']} groups of 2 or more "
-             f"({d['images_in_groups']} images, {d['pairs']} linked pairs) in the {sp['train_images'] + sp['validation_images']} "
-             f"images. {sp['moved_to_train']} of the old split's validation images had a near-duplicate on the training side. "
-             f"Split `{sp['id']}` moves every such group wholly to training, so validation is the old validation minus "
-             f"those images: {sp['validation_images']} images ({sp['melanomas']} melanomas, {sp['benign']} benign), "
-             f"sha256 `{sp['validation_split_sha256'][:16]}...`. The shipped model never trained on any of them.", "",
-             f"- AUC **{honest['auc']:.4f}** (stratified bootstrap 95% interval {honest['auc_ci95_bootstrap'][0]:.4f}-"
-             f"{honest['auc_ci95_bootstrap'][1]:.4f})."]
+    lines = [
+        "## Honest validation (near-duplicate groups kept together; exact 95% intervals)",
+        "",
+        f"The training folder holds near-duplicates: the same lesion re-cropped, re-coloured or with hair removed. "
+        f"`training.dedup` links two images when their DCT perceptual hashes (over flips and quarter turns) differ "
+        f"in at most {rule['max_hash_distance']} of 64 bits or the cosine of their embeddings (the int8 model's own "
+        f"`block_12` features, whitened) is at least {rule['min_cosine']}: {d['groups']} groups of 2 or more "
+        f"({d['images_in_groups']} images, {d['pairs']} linked pairs) in the {sp['train_images'] + sp['validation_images']} "
+        f"images. {sp['moved_to_train']} of the old split's validation images had a near-duplicate on the training side. "
+        f"Split `{sp['id']}` moves every such group wholly to training, so validation is the old validation minus "
+        f"those images: {sp['validation_images']} images ({sp['melanomas']} melanomas, {sp['benign']} benign), "
+        f"sha256 `{sp['validation_split_sha256'][:16]}...`. The shipped model never trained on any of them.",
+        "",
+        f"- AUC **{honest['auc']:.4f}** (stratified bootstrap 95% interval {honest['auc_ci95_bootstrap'][0]:.4f}-"
+        f"{honest['auc_ci95_bootstrap'][1]:.4f}).",
+    ]
     for key, what in (("at_previous_threshold", "at the previous threshold"), ("at_argmax", "at argmax")):
         r = honest[key]
-        lines.append(f"- {what} {r['threshold']:.4f}: sensitivity {pct(r['sensitivity'])}{ci(r['sensitivity_ci95'])}, "
-                     f"specificity {pct(r['specificity'])}{ci(r['specificity_ci95'])}.")
+        lines.append(
+            f"- {what} {r['threshold']:.4f}: sensitivity {pct(r['sensitivity'])}{ci(r['sensitivity_ci95'])}, "
+            f"specificity {pct(r['specificity'])}{ci(r['specificity_ci95'])}."
+        )
     choice = m.extra["threshold_choice"]
-    lines.append(f"- at the shipped threshold {choice['threshold']:.4f}: sensitivity {pct(choice['sensitivity'])}"
-                 f"{ci(choice['sensitivity_ci95'])}, specificity {pct(choice['specificity'])}{ci(choice['specificity_ci95'])}.")
+    lines.append(
+        f"- at the shipped threshold {choice['threshold']:.4f}: sensitivity {pct(choice['sensitivity'])}"
+        f"{ci(choice['sensitivity_ci95'])}, specificity {pct(choice['specificity'])}{ci(choice['specificity_ci95'])}."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -274,8 +323,9 @@ def paper_float32_model(baseline: Model, export_dir: Path | None, workdir: Path)
         saved_model = workdir / "saved_model"
         rebuilt.export(str(saved_model), format="tf_saved_model", verbose=False)
     content = convert(saved_model, None)
-    manifest = dataclasses.replace(baseline.manifest, input_dtype="float32", quantization={},
-                                   sha256=sha256_of(content), extra={})
+    manifest = dataclasses.replace(
+        baseline.manifest, input_dtype="float32", quantization={}, sha256=sha256_of(content), extra={}
+    )
     return model_from_bytes(content, manifest, workdir, "paper_float32")
 
 
@@ -284,9 +334,11 @@ def paper_float32_row(baseline: Model, ms: float | None) -> str:
     vm = baseline.manifest.extra["validation_metrics"]["float32"]
     arg = vm["argmax"]
     when = f"{ms:.2f} ms" if ms is not None else f"{vm['inference_ms_1thread']:.2f} ms (at build)"
-    return (f"| Paper CNN reproduced here, float32 TFLite | {baseline.manifest.extra.get('parameters', 0):,} "
-            f"| {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} | {pct(arg['precision'])} | {pct(arg['sensitivity'])} "
-            f"| {vm['auc']:.4f} | not set (float) | {vm['file_bytes'] / 2**20:.2f} MiB | {when} |")
+    return (
+        f"| Paper CNN reproduced here, float32 TFLite | {baseline.manifest.extra.get('parameters', 0):,} "
+        f"| {pct(arg['accuracy'])}{ci(arg.get('accuracy_ci95'))} | {pct(arg['precision'])} | {pct(arg['sensitivity'])} "
+        f"| {vm['auc']:.4f} | not set (float) | {vm['file_bytes'] / 2**20:.2f} MiB | {when} |"
+    )
 
 
 #: Measured by training.notlesion and training.gate_check (hand-kept: it does not depend on the model build).
@@ -309,8 +361,12 @@ nor on Pi-camera photos or darker skin.
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.model_card")
     p.add_argument("--models", type=Path, default=REPO_ROOT / "models")
-    p.add_argument("--paper-export", type=Path, help="the paper run's export folder to convert its float32 TFLite from "
-                   "(default: rebuilt from the int8 baseline's dequantised weights, the same graph)")
+    p.add_argument(
+        "--paper-export",
+        type=Path,
+        help="the paper run's export folder to convert its float32 TFLite from "
+        "(default: rebuilt from the int8 baseline's dequantised weights, the same graph)",
+    )
     args = p.parse_args(argv)
     main_path = args.models / "melanoma_int8.tflite"
     baseline_path = args.models / "baseline" / "paper_int8.tflite"
@@ -318,7 +374,10 @@ def main(argv=None) -> int:
         print(f"model_card: error: {main_path} not found", file=sys.stderr)
         return 2
     if args.paper_export is not None and not baseline_path.exists():
-        print("model_card: error: --paper-export needs models/baseline/paper_int8.tflite (build it first)", file=sys.stderr)
+        print(
+            "model_card: error: --paper-export needs models/baseline/paper_int8.tflite (build it first)",
+            file=sys.stderr,
+        )
         return 2
     model = Model.load(main_path, threads=1)
     timed = {"compact": model}
@@ -332,13 +391,18 @@ def main(argv=None) -> int:
                 print(f"model_card: error: {exc}", file=sys.stderr)
                 return 2
             except RecoveryError as exc:  # without an export the build's own time is used, labelled so
-                print(f"model_card: the paper CNN's float32 time is the build's: cannot rebuild it ({exc})",
-                      file=sys.stderr)
+                print(
+                    f"model_card: the paper CNN's float32 time is the build's: cannot rebuild it ({exc})",
+                    file=sys.stderr,
+                )
         ms = interleaved_ms(timed)
     float32_from = ""
     if "paper_float32" in timed:
-        source = ("its training run's export" if args.paper_export is not None else
-                  "the int8 baseline's own weights, dequantised: the same graph, so the same time")
+        source = (
+            "its training run's export"
+            if args.paper_export is not None
+            else "the int8 baseline's own weights, dequantised: the same graph, so the same time"
+        )
         float32_from = f" The paper CNN's float32 TFLite was converted again for this card, from {source}."
     m = model.manifest
     vm = m.extra["validation_metrics"]
@@ -351,26 +415,34 @@ def main(argv=None) -> int:
     ]
     speed, speedup = "", None
     if baseline is not None:
-        table += [paper_float32_row(baseline, ms.get("paper_float32")),
-                  row("Paper CNN reproduced here, int8", baseline, ms["paper_int8"])]
-        reference = ms.get("paper_float32") or baseline.manifest.extra["validation_metrics"]["float32"]["inference_ms_1thread"]
+        table += [
+            paper_float32_row(baseline, ms.get("paper_float32")),
+            row("Paper CNN reproduced here, int8", baseline, ms["paper_int8"]),
+        ]
+        reference = (
+            ms.get("paper_float32") or baseline.manifest.extra["validation_metrics"]["float32"]["inference_ms_1thread"]
+        )
         speedup = reference / ms["compact"]
-        speed = (f"\nThe compact int8 model runs **{speedup:.1f}x faster** than the paper CNN's float32 "
-                 f"TFLite ({ms['compact']:.2f} ms against {reference:.2f} ms) and **{ms['paper_int8'] / ms['compact']:.1f}x faster** "
-                 f"than its int8 conversion ({ms['paper_int8']:.2f} ms); its file is "
-                 f"{baseline_path.stat().st_size / size:.0f}x smaller than the paper CNN's int8 file and "
-                 f"{baseline.manifest.extra['validation_metrics']['float32']['file_bytes'] / size:.0f}x smaller than its float32 file.\n")
+        speed = (
+            f"\nThe compact int8 model runs **{speedup:.1f}x faster** than the paper CNN's float32 "
+            f"TFLite ({ms['compact']:.2f} ms against {reference:.2f} ms) and **{ms['paper_int8'] / ms['compact']:.1f}x faster** "
+            f"than its int8 conversion ({ms['paper_int8']:.2f} ms); its file is "
+            f"{baseline_path.stat().st_size / size:.0f}x smaller than the paper CNN's int8 file and "
+            f"{baseline.manifest.extra['validation_metrics']['float32']['file_bytes'] / size:.0f}x smaller than its float32 file.\n"
+        )
         bvm = baseline.manifest.extra["validation_metrics"]
         run = baseline.manifest.extra.get("source_export", {}).get("training_run") or {}
         epochs = exported_weights(run)
-        speed += (f"\n**The paper CNN as reproduced here** was trained as the paper describes (its architecture, "
-                  f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and validated on the "
-                  f"same split as the compact model; the weights kept are {epochs}. It reaches "
-                  f"{pct(bvm['float32']['argmax']['accuracy'])} validation accuracy in float32, well below the 92.08% the "
-                  f"paper reports on its own test protocol, and its int8 conversion loses "
-                  f"{bvm['int8_accuracy_loss_points']:.2f} accuracy points (AUC {bvm['float32']['auc']:.4f} -> "
-                  f"{bvm['int8']['auc']:.4f}). It was built with the int8 guard widened for this comparison model only; "
-                  f"the kiosk's own model must lose no more than 1 point.\n")
+        speed += (
+            f"\n**The paper CNN as reproduced here** was trained as the paper describes (its architecture, "
+            f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and validated on the "
+            f"same split as the compact model; the weights kept are {epochs}. It reaches "
+            f"{pct(bvm['float32']['argmax']['accuracy'])} validation accuracy in float32, well below the 92.08% the "
+            f"paper reports on its own test protocol, and its int8 conversion loses "
+            f"{bvm['int8_accuracy_loss_points']:.2f} accuracy points (AUC {bvm['float32']['auc']:.4f} -> "
+            f"{bvm['int8']['auc']:.4f}). It was built with the int8 guard widened for this comparison model only; "
+            f"the kiosk's own model must lose no more than 1 point.\n"
+        )
     else:
         table.append("| Paper CNN reproduced here | 19,264,322 | not trained yet | | | | | | |")
     table.append(row("Compact model (this kiosk), int8", model, ms["compact"]))
@@ -390,8 +462,8 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 
 ## Training data and its limits
 
-- Kaggle "Melanoma Skin Cancer Dataset of 10000 Images", training split only ({td.get('train_images', '?')} images for
-  training, {td.get('validation_images', '?')} for validation; split stratified, seed {td.get('seed', '?')},
+- Kaggle "Melanoma Skin Cancer Dataset of 10000 Images", training split only ({td.get("train_images", "?")} images for
+  training, {td.get("validation_images", "?")} for validation; split stratified, seed {td.get("seed", "?")},
   byte-identical files kept on one side). The dataset's official 1,000-image test split was not used
   for anything here: it is held back for independent evaluation.
 - The images are **dermoscopic** (taken through a dermatoscope) and derive from the ISIC archive,
@@ -408,9 +480,11 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 
 ## Model
 
-- Architecture: {m.extra.get('architecture')} ({m.extra.get('parameters', 0):,} parameters), trained from scratch
+- Architecture: {m.extra.get("architecture")} ({m.extra.get("parameters", 0):,} parameters), trained from scratch
   (no pretrained weights).
-{training_run_line(m.extra.get('source_export', {}).get('training_run') or {})}- Input: {m.input_width}x{m.input_height} RGB, uint8, prepared by the kiosk's preprocessing recipe
+{training_run_line(m.extra.get("source_export", {}).get("training_run") or {})}- Input: {m.input_width}x{
+        m.input_height
+    } RGB, uint8, prepared by the kiosk's preprocessing recipe
   `{m.preprocessing_recipe}` (lesion crop, Shades of Gray colour constancy) -- the same function at
   training, evaluation and screening time.
 - Full-integer int8 (uint8 input and output), {size / 1024:.0f} KiB, sha256 `{m.sha256}`.
@@ -420,29 +494,45 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 {threshold_section(m)}
 {honest_section(m)}
 {field_section}
-## Validation results at build time ({vm['validation_images']} images of the old split, which leaked; 95% Wilson intervals)
+## Validation results at build time ({
+        vm["validation_images"]
+    } images of the old split, which leaked; 95% Wilson intervals)
 
-- int8 AUC **{vm['int8']['auc']:.4f}** (float32 {vm['float32']['auc']:.4f}); {int8_loss_words(vm['int8_accuracy_loss_points'])}.
-- At the build's threshold {vm['int8']['at_threshold']['threshold']:.4f}: sensitivity {pct(vm['int8']['at_threshold']['sensitivity'])}{ci(vm['int8']['at_threshold'].get('sensitivity_ci95'))},
-  specificity {pct(vm['int8']['at_threshold']['specificity'])}{ci(vm['int8']['at_threshold'].get('specificity_ci95'))},
-  accuracy {pct(vm['int8']['at_threshold']['accuracy'])}.
-- At argmax (0.5): accuracy {pct(vm['int8']['argmax']['accuracy'])}{ci(vm['int8']['argmax'].get('accuracy_ci95'))},
-  sensitivity {pct(vm['int8']['argmax']['sensitivity'])}, specificity {pct(vm['int8']['argmax']['specificity'])}.
+- int8 AUC **{vm["int8"]["auc"]:.4f}** (float32 {vm["float32"]["auc"]:.4f}); {
+        int8_loss_words(vm["int8_accuracy_loss_points"])
+    }.
+- At the build's threshold {vm["int8"]["at_threshold"]["threshold"]:.4f}: sensitivity {
+        pct(vm["int8"]["at_threshold"]["sensitivity"])
+    }{ci(vm["int8"]["at_threshold"].get("sensitivity_ci95"))},
+  specificity {pct(vm["int8"]["at_threshold"]["specificity"])}{ci(vm["int8"]["at_threshold"].get("specificity_ci95"))},
+  accuracy {pct(vm["int8"]["at_threshold"]["accuracy"])}.
+- At argmax (0.5): accuracy {pct(vm["int8"]["argmax"]["accuracy"])}{ci(vm["int8"]["argmax"].get("accuracy_ci95"))},
+  sensitivity {pct(vm["int8"]["argmax"]["sensitivity"])}, specificity {pct(vm["int8"]["argmax"]["specificity"])}.
 
 These are validation numbers: the threshold was chosen on the same split, so expect somewhat lower
 sensitivity on new data. Independent evaluation on the held-back test split is pending.
 
 ## Targets
 
-{targets_table(vm, file_bytes=size, speedup=speedup, honest=m.extra.get('honest_validation'),
-              choice=m.extra.get('threshold_choice'), field=field)}
+{
+        targets_table(
+            vm,
+            file_bytes=size,
+            speedup=speedup,
+            honest=m.extra.get("honest_validation"),
+            choice=m.extra.get("threshold_choice"),
+            field=field,
+        )
+    }
 
 ## Comparison with the seed paper
 
 {chr(10).join(table)}
 {speed}
 Inference: the lowest of {ROUNDS} medians of {REPEATS} runs each, the models taking turns, through
-`kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({cpu_name()}), measured {date.today().isoformat()} while
+`kiosk.model.Model` ({model.runtime}, 1 thread) on {platform.machine()} ({cpu_name()}), measured {
+        date.today().isoformat()
+    } while
 writing this card.{float32_from} The paper's numbers are as published (its own test protocol); ours are on our
 validation split.
 

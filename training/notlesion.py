@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,18 +28,49 @@ from kiosk.synthetic import SKIN_TONES, draw_skin
 W, H = 640, 480  # a camera frame; the skimage pictures keep their own sizes
 
 #: The skimage pictures that ship inside the wheel (no pooch download).
-SKIMAGE_BUNDLED = ("astronaut", "brick", "camera", "cat", "cell", "checkerboard", "clock", "coffee", "coins",
-                   "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo",
-                   "microaneurysms", "moon", "page", "retina", "rocket", "text")
+SKIMAGE_BUNDLED = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "checkerboard",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
 #: Crops (x0, y0, x1, y1 as fractions) of close-ups that are not a lesion: faces, an eye, a cup, coins.
-SKIMAGE_CROPS = (("astronaut", (0.35, 0.05, 0.7, 0.45)), ("astronaut", (0.45, 0.15, 0.6, 0.28)),
-                 ("cat", (0.35, 0.05, 0.75, 0.7)), ("cat", (0.45, 0.2, 0.65, 0.45)),
-                 ("coffee", (0.2, 0.1, 0.8, 0.9)), ("coins", (0.0, 0.0, 0.4, 0.5)),
-                 ("coins", (0.55, 0.45, 0.85, 0.85)), ("rocket", (0.3, 0.0, 0.7, 0.6)),
-                 ("retina", (0.3, 0.3, 0.7, 0.7)), ("camera", (0.3, 0.1, 0.6, 0.45)),
-                 ("horse", (0.2, 0.1, 0.8, 0.9)), ("immunohistochemistry", (0.3, 0.3, 0.6, 0.6)),
-                 ("hubble_deep_field", (0.3, 0.3, 0.55, 0.55)), ("moon", (0.2, 0.2, 0.6, 0.6)),
-                 ("cell", (0.25, 0.25, 0.75, 0.75)), ("page", (0.0, 0.0, 0.5, 0.6)))
+SKIMAGE_CROPS = (
+    ("astronaut", (0.35, 0.05, 0.7, 0.45)),
+    ("astronaut", (0.45, 0.15, 0.6, 0.28)),
+    ("cat", (0.35, 0.05, 0.75, 0.7)),
+    ("cat", (0.45, 0.2, 0.65, 0.45)),
+    ("coffee", (0.2, 0.1, 0.8, 0.9)),
+    ("coins", (0.0, 0.0, 0.4, 0.5)),
+    ("coins", (0.55, 0.45, 0.85, 0.85)),
+    ("rocket", (0.3, 0.0, 0.7, 0.6)),
+    ("retina", (0.3, 0.3, 0.7, 0.7)),
+    ("camera", (0.3, 0.1, 0.6, 0.45)),
+    ("horse", (0.2, 0.1, 0.8, 0.9)),
+    ("immunohistochemistry", (0.3, 0.3, 0.6, 0.6)),
+    ("hubble_deep_field", (0.3, 0.3, 0.55, 0.55)),
+    ("moon", (0.2, 0.2, 0.6, 0.6)),
+    ("cell", (0.25, 0.25, 0.75, 0.75)),
+    ("page", (0.0, 0.0, 0.5, 0.6)),
+)
 SKIMAGE_SCALES = (0.35, 2.0)  # every bundled picture again, shrunk (still >= 128 px or too_small) and enlarged
 
 
@@ -97,8 +128,9 @@ def _lines_on_skin(seed: int) -> list[NotALesion]:
         image = _skin(seed + i, i)
         colour = list(pens.values())[i % len(pens)]
         for _ in range(1 + i % 3):
-            cv2.polylines(image, [_curve(rng, straight=i % 2 == 0)], False, colour, int(rng.integers(2, 7)),
-                          cv2.LINE_AA)
+            cv2.polylines(
+                image, [_curve(rng, straight=i % 2 == 0)], False, colour, int(rng.integers(2, 7)), cv2.LINE_AA
+            )
         out.append(NotALesion(f"pen_line/{list(pens)[i % len(pens)]}-{i}", image))
     return out
 
@@ -132,9 +164,29 @@ def _creases_and_scars(seed: int) -> list[NotALesion]:
 
 def _text_and_forms(seed: int) -> list[NotALesion]:
     rng = np.random.default_rng(seed + 400)
-    words = ["PATIENT", "Barangay", "Date", "Name", "Age", "Sex", "REFERRAL", "Rural Health Unit", "Tacloban",
-             "1234", "Signature", "Remarks", "BP 120/80", "Paracetamol", "Notes"]
-    fonts = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX]
+    words = [
+        "PATIENT",
+        "Barangay",
+        "Date",
+        "Name",
+        "Age",
+        "Sex",
+        "REFERRAL",
+        "Rural Health Unit",
+        "Tacloban",
+        "1234",
+        "Signature",
+        "Remarks",
+        "BP 120/80",
+        "Paracetamol",
+        "Notes",
+    ]
+    fonts = [
+        cv2.FONT_HERSHEY_SIMPLEX,
+        cv2.FONT_HERSHEY_DUPLEX,
+        cv2.FONT_HERSHEY_COMPLEX,
+        cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    ]
     out = []
     for i in range(10):  # text on paper, on a whiteboard, on skin (a note written on the hand)
         if i < 6:
@@ -146,8 +198,16 @@ def _text_and_forms(seed: int) -> list[NotALesion]:
         while y < H - 30:
             text = " ".join(rng.choice(words, size=3))
             scale = float(rng.uniform(0.8, 2.0 if i < 6 else 2.6))
-            cv2.putText(paper, text, (int(rng.integers(10, 80)), y), fonts[i % len(fonts)], scale,
-                        (20, 20, 90) if i % 2 else (20, 20, 20), int(rng.integers(1, 4)), cv2.LINE_AA)
+            cv2.putText(
+                paper,
+                text,
+                (int(rng.integers(10, 80)), y),
+                fonts[i % len(fonts)],
+                scale,
+                (20, 20, 90) if i % 2 else (20, 20, 20),
+                int(rng.integers(1, 4)),
+                cv2.LINE_AA,
+            )
             y += int(45 * scale)
         out.append(NotALesion(f"text/{i}", _noise(rng, paper, 2.0)))
     for i in range(8):  # printed forms: boxes, rules, a table, a checkbox column, a logo disc
@@ -183,14 +243,22 @@ def _walls(seed: int) -> list[NotALesion]:
         wall = np.asarray(paints[i % len(paints)], np.float32)[None, None] + grain[..., None].astype(np.float32)
         if i % 2 == 0:  # a crack: a jagged dark polyline with branches
             pts = np.cumsum(rng.normal(0, 1, (40, 2)) * [12, 12] + [14, 4], axis=0) + [40, rng.integers(100, 380)]
-            cv2.polylines(wall, [np.ascontiguousarray(pts, np.int32)], False, (60, 55, 50), int(rng.integers(1, 4)), cv2.LINE_AA)
-            for b in range(3):
+            cv2.polylines(
+                wall, [np.ascontiguousarray(pts, np.int32)], False, (60, 55, 50), int(rng.integers(1, 4)), cv2.LINE_AA
+            )
+            for _ in range(3):
                 start = pts[int(rng.integers(5, 35))]
                 branch = start + np.cumsum(rng.normal(0, 1, (10, 2)) * 8 + [3, 8], axis=0)
                 cv2.polylines(wall, [np.ascontiguousarray(branch, np.int32)], False, (70, 65, 60), 1, cv2.LINE_AA)
         if i % 3 == 1:  # a stain or a nail hole: a compact dark spot on a wall
-            cv2.circle(wall, (int(rng.integers(250, 390)), int(rng.integers(190, 290))), int(rng.integers(4, 30)),
-                       (110, 100, 80), -1, cv2.LINE_AA)
+            cv2.circle(
+                wall,
+                (int(rng.integers(250, 390)), int(rng.integers(190, 290))),
+                int(rng.integers(4, 30)),
+                (110, 100, 80),
+                -1,
+                cv2.LINE_AA,
+            )
             wall = cv2.GaussianBlur(wall, (0, 0), 1.5)
         if i % 5 == 4:  # tiles or bricks: a regular grid of mortar lines
             for y in range(0, H, 60):
@@ -205,12 +273,25 @@ def _frames(seed: int) -> list[NotALesion]:
     """Blank, gradient and noise frames, and bare skin of every tone."""
     rng = np.random.default_rng(seed + 700)
     out = []
-    for name, colour in (("white", (250, 250, 250)), ("grey", (128, 128, 128)), ("beige", (230, 200, 170)),
-                         ("skin3", SKIN_TONES[2]), ("skin5", SKIN_TONES[4]), ("pink", (240, 180, 190))):
+    for name, colour in (
+        ("white", (250, 250, 250)),
+        ("grey", (128, 128, 128)),
+        ("beige", (230, 200, 170)),
+        ("skin3", SKIN_TONES[2]),
+        ("skin5", SKIN_TONES[4]),
+        ("pink", (240, 180, 190)),
+    ):
         out.append(NotALesion(f"blank/{name}", np.full((H, W, 3), colour, np.uint8)))
     yy, xx = np.mgrid[:H, :W].astype(np.float32)
-    for i, field in enumerate((xx / W, yy / H, np.hypot(xx - W / 2, yy - H / 2) / 400,
-                               1 - np.hypot(xx - W / 3, yy - H / 3) / 500, (xx + yy) / (W + H))):
+    for i, field in enumerate(
+        (
+            xx / W,
+            yy / H,
+            np.hypot(xx - W / 2, yy - H / 2) / 400,
+            1 - np.hypot(xx - W / 3, yy - H / 3) / 500,
+            (xx + yy) / (W + H),
+        )
+    ):
         low, high = np.asarray(SKIN_TONES[i], np.float32) * 0.6, np.asarray(SKIN_TONES[i], np.float32)
         image = low + (high - low) * np.clip(field, 0, 1)[..., None]
         out.append(NotALesion(f"gradient/{i}", np.clip(image, 0, 255).astype(np.uint8)))
@@ -220,8 +301,12 @@ def _frames(seed: int) -> list[NotALesion]:
     pepper = np.full((H, W, 3), 200, np.uint8)
     pepper[rng.random((H, W)) < 0.05] = 0
     out.append(NotALesion("noise/salt_pepper", pepper))
-    out.append(NotALesion("noise/blobs", cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W, H),
-                                                    interpolation=cv2.INTER_CUBIC)))
+    out.append(
+        NotALesion(
+            "noise/blobs",
+            cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W, H), interpolation=cv2.INTER_CUBIC),
+        )
+    )
     out.append(NotALesion("noise/on_skin", _noise(rng, _skin(seed + 800, 1), 40.0)))
     for i in range(10):  # bare skin, no lesion, every tone, some with hairs or pores drawn in
         image = _skin(seed + 900 + i, i)
@@ -243,7 +328,7 @@ def _skimage(seed: int) -> list[NotALesion]:
     for name, (x0, y0, x1, y1) in SKIMAGE_CROPS:
         image = pictures[name]
         h, w = image.shape[:2]
-        crop = image[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)]
+        crop = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
         if min(crop.shape[:2]) < 200:  # a close-up fills the camera frame
             f = 300 / min(crop.shape[:2])
             crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -252,8 +337,11 @@ def _skimage(seed: int) -> list[NotALesion]:
         for name, image in pictures.items():
             f = max(scale, 130 / min(image.shape[:2])) if scale < 1 else scale
             interpolation = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
-            out.append(NotALesion(f"skimage_scaled/{name}-x{scale}",
-                                  cv2.resize(image, None, fx=f, fy=f, interpolation=interpolation)))
+            out.append(
+                NotALesion(
+                    f"skimage_scaled/{name}-x{scale}", cv2.resize(image, None, fx=f, fy=f, interpolation=interpolation)
+                )
+            )
     faces = data.lfw_subset()  # 200 25x25 grey faces: tile a few into camera-sized close-ups
     for i in range(0, 10):
         face = _rgb(faces[(seed * 7 + i * 9) % 100])  # the first 100 are faces
@@ -262,7 +350,13 @@ def _skimage(seed: int) -> list[NotALesion]:
 
 
 FAMILIES: tuple[Callable[[int], list[NotALesion]], ...] = (
-    _lines_on_skin, _creases_and_scars, _text_and_forms, _walls, _frames, _skimage)
+    _lines_on_skin,
+    _creases_and_scars,
+    _text_and_forms,
+    _walls,
+    _frames,
+    _skimage,
+)
 
 
 def not_a_lesion_set(*, seed: int = 0, skimage: bool = True) -> list[NotALesion]:

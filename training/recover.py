@@ -143,10 +143,15 @@ def recover(model_path: Path, images: np.ndarray, *, batch_size: int = 64):
     for (op, kernel, bias), (layer, norm) in zip(source, targets, strict=True):
         kernel = _keras_kernel(op, kernel)
         if tuple(layer.kernel.shape) != kernel.shape:
-            raise RecoveryError(f"layer {layer.name}: kernel {kernel.shape} in the int8 model, "
-                                f"{tuple(layer.kernel.shape)} in {model.name}")
-        bias = np.zeros(kernel.shape[-2] if op == "DEPTHWISE_CONV_2D" else kernel.shape[-1], np.float32) \
-            if bias is None else bias
+            raise RecoveryError(
+                f"layer {layer.name}: kernel {kernel.shape} in the int8 model, "
+                f"{tuple(layer.kernel.shape)} in {model.name}"
+            )
+        bias = (
+            np.zeros(kernel.shape[-2] if op == "DEPTHWISE_CONV_2D" else kernel.shape[-1], np.float32)
+            if bias is None
+            else bias
+        )
         if layer.use_bias:
             layer.set_weights([kernel, bias])
             continue
@@ -174,38 +179,48 @@ def _unfold_batchnorm(model, pairs, images: np.ndarray, batch_size: int) -> None
         raise RecoveryError(f"{model.name} has BatchNorm layers: their statistics need training images")
     # The BatchNorms sit in the nested backbone; the layers before it (the input scaling) run first.
     owner = next(layer for layer in model.layers if hasattr(layer, "layers"))
-    before = model.layers[:model.layers.index(owner)]
+    before = model.layers[: model.layers.index(owner)]
     before = [layer for layer in before if not isinstance(layer, keras.layers.InputLayer)]
     probe = keras.Model(owner.inputs, [layer.output for layer, _ in pairs])
     sums = [0.0] * len(pairs)
     squares = [0.0] * len(pairs)
     count = 0
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].astype(np.float32)
+        x = images[start : start + batch_size].astype(np.float32)
         for layer in before:
             x = layer(x)
         for i, values in enumerate(probe(x, training=False)):
             values = np.asarray(values, np.float64)
             values = values.reshape(-1, values.shape[-1])
             sums[i] = sums[i] + values.sum(0)
-            squares[i] = squares[i] + (values ** 2).sum(0)
+            squares[i] = squares[i] + (values**2).sum(0)
         count += len(x)
     for i, (layer, norm) in enumerate(pairs):
         n = count * int(np.prod(layer.output.shape[1:-1]))
         mean = sums[i] / n
-        variance = np.maximum(squares[i] / n - mean ** 2, 0.0)
+        variance = np.maximum(squares[i] / n - mean**2, 0.0)
         bias = norm.get_weights()[1]
-        norm.set_weights([np.sqrt(variance + norm.epsilon).astype(np.float32), (mean + bias).astype(np.float32),
-                          mean.astype(np.float32), variance.astype(np.float32)])
+        norm.set_weights(
+            [
+                np.sqrt(variance + norm.epsilon).astype(np.float32),
+                (mean + bias).astype(np.float32),
+                mean.astype(np.float32),
+                variance.astype(np.float32),
+            ]
+        )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.recover", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", type=Path, help="an int8 .tflite with its .json manifest (e.g. models/melanoma_int8.tflite)")
+    p.add_argument(
+        "model", type=Path, help="an int8 .tflite with its .json manifest (e.g. models/melanoma_int8.tflite)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the Keras model to write (for training.train --init)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with benign/ and malignant/")
     p.add_argument("--images", type=int, default=1024, help="training images for the BatchNorm statistics")
-    p.add_argument("--seed", type=int, default=1234, help="the trainer's split seed (statistics come from its training side)")
+    p.add_argument(
+        "--seed", type=int, default=1234, help="the trainer's split seed (statistics come from its training side)"
+    )
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -214,7 +229,11 @@ def main(argv=None) -> int:
         return 2
     try:
         manifest = json.loads(manifest_path_for(args.model).read_text())
-        size, recipe, model_sha256 = int(manifest["input"]["height"]), manifest["preprocessing_recipe"], manifest["sha256"]
+        size, recipe, model_sha256 = (
+            int(manifest["input"]["height"]),
+            manifest["preprocessing_recipe"],
+            manifest["sha256"],
+        )
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {args.model}: no readable manifest ({exc.__class__.__name__})", file=sys.stderr)
         return 2
@@ -239,8 +258,10 @@ def main(argv=None) -> int:
 
 def write_recovery_record(keras_path: Path, model_path: Path, model_sha256: str) -> Path:
     """``NAME.json`` beside the recovered model: which int8 model it came from (the trainer's --init records it)."""
-    record = {"recovered_from": {"path": str(model_path), "sha256": model_sha256},
-              "sha256": hashlib.sha256(keras_path.read_bytes()).hexdigest()}
+    record = {
+        "recovered_from": {"path": str(model_path), "sha256": model_sha256},
+        "sha256": hashlib.sha256(keras_path.read_bytes()).hexdigest(),
+    }
     path = keras_path.with_suffix(".json")
     atomic_write_bytes(path, json.dumps(record, indent=1).encode())
     return path
@@ -262,12 +283,15 @@ def report_agreement(model, model_path: Path, images: np.ndarray, labels: np.nda
     train_mode = np.empty(len(images), np.float32)
     weights = model.get_weights()
     for start in range(0, len(images), 64):
-        picked = order[start:start + 64]
+        picked = order[start : start + 64]
         train_mode[picked] = np.asarray(model(images[picked].astype(np.float32), training=True))[:, 1]
     model.set_weights(weights)
-    print(f"validation ({len(images)} images): int8 AUC {roc_auc(labels, int8_probs):.4f}, "
-          f"recovered float AUC {roc_auc(labels, float_probs):.4f} (training mode {roc_auc(labels, train_mode):.4f}), "
-          f"mean |difference| {np.mean(np.abs(float_probs - int8_probs)):.4f}", file=sys.stderr)
+    print(
+        f"validation ({len(images)} images): int8 AUC {roc_auc(labels, int8_probs):.4f}, "
+        f"recovered float AUC {roc_auc(labels, float_probs):.4f} (training mode {roc_auc(labels, train_mode):.4f}), "
+        f"mean |difference| {np.mean(np.abs(float_probs - int8_probs)):.4f}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ def fast_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
 
 
-def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, *, reps: int = BOOTSTRAP,
-                           seed: int = 1234) -> tuple[float, float]:
+def bootstrap_auc_interval(
+    labels: np.ndarray, scores: np.ndarray, *, reps: int = BOOTSTRAP, seed: int = 1234
+) -> tuple[float, float]:
     """Percentile 95% interval of the AUC over resamples drawn within each class (seeded)."""
     rng = np.random.default_rng(seed)
     y = np.asarray(labels, bool)
@@ -77,7 +78,9 @@ def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, *, reps: int 
     return float(low), float(high)
 
 
-def honest_split(root: Path, *, groups_file: Path = PINNED_GROUPS) -> tuple[list[Sample], list[Sample], list[str], dict]:
+def honest_split(
+    root: Path, *, groups_file: Path = PINNED_GROUPS
+) -> tuple[list[Sample], list[Sample], list[str], dict]:
     """(train, validation, moved, pinned groups) of the group-aware split (``training.data.make_split``)."""
     samples = list_samples(root)
     _, old_val = split_samples(root, samples)
@@ -97,9 +100,11 @@ def score(screener, root: Path, samples: list[Sample]) -> tuple[np.ndarray, np.n
     for s in progress(samples, label="revalidate"):
         image = load_image(root / s.path)
         result = screener.screen_image(image, apply_quality_gate=False)
-        exact = model.malignant_probability(preprocess(image, size=model.input_size,
-                                                       recipe=model.manifest.preprocessing_recipe,
-                                                       lesion=find_lesion(image)))
+        exact = model.malignant_probability(
+            preprocess(
+                image, size=model.input_size, recipe=model.manifest.preprocessing_recipe, lesion=find_lesion(image)
+            )
+        )
         if result.malignant_probability is None or abs(round(exact, 4) - result.malignant_probability) > 1e-9:
             raise RuntimeError(f"the Screener and the kiosk's functions disagree on {s.path}")
         probs.append(exact)
@@ -110,10 +115,14 @@ def score(screener, root: Path, samples: list[Sample]) -> tuple[np.ndarray, np.n
 def operating_point(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
     m = binary_metrics(labels, probs, threshold=threshold)
     c = m["confusion"]
-    return {"threshold": float(threshold), "sensitivity": m["sensitivity"], "specificity": m["specificity"],
-            "sensitivity_ci95": list(clopper_pearson_interval(c["tp"], c["tp"] + c["fn"])),
-            "specificity_ci95": list(clopper_pearson_interval(c["tn"], c["tn"] + c["fp"])),
-            "confusion": c}
+    return {
+        "threshold": float(threshold),
+        "sensitivity": m["sensitivity"],
+        "specificity": m["specificity"],
+        "sensitivity_ci95": list(clopper_pearson_interval(c["tp"], c["tp"] + c["fn"])),
+        "specificity_ci95": list(clopper_pearson_interval(c["tn"], c["tn"] + c["fp"])),
+        "confusion": c,
+    }
 
 
 def revalidate(model_path: Path, root: Path, *, out: Path) -> dict:
@@ -129,11 +138,21 @@ def revalidate(model_path: Path, root: Path, *, out: Path) -> dict:
     previous = manifest.extra.get("threshold_previous", {}).get("threshold", manifest.threshold)
     report = {
         "model_sha256": manifest.sha256,
-        "split": {"id": GROUP_SPLIT_ID, "validation_images": len(val), "train_images": len(train),
-                  "validation_split_sha256": split_sha256(val), "moved_to_train": len(moved),
-                  "melanomas": int(labels.sum()), "benign": int((1 - labels).sum())},
-        "dedup": {"rule": groups["rule"], "groups": len(groups["groups"]),
-                  "images_in_groups": sum(len(g) for g in groups["groups"]), "pairs": groups["pairs"]},
+        "split": {
+            "id": GROUP_SPLIT_ID,
+            "validation_images": len(val),
+            "train_images": len(train),
+            "validation_split_sha256": split_sha256(val),
+            "moved_to_train": len(moved),
+            "melanomas": int(labels.sum()),
+            "benign": int((1 - labels).sum()),
+        },
+        "dedup": {
+            "rule": groups["rule"],
+            "groups": len(groups["groups"]),
+            "images_in_groups": sum(len(g) for g in groups["groups"]),
+            "pairs": groups["pairs"],
+        },
         "auc": fast_auc(labels, probs),
         "auc_ci95_bootstrap": list(bootstrap_auc_interval(labels, probs)),
         "at_previous_threshold": operating_point(labels, probs, previous),
@@ -144,8 +163,10 @@ def revalidate(model_path: Path, root: Path, *, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     save_split(out / "split.json", train, val, split_id=GROUP_SPLIT_ID)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=1).encode())
-    rows = "\n".join(f"{s.path},{s.label},{p!r},{r or ''}" for s, p, r in zip(val, probs, reasons))
-    atomic_write_bytes(out / "predictions.csv", ("path,label,malignant_probability,gate_reason\n" + rows + "\n").encode())
+    rows = "\n".join(f"{s.path},{s.label},{p!r},{r or ''}" for s, p, r in zip(val, probs, reasons, strict=True))
+    atomic_write_bytes(
+        out / "predictions.csv", ("path,label,malignant_probability,gate_reason\n" + rows + "\n").encode()
+    )
     return report
 
 
@@ -159,8 +180,9 @@ def update_manifest(model_path: Path, report: dict) -> None:
         extra["threshold_previous"] = {"threshold": manifest.threshold, "rule": extra.get("threshold_rule")}
     extra["threshold_rule"] = choice["rule"]
     extra["threshold_method"] = METHOD
-    extra["honest_validation"] = {k: report[k] for k in ("split", "dedup", "auc", "auc_ci95_bootstrap",
-                                                         "at_previous_threshold", "at_argmax")}
+    extra["honest_validation"] = {
+        k: report[k] for k in ("split", "dedup", "auc", "auc_ci95_bootstrap", "at_previous_threshold", "at_argmax")
+    }
     extra["threshold_choice"] = choice
     from dataclasses import replace
 
@@ -180,8 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     report = revalidate(args.model, args.data, out=args.out)
     if args.update_manifest:
         update_manifest(args.model, report)
-    print(json.dumps({k: report[k] for k in ("split", "auc", "auc_ci95_bootstrap", "at_previous_threshold",
-                                             "at_argmax", "threshold_choice")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "split",
+                    "auc",
+                    "auc_ci95_bootstrap",
+                    "at_previous_threshold",
+                    "at_argmax",
+                    "threshold_choice",
+                )
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -20,13 +20,15 @@ out-of-fold k-fold choice would also cover the model's own variance but needs k 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 METHOD = "clopper-pearson-lower-95"
-RULE = ("highest threshold whose one-sided lower 95% Clopper-Pearson bound of sensitivity on the "
-        "near-duplicate-free validation split is >= {target:.0%}")
+RULE = (
+    "highest threshold whose one-sided lower 95% Clopper-Pearson bound of sensitivity on the "
+    "near-duplicate-free validation split is >= {target:.0%}"
+)
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:
@@ -38,8 +40,10 @@ def binomial_sf(k: int, n: int, p: float) -> float:
     if p >= 1.0:
         return 1.0
     log_p, log_q = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-             for i in range(k, n + 1)]
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+        for i in range(k, n + 1)
+    ]
     top = max(terms)
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
@@ -69,8 +73,9 @@ def clopper_pearson_interval(successes: int, total: int, *, confidence: float = 
     return lower, upper
 
 
-def threshold_with_confident_sensitivity(labels: Sequence[int], scores: Sequence[float], *,
-                                         min_sensitivity: float = 0.95, confidence: float = 0.95) -> float:
+def threshold_with_confident_sensitivity(
+    labels: ArrayLike, scores: ArrayLike, *, min_sensitivity: float = 0.95, confidence: float = 0.95
+) -> float:
     """The highest threshold (one of the melanomas' scores) whose lower sensitivity bound is >= min_sensitivity.
 
     A ValueError when even catching every melanoma would not give that bound (too few melanomas).
@@ -84,31 +89,48 @@ def threshold_with_confident_sensitivity(labels: Sequence[int], scores: Sequence
         if clopper_pearson_lower(k, n, confidence=confidence) >= min_sensitivity:
             threshold = positives[k - 1]
             return float(threshold)
-    raise ValueError(f"{n} melanomas are too few: even all caught, the lower {confidence:.0%} bound of "
-                     f"sensitivity is {clopper_pearson_lower(n, n, confidence=confidence):.4f} < {min_sensitivity}")
+    raise ValueError(
+        f"{n} melanomas are too few: even all caught, the lower {confidence:.0%} bound of "
+        f"sensitivity is {clopper_pearson_lower(n, n, confidence=confidence):.4f} < {min_sensitivity}"
+    )
 
 
-def choose_threshold(labels: Sequence[int], scores: Sequence[float], *, min_sensitivity: float = 0.95,
-                     confidence: float = 0.95, split: str = "") -> dict:
+def choose_threshold(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    min_sensitivity: float = 0.95,
+    confidence: float = 0.95,
+    split: str = "",
+) -> dict:
     """:func:`threshold_with_confident_sensitivity` with its record; with too few melanomas for the bound,
     the threshold that refers every validation melanoma (when in doubt, refer), recorded as ``bound_reached: false``."""
     try:
-        threshold = threshold_with_confident_sensitivity(labels, scores, min_sensitivity=min_sensitivity,
-                                                         confidence=confidence)
+        threshold = threshold_with_confident_sensitivity(
+            labels, scores, min_sensitivity=min_sensitivity, confidence=confidence
+        )
         reached = True
     except ValueError:
         y = np.asarray(labels, dtype=bool)
         if not y.any():
             raise
         threshold, reached = float(np.min(np.asarray(scores, dtype=np.float64)[y])), False
-    record = threshold_record(labels, scores, threshold=threshold, min_sensitivity=min_sensitivity,
-                              confidence=confidence, split=split)
+    record = threshold_record(
+        labels, scores, threshold=threshold, min_sensitivity=min_sensitivity, confidence=confidence, split=split
+    )
     record["bound_reached"] = reached
     return record
 
 
-def threshold_record(labels: Sequence[int], scores: Sequence[float], *, threshold: float,
-                     min_sensitivity: float = 0.95, confidence: float = 0.95, split: str = "") -> dict:
+def threshold_record(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    threshold: float,
+    min_sensitivity: float = 0.95,
+    confidence: float = 0.95,
+    split: str = "",
+) -> dict:
     """What the manifest says about the threshold: method, counts, and the intervals at it."""
     y = np.asarray(labels, dtype=bool)
     refer = np.asarray(scores, dtype=np.float64) >= threshold

@@ -21,17 +21,26 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from kiosk.metrics import binary_metrics, roc_auc
 from kiosk.storage import atomic_write_bytes
 from kiosk.vision.preprocess import DEFAULT_RECIPE, get_recipe
 
-from .data import (DEFAULT_DATA, LABELS, PINNED_GROUPS, REPO_ROOT, list_samples, load_split, make_split,
-                   preprocessed_arrays, save_split)
-from kiosk.metrics import binary_metrics, roc_auc
+from .data import (
+    DEFAULT_DATA,
+    LABELS,
+    PINNED_GROUPS,
+    REPO_ROOT,
+    list_samples,
+    load_split,
+    make_split,
+    preprocessed_arrays,
+    save_split,
+)
 
 EXPORT_FORMAT = "melanoma-kiosk-export/1"
 
@@ -48,16 +57,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation AUC")
-    p.add_argument("--average-last", type=int, default=0, metavar="N",
-                   help="also try the average of the last N epochs' weights (SWA); exported if its validation AUC is higher")
-    p.add_argument("--paper-recipe", action="store_true", help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)")
+    p.add_argument(
+        "--average-last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also try the average of the last N epochs' weights (SWA); exported if its validation AUC is higher",
+    )
+    p.add_argument(
+        "--paper-recipe",
+        action="store_true",
+        help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
-    p.add_argument("--init", type=Path, metavar="MODEL.keras",
-                   help="start from these weights (same architecture and size; e.g. an earlier run's best.keras) "
-                        "with a fresh schedule: a warm restart")
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL.keras",
+        help="start from these weights (same architecture and size; e.g. an earlier run's best.keras) "
+        "with a fresh schedule: a warm restart",
+    )
     p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--split", choices=("dedup-v1", "legacy"), default="dedup-v1",
-                   help="dedup-v1: near-duplicate groups that span train and validation go wholly to training")
+    p.add_argument(
+        "--split",
+        choices=("dedup-v1", "legacy"),
+        default="dedup-v1",
+        help="dedup-v1: near-duplicate groups that span train and validation go wholly to training",
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
@@ -77,17 +103,31 @@ def main(argv=None) -> int:
         given = argv if argv is not None else sys.argv
         # Only how long the run goes on (and what it tries at the end) may change, and where the
         # images are (a run trained on a GPU machine is exported here); the rest is its identity.
-        overrides = {k: getattr(args, k) for k in ("epochs", "patience", "average_last", "data", "cache")
-                     if f"--{k.replace('_', '-')}" in given}
+        overrides = {
+            k: getattr(args, k)
+            for k in ("epochs", "patience", "average_last", "data", "cache")
+            if f"--{k.replace('_', '-')}" in given
+        }
         # Defaults first: a run saved before an option existed resumes with that option's default.
-        args = argparse.Namespace(**{**vars(args), **saved, "out": out, "resume": True,
-                                     "data": Path(saved["data"]), "cache": Path(saved["cache"]), **overrides})
+        args = argparse.Namespace(
+            **{
+                **vars(args),
+                **saved,
+                "out": out,
+                "resume": True,
+                "data": Path(saved["data"]),
+                "cache": Path(saved["cache"]),
+                **overrides,
+            }
+        )
     elif (out / "state.json").exists():
         print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
         return 2
     get_recipe(args.recipe)  # fail fast on a bad recipe id
     out.mkdir(parents=True, exist_ok=True)
-    saved_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")}
+    saved_args = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")
+    }
     atomic_write_bytes(config_path, json.dumps(saved_args, indent=1).encode())
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -111,11 +151,17 @@ def main(argv=None) -> int:
         samples = list_samples(args.data)
         # Near-duplicate groups kept on one side (training/README.md); --split legacy is the old split.
         train_samples, val_samples, split_id = make_split(
-            args.data, samples, val_fraction=args.val_fraction, seed=args.seed,
-            groups_file=None if args.split == "legacy" else PINNED_GROUPS)
+            args.data,
+            samples,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            groups_file=None if args.split == "legacy" else PINNED_GROUPS,
+        )
         save_split(split_path, train_samples, val_samples, split_id=split_id)
     print(f"train {len(train_samples)} / validation {len(val_samples)} images", file=sys.stderr)
-    x_train, y_train = preprocessed_arrays(args.data, train_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
+    x_train, y_train = preprocessed_arrays(
+        args.data, train_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache
+    )
     x_val, y_val = preprocessed_arrays(args.data, val_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
 
     from .models import mobile_net, paper_cnn
@@ -125,11 +171,14 @@ def main(argv=None) -> int:
     state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "history": []}
     saved_state = json.loads(state_path.read_text()) if args.resume and state_path.exists() else None
     # A run that stopped early is finished too, unless it is given more patience.
-    finished = saved_state is not None and (saved_state["epoch"] >= args.epochs or (
-        saved_state.get("stopped_early", False) and "patience" not in overrides))
+    finished = saved_state is not None and (
+        saved_state["epoch"] >= args.epochs or (saved_state.get("stopped_early", False) and "patience" not in overrides)
+    )
     if saved_state is not None and not finished and not last_path.exists():
-        print(f"error: cannot resume {out}: last.keras is missing (only a finished run can be exported without it)",
-              file=sys.stderr)
+        print(
+            f"error: cannot resume {out}: last.keras is missing (only a finished run can be exported without it)",
+            file=sys.stderr,
+        )
         return 2
     if args.resume and saved_state is None and last_path.exists():
         print(f"error: cannot resume {out}: state.json is missing beside last.keras", file=sys.stderr)
@@ -157,12 +206,18 @@ def main(argv=None) -> int:
             optimizer = keras.optimizers.Adam(1e-3)
         else:
             schedule = keras.optimizers.schedules.CosineDecay(
-                0.0, decay_steps=args.epochs * steps_per_epoch, warmup_target=args.lr,
-                warmup_steps=2 * steps_per_epoch, alpha=0.01)
+                0.0,
+                decay_steps=args.epochs * steps_per_epoch,
+                warmup_target=args.lr,
+                warmup_steps=2 * steps_per_epoch,
+                alpha=0.01,
+            )
             optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.0 if args.paper_recipe else 0.05),
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.0 if args.paper_recipe else 0.05),
+            metrics=["accuracy"],
+        )
     print(f"{model.name}: {model.count_params():,} parameters", file=sys.stderr)
 
     counts = np.bincount(y_train, minlength=2)
@@ -171,8 +226,9 @@ def main(argv=None) -> int:
 
     def train_dataset(epoch: int):
         if not on_tensorflow:
-            return shuffled_batches(x_train, y_train, batch=args.batch, class_weight=class_weight,
-                                    augment=augment, seed=args.seed + epoch)
+            return shuffled_batches(
+                x_train, y_train, batch=args.batch, class_weight=class_weight, augment=augment, seed=args.seed + epoch
+            )
         ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
         ds = ds.shuffle(len(x_train), seed=args.seed + epoch, reshuffle_each_iteration=False)
         ds = ds.batch(args.batch)
@@ -186,23 +242,39 @@ def main(argv=None) -> int:
     for epoch in range(state["epoch"] + 1, 1 if finished else args.epochs + 1):
         started = time.time()
         print(f"epoch {epoch}/{args.epochs}", file=sys.stderr)
-        fit = model.fit(train_dataset(epoch), epochs=1, class_weight=class_weight if on_tensorflow else None,
-                        verbose=2 if not sys.stderr.isatty() else 1)
+        fit = model.fit(
+            train_dataset(epoch),
+            epochs=1,
+            class_weight=class_weight if on_tensorflow else None,
+            verbose=2 if not sys.stderr.isatty() else 1,
+        )
         recalibrate_batchnorm(model, x_train, seed=args.seed + epoch)
         probs = model.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
         val_loss = float(keras.losses.CategoricalCrossentropy()(np.eye(2)[y_val], np.stack([1 - probs, probs], 1)))
         auc = roc_auc(y_val, probs)
-        row = {"epoch": epoch, "loss": float(fit.history["loss"][-1]), "accuracy": float(fit.history["accuracy"][-1]),
-               "val_loss": val_loss, "val_accuracy": float(np.mean((probs >= 0.5) == y_val)), "val_auc": auc,
-               "seconds": round(time.time() - started, 1)}
+        row = {
+            "epoch": epoch,
+            "loss": float(fit.history["loss"][-1]),
+            "accuracy": float(fit.history["accuracy"][-1]),
+            "val_loss": val_loss,
+            "val_accuracy": float(np.mean((probs >= 0.5) == y_val)),
+            "val_auc": auc,
+            "seconds": round(time.time() - started, 1),
+        }
         state["history"].append(row)
-        print("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), file=sys.stderr)
+        print(
+            "  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+            file=sys.stderr,
+        )
         if auc > state["best_auc"]:
             state["best_auc"], state["best_epoch"] = auc, epoch
             save_model_atomic(model, best_path)
         state["epoch"] = epoch
-        state["trained_with"] = {"backend": keras.backend.backend(), "keras": keras.__version__,
-                                 "device": training_device(keras)}
+        state["trained_with"] = {
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "device": training_device(keras),
+        }
         if args.average_last and epoch > args.epochs - args.average_last:
             save_weights_atomic(model, out / "average" / f"epoch_{epoch:03d}.weights.h5")
         save_model_atomic(model, last_path)
@@ -236,8 +308,10 @@ def main(argv=None) -> int:
         averaged_probs = averaged.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
         auc = roc_auc(y_val, averaged_probs)
         first, last = state["averaged"]["epochs"]
-        print(f"average of epochs {first}-{last}: validation AUC {auc:.4f} (best single epoch {state['best_auc']:.4f})",
-              file=sys.stderr)
+        print(
+            f"average of epochs {first}-{last}: validation AUC {auc:.4f} (best single epoch {state['best_auc']:.4f})",
+            file=sys.stderr,
+        )
         state["averaged"]["val_auc"] = auc
         atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
         best_auc = roc_auc(y_val, probs)
@@ -245,8 +319,11 @@ def main(argv=None) -> int:
             best, probs = averaged, averaged_probs
             chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {best_auc:.4f})"
     if not on_tensorflow:
-        print(f"trained under {keras.backend.backend()}; export with TensorFlow: "
-              f"python -m training.train --out {out} --resume", file=sys.stderr)
+        print(
+            f"trained under {keras.backend.backend()}; export with TensorFlow: "
+            f"python -m training.train --out {out} --resume",
+            file=sys.stderr,
+        )
         return 0
     split_hash = hashlib.sha256(json.dumps([s.path for s in val_samples]).encode()).hexdigest()
     training_data = {
@@ -259,9 +336,16 @@ def main(argv=None) -> int:
         "class_counts_train": {LABELS[i]: int(np.sum(y_train == i)) for i in range(2)},
         "seed": args.seed,
     }
-    export(best, out / "export", size=args.size, recipe=args.recipe, training_data=training_data,
-           validation_metrics=binary_metrics(y_val, probs, threshold=0.5),
-           extra=chosen, split_file=split_path)
+    export(
+        best,
+        out / "export",
+        size=args.size,
+        recipe=args.recipe,
+        training_data=training_data,
+        validation_metrics=binary_metrics(y_val, probs, threshold=0.5),
+        extra=chosen,
+        split_file=split_path,
+    )
     weights = chosen.get("weights") or f"best epoch {state['best_epoch']}"
     print(f"exported {out / 'export'} ({weights}, validation AUC {roc_auc(y_val, probs):.4f})", file=sys.stderr)
     return 0
@@ -319,7 +403,7 @@ def recalibrate_batchnorm(model, images: np.ndarray, *, batches: int = 24, batch
         for i, start in enumerate(range(0, len(picked), batch_size)):
             for layer in layers:
                 layer.momentum = i / (i + 1)  # a plain running mean over the batches seen so far
-            model(images[np.sort(picked[start:start + batch_size])].astype(np.float32), training=True)
+            model(images[np.sort(picked[start : start + batch_size])].astype(np.float32), training=True)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
@@ -330,15 +414,18 @@ def augmenter(size: int, *, seed: int):
     import keras
     from keras import layers
 
-    return keras.Sequential([
-        layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
-        layers.RandomZoom((-0.2, 0.1), fill_mode="reflect", seed=seed + 2),
-        layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
-        layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
-        layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
-        layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
-    ], name="augment")
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+            layers.RandomZoom((-0.2, 0.1), fill_mode="reflect", seed=seed + 2),
+            layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
+            layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
+            layers.RandomSaturation((0.4, 0.6), value_range=(0, 255), seed=seed + 6),
+            layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
+        ],
+        name="augment",
+    )
 
 
 def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: dict, augment, seed: int):
@@ -361,7 +448,7 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: 
             return int(np.ceil(len(x) / batch))
 
         def __getitem__(self, index):
-            picked = self.order[index * batch:(index + 1) * batch]
+            picked = self.order[index * batch : (index + 1) * batch]
             images = x[picked].astype(np.float32)
             if augmented is not None:
                 images = augmented(images)
@@ -411,10 +498,15 @@ def load_initial_weights(model, path: Path) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same one-line refusal
         return f"not a Keras model ({type(exc).__name__})"
     shapes = [tuple(w.shape) for w in source.weights]
-    if (source.name != model.name or tuple(source.input_shape) != tuple(model.input_shape)
-            or shapes != [tuple(w.shape) for w in model.weights]):
-        return (f"a different architecture ({source.name}, input {tuple(source.input_shape[1:])}) "
-                f"from this run's ({model.name}, input {tuple(model.input_shape[1:])})")
+    if (
+        source.name != model.name
+        or tuple(source.input_shape) != tuple(model.input_shape)
+        or shapes != [tuple(w.shape) for w in model.weights]
+    ):
+        return (
+            f"a different architecture ({source.name}, input {tuple(source.input_shape[1:])}) "
+            f"from this run's ({model.name}, input {tuple(model.input_shape[1:])})"
+        )
     model.set_weights(source.get_weights())
     return None
 
@@ -474,6 +566,7 @@ def write_metrics_csv(path: Path, history: list[dict], fields: list[str]) -> Non
 def plot_curves(path: Path, history: list[dict]) -> None:
     """Accuracy and loss per epoch, like the paper's figures 7 and 8."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -497,14 +590,24 @@ def plot_curves(path: Path, history: list[dict]) -> None:
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
-def export(model, export_dir: Path, *, size: int, recipe: str, training_data: dict,
-           validation_metrics: dict, extra: dict | None = None, split_file: Path | None = None) -> None:
+def export(
+    model,
+    export_dir: Path,
+    *,
+    size: int,
+    recipe: str,
+    training_data: dict,
+    validation_metrics: dict,
+    extra: dict | None = None,
+    split_file: Path | None = None,
+) -> None:
     """Write the SavedModel + export.json contract, atomically (temp folder, then rename)."""
     import shutil
 
@@ -517,8 +620,14 @@ def export(model, export_dir: Path, *, size: int, recipe: str, training_data: di
         "format": EXPORT_FORMAT,
         "architecture": model.name,
         "parameters": int(model.count_params()),
-        "input": {"height": size, "width": size, "channels": 3, "channel_order": "RGB",
-                  "dtype": "float32", "value_range": [0, 255]},
+        "input": {
+            "height": size,
+            "width": size,
+            "channels": 3,
+            "channel_order": "RGB",
+            "dtype": "float32",
+            "value_range": [0, 255],
+        },
         "labels": list(LABELS),
         "output": "softmax probabilities, one per label",
         "preprocessing_recipe": recipe,
@@ -526,7 +635,7 @@ def export(model, export_dir: Path, *, size: int, recipe: str, training_data: di
         "validation_metrics": validation_metrics,
         **(extra or {}),
         "git_commit": git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (tmp / "export.json").write_text(json.dumps(info, indent=1))
     if split_file is not None and split_file.exists():

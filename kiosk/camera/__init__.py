@@ -25,8 +25,17 @@ from .synthetic import SyntheticCamera
 if TYPE_CHECKING:
     from ..config import CameraSettings
 
-__all__ = ["Camera", "CameraError", "OpenCVCamera", "PiCamera", "ReplayCamera", "SyntheticCamera",
-           "camera_from_settings", "fit_within", "open_camera"]
+__all__ = [
+    "Camera",
+    "CameraError",
+    "OpenCVCamera",
+    "PiCamera",
+    "ReplayCamera",
+    "SyntheticCamera",
+    "camera_from_settings",
+    "fit_within",
+    "open_camera",
+]
 
 SPECS = "auto, picamera2, opencv:N, opencv:/dev/videoN, replay:DIR or synthetic"
 
@@ -39,7 +48,9 @@ def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
     skipped: list[str] = []
     camera: Camera | None = None
     makers: tuple[tuple[str, Callable[[], Camera]], ...] = (
-        ("picamera2", lambda: _pi(sizes)), ("opencv:0", lambda: _opencv(0, sizes)))
+        ("picamera2", lambda: _pi(sizes)),
+        ("opencv:0", lambda: _opencv(0, sizes)),
+    )
     for label, make in makers:
         try:
             camera = make()
@@ -81,8 +92,13 @@ def _synthetic(sizes: _Sizes) -> Camera:
     return SyntheticCamera(width=sizes.still[0], height=sizes.still[1], preview_size=sizes.preview)
 
 
-def open_camera(spec: str, *, log: Callable[[str], None] | None = None, still_size: Size | None = None,
-                preview_size: Size | None = None) -> Camera:
+def open_camera(
+    spec: str,
+    *,
+    log: Callable[[str], None] | None = None,
+    still_size: Size | None = None,
+    preview_size: Size | None = None,
+) -> Camera:
     """Open the camera named by ``spec`` (see the module docstring).
 
     ``still_size`` and ``preview_size`` (width, height) ask the backend for
@@ -117,8 +133,9 @@ def open_camera(spec: str, *, log: Callable[[str], None] | None = None, still_si
     raise _bad(spec, "unknown camera source")
 
 
-def camera_from_settings(settings: CameraSettings, *, spec: str | None = None,
-                         log: Callable[[str], None] | None = None) -> Camera:
+def camera_from_settings(
+    settings: CameraSettings, *, spec: str | None = None, log: Callable[[str], None] | None = None
+) -> Camera:
     """Open ``spec`` (default ``settings.source``) at the settings' still and preview sizes.
 
     >>> from kiosk.config import CameraSettings
@@ -127,5 +144,9 @@ def camera_from_settings(settings: CameraSettings, *, spec: str | None = None,
     ...     cam.capture().shape, next(cam.frames()).shape
     ((480, 640, 3), (240, 320, 3))
     """
-    return open_camera(spec or settings.source, log=log, still_size=(settings.still_width, settings.still_height),
-                       preview_size=(settings.preview_width, settings.preview_height))
+    return open_camera(
+        spec or settings.source,
+        log=log,
+        still_size=(settings.still_width, settings.still_height),
+        preview_size=(settings.preview_width, settings.preview_height),
+    )

@@ -47,11 +47,12 @@ class Camera(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional: a camera with nothing to release keeps it
         """Release the device. Safe to call twice."""
 
-    def __enter__(self) -> "Camera":
+    def __enter__(self) -> Camera:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:

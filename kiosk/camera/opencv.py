@@ -36,8 +36,16 @@ class OpenCVCamera(Camera):
     ``flush`` is how many queued frames ``capture()`` drops.
     """
 
-    def __init__(self, device: int | str, *, width: int | None = None, height: int | None = None,
-                 preview_size: Size = (640, 480), fourcc: str | None = None, flush: int = 2) -> None:
+    def __init__(
+        self,
+        device: int | str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        preview_size: Size = (640, 480),
+        fourcc: str | None = None,
+        flush: int = 2,
+    ) -> None:
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
         self.device = device

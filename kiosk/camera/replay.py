@@ -46,8 +46,14 @@ class ReplayCamera(Camera):
 
     name = "replay"
 
-    def __init__(self, directory: str | Path, *, preview_size: Size = (640, 480), still_size: Size | None = None,
-                 fps: float | None = 15.0) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        preview_size: Size = (640, 480),
+        still_size: Size | None = None,
+        fps: float | None = 15.0,
+    ) -> None:
         self.directory = Path(directory)
         self._preview_size = check_size(preview_size, "preview_size")
         self._still_size = check_size(still_size, "still_size") if still_size is not None else None

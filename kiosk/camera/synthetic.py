@@ -33,8 +33,15 @@ class SyntheticCamera(Camera):
 
     name = "synthetic"
 
-    def __init__(self, *, width: int = 1280, height: int = 960, preview_size: Size = (640, 480), seed: int = 0,
-                 fps: float | None = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        width: int = 1280,
+        height: int = 960,
+        preview_size: Size = (640, 480),
+        seed: int = 0,
+        fps: float | None = 15.0,
+    ) -> None:
         self._size = check_size((width, height), "width/height")
         limit = check_size(preview_size, "preview_size")
         # Same aspect ratio as the stills, so the preview shows exactly what a capture frames.

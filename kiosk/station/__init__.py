@@ -18,5 +18,4 @@ from .preview import PreviewBusy
 from .station import Station
 from .supervisor import NOT_ANSWERING, backoff_delay
 
-__all__ = ["NOTICES", "NOT_ANSWERING", "Notice", "PreviewBusy", "Screening", "Station", "StationEvent",
-           "backoff_delay"]
+__all__ = ["NOTICES", "NOT_ANSWERING", "Notice", "PreviewBusy", "Screening", "Station", "StationEvent", "backoff_delay"]

@@ -51,8 +51,9 @@ class PreviewBusy(KioskError):
 class PreviewHub:
     """One reader thread for ``supervisor``'s preview, JPEG frames for at most ``max_viewers`` viewers."""
 
-    def __init__(self, supervisor: CameraSupervisor, *, max_viewers: int = MAX_VIEWERS,
-                 log: Callable[[str], None] = _LOG.info) -> None:
+    def __init__(
+        self, supervisor: CameraSupervisor, *, max_viewers: int = MAX_VIEWERS, log: Callable[[str], None] = _LOG.info
+    ) -> None:
         self._supervisor = supervisor
         self.max_viewers = max_viewers
         self._log = log

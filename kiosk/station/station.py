@@ -113,11 +113,19 @@ class Station:
         self._observers = Observers(log=log)
         self._started = False  # no events before the constructor is done
         self._closing = False
-        self.camera = CameraSupervisor(camera_factory, log=log, on_change=self._camera_changed,
-                                       retry_initial=retry_initial, retry_max=retry_max,
-                                       call_timeout=capture_timeout, stall_timeout=stall_timeout,
-                                       open_timeout=open_timeout, healthy_after=healthy_after,
-                                       restart_after=restart_after, interval=watchdog_interval)
+        self.camera = CameraSupervisor(
+            camera_factory,
+            log=log,
+            on_change=self._camera_changed,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            call_timeout=capture_timeout,
+            stall_timeout=stall_timeout,
+            open_timeout=open_timeout,
+            healthy_after=healthy_after,
+            restart_after=restart_after,
+            interval=watchdog_interval,
+        )
         self.preview = PreviewHub(self.camera, max_viewers=preview_viewers, log=log)
         self._started = True
 
@@ -290,8 +298,9 @@ class Station:
             image = load_image(data)
         except ImageError as exc:
             total = round((time.perf_counter() - started) * 1000, 2)
-            error = ScreeningResult.error(exc.code, model_sha256=self._screener.model.sha256,
-                                          timings_ms={"decode": total, "total": total})
+            error = ScreeningResult.error(
+                exc.code, model_sha256=self._screener.model.sha256, timings_ms={"decode": total, "total": total}
+            )
             return _Decoded(image=None, error=error, decode_ms=total)
         return _Decoded(image=image, error=None, decode_ms=(time.perf_counter() - started) * 1000)
 
@@ -306,8 +315,9 @@ class Station:
         self._log(f"station: now screening with model {screener.model.sha256[:12]}")
         return previous
 
-    def _run(self, get_photo: Callable[[], np.ndarray | bytes | _Decoded], *, patient: PatientInfo | None,
-             source: str) -> Outcome:
+    def _run(
+        self, get_photo: Callable[[], np.ndarray | bytes | _Decoded], *, patient: PatientInfo | None, source: str
+    ) -> Outcome:
         with self._screen_lock:
             with self._lock:
                 self._busy_since = time.monotonic()
@@ -325,15 +335,15 @@ class Station:
                         result = photo.error
                     else:  # "total" counts the decode too, though it ran before the screening lock
                         started = time.perf_counter() - photo.decode_ms / 1000
-                        result = self._screener.screen_image(photo.image, _started=started,
-                                                             _decode_ms=photo.decode_ms)
+                        result = self._screener.screen_image(photo.image, _started=started, _decode_ms=photo.decode_ms)
                 else:
                     image, result = self._screener.decode_and_screen(photo)
                 sid = self._save(result, image, patient)
                 with self._lock:
                     self._seq += 1
-                    screening = self._last = Screening(seq=self._seq, id=sid, result=result,
-                                                       at=datetime.now(UTC), source=source)
+                    screening = self._last = Screening(
+                        seq=self._seq, id=sid, result=result, at=datetime.now(UTC), source=source
+                    )
                 return sid, result
             finally:
                 with self._lock:

@@ -171,8 +171,9 @@ class CameraStream:
 
     def next(self) -> np.ndarray:
         """The next preview frame; ``CameraError`` when the camera failed (it is being rebuilt by then)."""
-        frame = self._supervisor._attempt(self._slot, lambda: next(self._frames, None),
-                                          timeout=self._supervisor.stall_timeout, what="preview frame")
+        frame = self._supervisor._attempt(
+            self._slot, lambda: next(self._frames, None), timeout=self._supervisor.stall_timeout, what="preview frame"
+        )
         if frame is None:
             self._supervisor.failed(self._slot.generation, "the preview stopped")
             raise CameraError(UNAVAILABLE, detail="the preview stopped")
@@ -199,11 +200,22 @@ class CameraSupervisor:
     supervisor's threads) whenever :attr:`status` changes.
     """
 
-    def __init__(self, factory: Callable[[], Camera], *, log: Callable[[str], None] = _LOG.info,
-                 on_change: Callable[[], None], retry_initial: float = 1.0, retry_max: float = 30.0,
-                 call_timeout: float = 10.0, stall_timeout: float = 5.0, open_timeout: float = 20.0,
-                 healthy_after: float = 30.0, restart_after: float = 30.0, interval: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], Camera],
+        *,
+        log: Callable[[str], None] = _LOG.info,
+        on_change: Callable[[], None],
+        retry_initial: float = 1.0,
+        retry_max: float = 30.0,
+        call_timeout: float = 10.0,
+        stall_timeout: float = 5.0,
+        open_timeout: float = 20.0,
+        healthy_after: float = 30.0,
+        restart_after: float = 30.0,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._factory = factory
         self._log = log
         self._on_change = on_change
@@ -265,15 +277,18 @@ class CameraSupervisor:
         with self._lock:
             since = self._stalled_since
         if since is not None and self._clock() - since > self._restart_after:
-            found.append(f"the camera has not answered for {self._clock() - since:.0f} s "
-                         "(a restart frees the hung driver)")
+            found.append(
+                f"the camera has not answered for {self._clock() - since:.0f} s (a restart frees the hung driver)"
+            )
         return tuple(found)
 
     def wait_available(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for a working camera; True when there is one."""
         with self._available:
-            return self._available.wait_for(lambda: self._slot is not None or self._closing.is_set(), timeout) \
+            return (
+                self._available.wait_for(lambda: self._slot is not None or self._closing.is_set(), timeout)
                 and self._slot is not None
+            )
 
     # --- calls ---------------------------------------------------------------------
 
@@ -285,8 +300,7 @@ class CameraSupervisor:
     def open_stream(self) -> CameraStream:
         """Start reading preview frames from the current camera; ``CameraError`` when there is none."""
         slot = self._current()
-        frames = self._attempt(slot, lambda: iter(slot.camera.frames()), timeout=self.call_timeout,
-                               what="preview")
+        frames = self._attempt(slot, lambda: iter(slot.camera.frames()), timeout=self.call_timeout, what="preview")
         return CameraStream(self, slot, frames)
 
     def _current(self) -> _Slot:

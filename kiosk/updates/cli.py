@@ -43,8 +43,9 @@ def _service(args: argparse.Namespace) -> UpdateService:
 
     settings = load_settings(getattr(args, "config", None))
     if getattr(args, "model", None):  # `kiosk --model FILE update ...`: that model's folder
-        settings = dataclasses.replace(settings, model=dataclasses.replace(settings.model,
-                                                                           path=Path(args.model).resolve()))
+        settings = dataclasses.replace(
+            settings, model=dataclasses.replace(settings.model, path=Path(args.model).resolve())
+        )
     return UpdateService.from_settings(settings)
 
 
@@ -57,8 +58,10 @@ def _cmd_keygen(args: argparse.Namespace) -> None:
 def _cmd_sign(args: argparse.Namespace) -> None:
     target = sign_model(args.model_file, key=args.key, out=args.out, version=args.version)
     info = inspect_update(target, public_key=load_private_key(args.key).public_key())
-    print(f"{target}: model {info.name} version {info.version} sha256 {info.model_sha256[:12]}, "
-          f"{info.size / 1024:.0f} KiB, signed with key {info.key_id}")
+    print(
+        f"{target}: model {info.name} version {info.version} sha256 {info.model_sha256[:12]}, "
+        f"{info.size / 1024:.0f} KiB, signed with key {info.key_id}"
+    )
 
 
 def _public_key_arg(args: argparse.Namespace) -> Path:
@@ -67,8 +70,10 @@ def _public_key_arg(args: argparse.Namespace) -> Path:
 
 def _cmd_verify(args: argparse.Namespace) -> None:
     verified = verify_update(args.package, public_key=_public_key_arg(args))
-    print(f"{args.package}: OK, model {verified.info.name} version {verified.info.version} "
-          f"sha256 {verified.info.model_sha256[:12]}, key {verified.info.key_id}, self-test {verified.selftest.detail}")
+    print(
+        f"{args.package}: OK, model {verified.info.name} version {verified.info.version} "
+        f"sha256 {verified.info.model_sha256[:12]}, key {verified.info.key_id}, self-test {verified.selftest.detail}"
+    )
 
 
 def _cmd_apply(args: argparse.Namespace) -> None:
@@ -87,9 +92,16 @@ def _cmd_rollback(args: argparse.Namespace) -> None:
 def _cmd_status(args: argparse.Namespace) -> None:
     service = _service(args)
     current, previous = service.current(), service.previous()
-    print(json.dumps({"current": current.to_dict() if current else None,
-                      "previous": previous.to_dict() if previous else None,
-                      "on_sticks": [offer.to_dict() for offer in service.offers()]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "current": current.to_dict() if current else None,
+                "previous": previous.to_dict() if previous else None,
+                "on_sticks": [offer.to_dict() for offer in service.offers()],
+            },
+            indent=2,
+        )
+    )
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -104,9 +116,11 @@ def _cmd_list(args: argparse.Namespace) -> None:
         info, figures = offer.info, offer.info.validation
         shown = ", ".join(f"{k} {v:.3f}" if k != "images" else f"{v:.0f} images" for k, v in figures.items())
         what = "installable" if offer.installable else f"refused: {offer.message}"
-        print(f"{offer.path}: {info.name} version {info.version}, created {info.created}, "
-              f"sha256 {info.model_sha256[:12]}, validation {shown or 'not recorded'}, "
-              f"self-test {offer.selftest.detail if offer.selftest else '-'}; {what}")
+        print(
+            f"{offer.path}: {info.name} version {info.version}, created {info.created}, "
+            f"sha256 {info.model_sha256[:12]}, validation {shown or 'not recorded'}, "
+            f"self-test {offer.selftest.detail if offer.selftest else '-'}; {what}"
+        )
 
 
 def add_commands(parser: argparse.ArgumentParser, *, standalone: bool = False) -> None:
@@ -118,8 +132,7 @@ def add_commands(parser: argparse.ArgumentParser, *, standalone: bool = False) -
         p = sub.add_parser(name, prog=prog, help=helptext)
         p.set_defaults(func=func, prog=prog)
         if settings:  # SUPPRESS: never hides `kiosk --config FILE update ...`
-            p.add_argument("--config", default=argparse.SUPPRESS,
-                           help="settings TOML file (default: $KIOSK_CONFIG)")
+            p.add_argument("--config", default=argparse.SUPPRESS, help="settings TOML file (default: $KIOSK_CONFIG)")
         return p
 
     p = command("list", _cmd_list, "the updates on the USB stick, each checked and self-tested")
@@ -131,15 +144,19 @@ def add_commands(parser: argparse.ArgumentParser, *, standalone: bool = False) -
     p.add_argument("--public-key", metavar="FILE", help="default: updates.public_key from the settings")
     command("rollback", _cmd_rollback, "go back to the kept previous model")
     command("status", _cmd_status, "current and previous model, updates on the stick (JSON)")
-    p = command("keygen", _cmd_keygen, "make the team's ed25519 key pair (on the maintainers' laptop)",
-                settings=False)
+    p = command("keygen", _cmd_keygen, "make the team's ed25519 key pair (on the maintainers' laptop)", settings=False)
     p.add_argument("--out", required=True, metavar="DIR", help=f"folder for {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE}")
     p = command("sign-model", _cmd_sign, "sign a model into one .kioskupdate file", settings=False)
     p.add_argument("model_file", metavar="MODEL_DIR_OR_TFLITE")
     p.add_argument("--key", required=True, metavar="PRIVATE_KEY", help=f"the {PRIVATE_KEY_FILE} made by keygen")
     p.add_argument("--out", required=True, metavar="UPDATE_FILE", help=f"a {SUFFIX} file, or a folder")
-    p.add_argument("--version", required=True, type=_version, metavar="N",
-                   help="release number, higher than every model signed before (kiosks refuse older ones)")
+    p.add_argument(
+        "--version",
+        required=True,
+        type=_version,
+        metavar="N",
+        help="release number, higher than every model signed before (kiosks refuse older ones)",
+    )
 
 
 def _version(text: str) -> int:
@@ -168,8 +185,10 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug is still one line; KIOSK_DEBUG=1 shows the traceback
         if os.environ.get("KIOSK_DEBUG"):
             raise
-        print(f"{prog}: error: {message('internal_error')} ({type(exc).__name__}: {exc}; "
-              "set KIOSK_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"{prog}: error: {message('internal_error')} ({type(exc).__name__}: {exc}; set KIOSK_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

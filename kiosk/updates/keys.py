@@ -19,8 +19,15 @@ from typing import Any
 from ..storage import fsync_directory
 from .errors import UpdateError
 
-__all__ = ["PRIVATE_KEY_FILE", "PUBLIC_KEY_FILE", "key_id", "keygen", "load_private_key", "load_public_key",
-           "write_new_file"]
+__all__ = [
+    "PRIVATE_KEY_FILE",
+    "PUBLIC_KEY_FILE",
+    "key_id",
+    "keygen",
+    "load_private_key",
+    "load_public_key",
+    "write_new_file",
+]
 
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = "update-key.pem", "update-key.pub"
 
@@ -58,18 +65,23 @@ def load_public_key(source: str | os.PathLike[str] | bytes | Any) -> Any:
         except FileNotFoundError:
             raise UpdateError("update_key_missing", path=where) from None
         except OSError as exc:
-            raise UpdateError("update_key_invalid", kind="public", detail=exc.strerror or "unreadable",
-                              path=where) from None
+            raise UpdateError(
+                "update_key_invalid", kind="public", detail=exc.strerror or "unreadable", path=where
+            ) from None
     data: bytes = source
     if b"PRIVATE KEY" in data:
         # Never let a private key sit where the kiosk's public key belongs.
         raise UpdateError("update_key_invalid", kind="public", detail="this is the PRIVATE key", path=where)
     try:
-        key = (serialization.load_pem_public_key(data) if data.lstrip().startswith(b"-----BEGIN")
-               else ed25519.Ed25519PublicKey.from_public_bytes(data))
+        key = (
+            serialization.load_pem_public_key(data)
+            if data.lstrip().startswith(b"-----BEGIN")
+            else ed25519.Ed25519PublicKey.from_public_bytes(data)
+        )
     except (ValueError, TypeError):
-        raise UpdateError("update_key_invalid", kind="public", detail="not a PEM or raw ed25519 key",
-                          path=where) from None
+        raise UpdateError(
+            "update_key_invalid", kind="public", detail="not a PEM or raw ed25519 key", path=where
+        ) from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise UpdateError("update_key_invalid", kind="public", detail=f"a {type(key).__name__} key", path=where)
     return key
@@ -84,22 +96,24 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         raise UpdateError("update_key_invalid", kind="private", detail="no such file", path=where) from None
     except OSError as exc:
-        raise UpdateError("update_key_invalid", kind="private", detail=exc.strerror or "unreadable",
-                          path=where) from None
+        raise UpdateError(
+            "update_key_invalid", kind="private", detail=exc.strerror or "unreadable", path=where
+        ) from None
     if b"PUBLIC KEY" in data:
-        raise UpdateError("update_key_invalid", kind="private",
-                          detail=f"this is the public key; sign with {PRIVATE_KEY_FILE}", path=where)
+        raise UpdateError(
+            "update_key_invalid",
+            kind="private",
+            detail=f"this is the public key; sign with {PRIVATE_KEY_FILE}",
+            path=where,
+        )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise UpdateError("update_key_invalid", kind="private", detail="it is password-protected",
-                          path=where) from None
+        raise UpdateError("update_key_invalid", kind="private", detail="it is password-protected", path=where) from None
     except ValueError:
-        raise UpdateError("update_key_invalid", kind="private", detail="not a PEM private key",
-                          path=where) from None
+        raise UpdateError("update_key_invalid", kind="private", detail="not a PEM private key", path=where) from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise UpdateError("update_key_invalid", kind="private", detail=f"a {type(key).__name__} key",
-                          path=where)
+        raise UpdateError("update_key_invalid", kind="private", detail=f"a {type(key).__name__} key", path=where)
     return key
 
 
@@ -134,10 +148,12 @@ def keygen(out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
             raise UpdateError("update_key_exists", path=str(path))
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ed25519.Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     try:
         write_new_file(private_path, private_pem, 0o600)
     except FileExistsError:
@@ -149,4 +165,3 @@ def keygen(out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         raise UpdateError("update_key_exists", path=str(public_path)) from None
     fsync_directory(out)
     return private_path, public_path
-

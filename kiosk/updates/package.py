@@ -45,9 +45,21 @@ from ..reasons import ModelError, message
 from .errors import UpdateError
 from .keys import key_id, load_private_key, load_public_key
 
-__all__ = ["ARCH", "MAX_PACKAGE_BYTES", "MEMBERS", "PACKAGE_FORMAT", "SIGNATURE_CONTEXT", "SIGNED_MEMBERS",
-           "SUFFIX", "UpdateInfo", "VerifiedUpdate", "inspect_update", "sign_model", "validation_figures",
-           "verify_update"]
+__all__ = [
+    "ARCH",
+    "MAX_PACKAGE_BYTES",
+    "MEMBERS",
+    "PACKAGE_FORMAT",
+    "SIGNATURE_CONTEXT",
+    "SIGNED_MEMBERS",
+    "SUFFIX",
+    "UpdateInfo",
+    "VerifiedUpdate",
+    "inspect_update",
+    "sign_model",
+    "validation_figures",
+    "verify_update",
+]
 
 PACKAGE_FORMAT = "melanoma-kiosk-update/1"
 SELFTEST_FORMAT = "melanoma-kiosk-selftest/1"
@@ -67,8 +79,13 @@ MEMBERS = (CONTENTS, SIGNATURE, *SIGNED_MEMBERS)
 MAX_MODEL_BYTES = 48 * 1024 * 1024
 MAX_JSON_BYTES = 1024 * 1024
 MAX_PACKAGE_BYTES = MAX_MODEL_BYTES + 4 * 1024 * 1024
-_MEMBER_LIMITS = {MODEL: MAX_MODEL_BYTES, SIGNATURE: 64, CONTENTS: MAX_JSON_BYTES,
-                  MANIFEST: MAX_JSON_BYTES, SELFTEST: MAX_JSON_BYTES}
+_MEMBER_LIMITS = {
+    MODEL: MAX_MODEL_BYTES,
+    SIGNATURE: 64,
+    CONTENTS: MAX_JSON_BYTES,
+    MANIFEST: MAX_JSON_BYTES,
+    SELFTEST: MAX_JSON_BYTES,
+}
 #: Release versions are whole numbers from 1; the bound keeps them exact in JSON everywhere.
 MAX_VERSION = 2**31 - 1
 
@@ -177,6 +194,7 @@ def _verified_contents(members: Mapping[str, bytes], public_key: Any, where: str
 
 def _check_target(contents: Mapping[str, Any], members: Mapping[str, bytes], where: str) -> None:
     """Refuse packages for another kiosk generation or another kind of model."""
+
     def incompatible(detail: str) -> NoReturn:
         raise UpdateError("update_incompatible", path=where, detail=detail)
 
@@ -198,19 +216,26 @@ def _selftest_doc(members: Mapping[str, bytes], manifest: ModelManifest, where: 
     doc: dict[str, Any] = {}
     try:
         doc = json.loads(members[SELFTEST])
-        ok = (isinstance(doc, dict) and doc.get("format") == SELFTEST_FORMAT
-              and isinstance(doc.get("malignant_probabilities"), list)
-              and all(isinstance(v, (int, float)) for v in doc["malignant_probabilities"]))
+        ok = (
+            isinstance(doc, dict)
+            and doc.get("format") == SELFTEST_FORMAT
+            and isinstance(doc.get("malignant_probabilities"), list)
+            and all(isinstance(v, (int, float)) for v in doc["malignant_probabilities"])
+        )
     except ValueError:
         ok = False
     if not ok:
         raise UpdateError("update_incompatible", path=where, detail=f"self-test format is not {SELFTEST_FORMAT}")
     if doc.get("images") != selftest.SELFTEST_ID:
-        raise UpdateError("update_incompatible", path=where,
-                          detail=f"self-test images {doc.get('images')!r}; this kiosk draws {selftest.SELFTEST_ID!r}")
+        raise UpdateError(
+            "update_incompatible",
+            path=where,
+            detail=f"self-test images {doc.get('images')!r}; this kiosk draws {selftest.SELFTEST_ID!r}",
+        )
     if (doc.get("input_size"), doc.get("recipe")) != (manifest.input_height, manifest.preprocessing_recipe):
-        raise UpdateError("update_incompatible", path=where,
-                          detail="self-test was made for another input size or recipe")
+        raise UpdateError(
+            "update_incompatible", path=where, detail="self-test was made for another input size or recipe"
+        )
     return doc
 
 
@@ -241,11 +266,13 @@ def validation_figures(manifest: Mapping[str, Any]) -> dict[str, float]:
     at_threshold = int8.get("at_threshold")
     if not isinstance(at_threshold, Mapping):
         at_threshold = {}
-    found = {"auc": int8.get("auc"), "sensitivity": at_threshold.get("sensitivity"),
-             "specificity": at_threshold.get("specificity"),
-             "images": metrics.get("validation_images", at_threshold.get("n"))}
-    return {k: float(v) for k, v in found.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    found = {
+        "auc": int8.get("auc"),
+        "sensitivity": at_threshold.get("sensitivity"),
+        "specificity": at_threshold.get("specificity"),
+        "images": metrics.get("validation_images", at_threshold.get("n")),
+    }
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,9 +290,17 @@ class UpdateInfo:
     validation: Mapping[str, float] = field(default_factory=dict)  # see validation_figures
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "package_sha256": self.package_sha256, "key_id": self.key_id,
-                "model_sha256": self.model_sha256, "name": self.name, "version": self.version,
-                "created": self.created, "size": self.size, "validation": dict(self.validation)}
+        return {
+            "path": str(self.path),
+            "package_sha256": self.package_sha256,
+            "key_id": self.key_id,
+            "model_sha256": self.model_sha256,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "size": self.size,
+            "validation": dict(self.validation),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,8 +313,9 @@ class VerifiedUpdate:
     members: Mapping[str, bytes]
 
 
-def _read_verified(path: Path, public_key: Any,
-                   expect_sha256: str | None = None) -> tuple[dict[str, bytes], dict[str, Any], UpdateInfo]:
+def _read_verified(
+    path: Path, public_key: Any, expect_sha256: str | None = None
+) -> tuple[dict[str, bytes], dict[str, Any], UpdateInfo]:
     key = load_public_key(public_key)  # first: a kiosk without its key can check nothing
     path = Path(path)
     members, package_sha256 = _read_members(path)
@@ -291,10 +327,17 @@ def _read_verified(path: Path, public_key: Any,
         manifest_doc = json.loads(members[MANIFEST])
     except ValueError:
         manifest_doc = {}
-    info = UpdateInfo(path=path, package_sha256=package_sha256, key_id=key_id(key),
-                      model_sha256=_sha256(members[MODEL]), name=str(contents.get("name") or "model"),
-                      version=_version_of(contents, str(path)), created=contents.get("created"),
-                      size=sum(len(v) for v in members.values()), validation=validation_figures(manifest_doc))
+    info = UpdateInfo(
+        path=path,
+        package_sha256=package_sha256,
+        key_id=key_id(key),
+        model_sha256=_sha256(members[MODEL]),
+        name=str(contents.get("name") or "model"),
+        version=_version_of(contents, str(path)),
+        created=contents.get("created"),
+        size=sum(len(v) for v in members.values()),
+        validation=validation_figures(manifest_doc),
+    )
     return members, contents, info
 
 
@@ -321,11 +364,15 @@ def verify_update(path: str | os.PathLike[str], *, public_key: Any, expect_sha25
             model = Model.load(model_path)
         except ModelError as exc:
             # Name the member, not the temporary file.
-            raise UpdateError("update_model_unusable",
-                              detail=message(exc.code, **{**exc.params, "path": MODEL})) from None
+            raise UpdateError(
+                "update_model_unusable", detail=message(exc.code, **{**exc.params, "path": MODEL})
+            ) from None
         if model.manifest.input_dtype not in ("uint8", "int8"):
-            raise UpdateError("update_incompatible", path=where,
-                              detail=f"a {model.manifest.input_dtype} model; this kiosk runs {ARCH}")
+            raise UpdateError(
+                "update_incompatible",
+                path=where,
+                detail=f"a {model.manifest.input_dtype} model; this kiosk runs {ARCH}",
+            )
         if contents.get("model_sha256") != model.sha256:
             raise UpdateError("update_model_unusable", detail="manifest and package name different models")
         doc = _selftest_doc(members, model.manifest, where)
@@ -365,8 +412,14 @@ def _output_path(out: Path, manifest: ModelManifest, model_path: Path, version: 
     return out
 
 
-def sign_model(model: str | os.PathLike[str], *, key: str | os.PathLike[str], out: str | os.PathLike[str],
-               version: int, created: datetime | None = None) -> Path:
+def sign_model(
+    model: str | os.PathLike[str],
+    *,
+    key: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    version: int,
+    created: datetime | None = None,
+) -> Path:
     """Sign ``model`` (a ``.tflite`` beside its manifest, or a folder with one) into one update file.
 
     Loads the model through :class:`kiosk.model.Model` (so a manifest whose
@@ -404,8 +457,11 @@ def sign_model(model: str | os.PathLike[str], *, key: str | os.PathLike[str], ou
         "malignant_probabilities": selftest.expected_outputs(loaded),
         "runtime": loaded.runtime,
     }
-    members = {MODEL: model_bytes, MANIFEST: manifest_bytes,
-               SELFTEST: (json.dumps(selftest_doc, indent=2) + "\n").encode()}
+    members = {
+        MODEL: model_bytes,
+        MANIFEST: manifest_bytes,
+        SELFTEST: (json.dumps(selftest_doc, indent=2) + "\n").encode(),
+    }
     when = (created or datetime.now(UTC)).isoformat(timespec="seconds")
     contents = {
         "format": PACKAGE_FORMAT,
@@ -419,11 +475,9 @@ def sign_model(model: str | os.PathLike[str], *, key: str | os.PathLike[str], ou
         "members": {name: {"sha256": _sha256(data), "size": len(data)} for name, data in members.items()},
     }
     contents_bytes = (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode()
-    package = _tar({CONTENTS: contents_bytes, SIGNATURE: private.sign(SIGNATURE_CONTEXT + contents_bytes),
-                    **members})
+    package = _tar({CONTENTS: contents_bytes, SIGNATURE: private.sign(SIGNATURE_CONTEXT + contents_bytes), **members})
     target = _output_path(Path(out), manifest, model_path, version)
     atomic_write_bytes(target, package)
     # Read it back as a kiosk would (signature, hashes, target), so a bad write is caught here.
     inspect_update(target, public_key=private.public_key())
     return target
-

@@ -36,6 +36,7 @@ __all__ = ["UpdateService"]
 #: Refusals that may pass without the file changing (a key installed, a stick reseated): not remembered.
 _PASSING = frozenset({"update_key_missing", "file_not_found", "file_unreadable", "update_busy"})
 
+
 class UpdateService:
     """Signed model updates for one kiosk's models folder.
 
@@ -45,10 +46,18 @@ class UpdateService:
     until it restarts.
     """
 
-    def __init__(self, *, models_dir: str | os.PathLike[str], public_key: str | os.PathLike[str],
-                 search_paths: Sequence[str], log: str | os.PathLike[str] | None, name: str = DEFAULT_NAME,
-                 keep_previous: int = 1, load_screener: Callable[[], Screener] | None = None,
-                 swap: Callable[[Screener], object] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        models_dir: str | os.PathLike[str],
+        public_key: str | os.PathLike[str],
+        search_paths: Sequence[str],
+        log: str | os.PathLike[str] | None,
+        name: str = DEFAULT_NAME,
+        keep_previous: int = 1,
+        load_screener: Callable[[], Screener] | None = None,
+        swap: Callable[[Screener], object] | None = None,
+    ) -> None:
         self.models_dir = Path(models_dir)
         self.public_key = Path(public_key)
         self.search_paths = tuple(search_paths)
@@ -62,17 +71,28 @@ class UpdateService:
         self._listing = threading.Lock()  # two pages open at once share one check per file
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, log: str | os.PathLike[str] | None = None,
-                      load_screener: Callable[[], Screener] | None = None,
-                      swap: Callable[[Screener], object] | None = None) -> UpdateService:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        log: str | os.PathLike[str] | None = None,
+        load_screener: Callable[[], Screener] | None = None,
+        swap: Callable[[Screener], object] | None = None,
+    ) -> UpdateService:
         """The service ``settings`` describe: updates go where ``model.path`` points.
 
         ``log`` defaults to ``updates.jsonl`` in ``records.data_dir``.
         """
-        return cls(models_dir=settings.model.path.parent, name=settings.model.path.stem,
-                   public_key=settings.updates.public_key, search_paths=settings.updates.search_path_list,
-                   log=log if log is not None else settings.records.data_dir / LOG_FILE,
-                   keep_previous=settings.updates.keep_previous, load_screener=load_screener, swap=swap)
+        return cls(
+            models_dir=settings.model.path.parent,
+            name=settings.model.path.stem,
+            public_key=settings.updates.public_key,
+            search_paths=settings.updates.search_path_list,
+            log=log if log is not None else settings.records.data_dir / LOG_FILE,
+            keep_previous=settings.updates.keep_previous,
+            load_screener=load_screener,
+            swap=swap,
+        )
 
     @property
     def live(self) -> bool:
@@ -136,8 +156,15 @@ class UpdateService:
     def apply_file(self, path: str | os.PathLike[str], *, expect_sha256: str | None = None) -> UpdateOutcome:
         """Install the update at ``path`` (any path: the command line), then swap it in."""
         with self._lock:
-            outcome = apply_update(path, models_dir=self.models_dir, public_key=self.public_key, log=self.log,
-                                   name=self.name, keep_previous=self.keep_previous, expect_sha256=expect_sha256)
+            outcome = apply_update(
+                path,
+                models_dir=self.models_dir,
+                public_key=self.public_key,
+                log=self.log,
+                name=self.name,
+                keep_previous=self.keep_previous,
+                expect_sha256=expect_sha256,
+            )
             self._go_live(outcome, undo=lambda: rollback(models_dir=self.models_dir, log=self.log, name=self.name))
             return outcome
 

@@ -107,11 +107,22 @@ class Offer:
         return Offer(path=self.path, info=self.info, selftest=self.selftest, refusal=code, params=params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "installable": self.installable,
-                "package": self.info.to_dict() if self.info else None,
-                "selftest": ({"passed": self.selftest.passed, "max_difference": self.selftest.max_difference,
-                              "detail": self.selftest.detail} if self.selftest else None),
-                "refusal": self.refusal, "message": self.message}
+        return {
+            "path": str(self.path),
+            "installable": self.installable,
+            "package": self.info.to_dict() if self.info else None,
+            "selftest": (
+                {
+                    "passed": self.selftest.passed,
+                    "max_difference": self.selftest.max_difference,
+                    "detail": self.selftest.detail,
+                }
+                if self.selftest
+                else None
+            ),
+            "refusal": self.refusal,
+            "message": self.message,
+        }
 
 
 def examine(path: str | os.PathLike[str], *, public_key: Any) -> Offer:
@@ -126,6 +137,7 @@ def examine(path: str | os.PathLike[str], *, public_key: Any) -> Offer:
     except KioskError as exc:
         return Offer(path=path, refusal=exc.code, params=exc.params)
     except Exception as exc:  # noqa: BLE001 - a hostile file must never take the settings page down
-        return Offer(path=path, refusal="update_not_a_package",
-                     params={"path": str(path), "detail": type(exc).__name__})
+        return Offer(
+            path=path, refusal="update_not_a_package", params={"path": str(path), "detail": type(exc).__name__}
+        )
     return Offer(path=path, info=verified.info, selftest=verified.selftest)

@@ -49,8 +49,15 @@ from .errors import UpdateError
 from .keys import write_new_file
 from .package import DEFAULT_NAME, MANIFEST, MODEL, SELFTEST, UpdateInfo, _sha256, validation_figures, verify_update
 
-__all__ = ["LOG_FILE", "ModelInfo", "UpdateOutcome", "apply_update", "current_model_info", "previous_model_info",
-           "rollback"]
+__all__ = [
+    "LOG_FILE",
+    "ModelInfo",
+    "UpdateOutcome",
+    "apply_update",
+    "current_model_info",
+    "previous_model_info",
+    "rollback",
+]
 
 LOG_FILE = "updates.jsonl"
 _VERSION_RE = re.compile(r"(?P<seq>[0-9]{4,})-[0-9a-f]{12}")
@@ -135,10 +142,20 @@ class ModelInfo:
     validation: Mapping[str, float] = field(default_factory=dict)  # see package.validation_figures
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": self.sha256, "slot": self.slot, "version": self.version,
-                "path": str(self.path), "created": self.created, "installed_at": self.installed_at,
-                "package": self.package, "threshold": self.threshold, "input_size": self.input_size,
-                "recipe": self.recipe, "validation": dict(self.validation)}
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "slot": self.slot,
+            "version": self.version,
+            "path": str(self.path),
+            "created": self.created,
+            "installed_at": self.installed_at,
+            "package": self.package,
+            "threshold": self.threshold,
+            "input_size": self.input_size,
+            "recipe": self.recipe,
+            "validation": dict(self.validation),
+        }
 
 
 def _info(model_path: Path, slot: str | None) -> ModelInfo | None:
@@ -153,11 +170,20 @@ def _info(model_path: Path, slot: str | None) -> ModelInfo | None:
     version = installed.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         version = None
-    return ModelInfo(name=str(manifest.extra.get("name") or model_path.stem), sha256=manifest.sha256,
-                     slot=slot, version=version, path=model_path.resolve(), created=manifest.extra.get("created"),
-                     installed_at=installed.get("installed_at"), package=installed.get("package"),
-                     threshold=manifest.threshold, input_size=manifest.input_height,
-                     recipe=manifest.preprocessing_recipe, validation=validation_figures(manifest.extra))
+    return ModelInfo(
+        name=str(manifest.extra.get("name") or model_path.stem),
+        sha256=manifest.sha256,
+        slot=slot,
+        version=version,
+        path=model_path.resolve(),
+        created=manifest.extra.get("created"),
+        installed_at=installed.get("installed_at"),
+        package=installed.get("package"),
+        threshold=manifest.threshold,
+        input_size=manifest.input_height,
+        recipe=manifest.preprocessing_recipe,
+        validation=validation_figures(manifest.extra),
+    )
 
 
 def current_model_info(models_dir: str | os.PathLike[str], *, name: str = DEFAULT_NAME) -> ModelInfo | None:
@@ -296,8 +322,7 @@ def _append_log(log: str | os.PathLike[str] | None, record: Mapping[str, Any]) -
     """One JSON line per update, rollback or refusal; best effort (the model matters more)."""
     if log is None:
         return
-    line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), **record},
-                      default=str) + "\n"
+    line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="seconds"), **record}, default=str) + "\n"
     with contextlib.suppress(OSError):
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -331,10 +356,15 @@ class UpdateOutcome:
         return message(self.code, **self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "code": self.code, "message": self.message, "model": self.model.to_dict(),
-                "previous": self.previous.to_dict() if self.previous else None,
-                "package": self.package.to_dict() if self.package else None,
-                "selftest_max_difference": self.selftest.max_difference if self.selftest else None}
+        return {
+            "action": self.action,
+            "code": self.code,
+            "message": self.message,
+            "model": self.model.to_dict(),
+            "previous": self.previous.to_dict() if self.previous else None,
+            "package": self.package.to_dict() if self.package else None,
+            "selftest_max_difference": self.selftest.max_difference if self.selftest else None,
+        }
 
 
 def _refusal(action: str, exc: KioskError, **fields: Any) -> dict[str, Any]:
@@ -346,9 +376,16 @@ def _install_failed(exc: Exception) -> UpdateError:
     return UpdateError("update_install_failed", detail=detail)
 
 
-def apply_update(path: str | os.PathLike[str], *, models_dir: str | os.PathLike[str], public_key: Any,
-                 log: str | os.PathLike[str] | None = None, name: str = DEFAULT_NAME,
-                 keep_previous: int = 1, expect_sha256: str | None = None) -> UpdateOutcome:
+def apply_update(
+    path: str | os.PathLike[str],
+    *,
+    models_dir: str | os.PathLike[str],
+    public_key: Any,
+    log: str | os.PathLike[str] | None = None,
+    name: str = DEFAULT_NAME,
+    keep_previous: int = 1,
+    expect_sha256: str | None = None,
+) -> UpdateOutcome:
     """Check the update at ``path`` and make it the model in ``models_dir``; the old one becomes previous.
 
     ``public_key``: a path to the kiosk's PEM (or raw) public key, its bytes, or
@@ -374,9 +411,12 @@ def apply_update(path: str | os.PathLike[str], *, models_dir: str | os.PathLike[
             try:
                 _clean_leftovers(layout)
                 _adopt_plain_files(layout)  # first, so versions are numbered in the order they were used
-                files = {f"{name}.tflite": verified.members[MODEL], f"{name}.json": verified.members[MANIFEST],
-                         "selftest.json": verified.members[SELFTEST],
-                         "installed.json": _installed_json(package=path.name, **verified.info.to_dict())}
+                files = {
+                    f"{name}.tflite": verified.members[MODEL],
+                    f"{name}.json": verified.members[MANIFEST],
+                    "selftest.json": verified.members[SELFTEST],
+                    "installed.json": _installed_json(package=path.name, **verified.info.to_dict()),
+                }
                 version = _stage_version(layout, files, verified.manifest.sha256)
                 _activate(layout, version)
             except Exception as exc:  # disk full, read-only card...: the old model still serves
@@ -389,18 +429,34 @@ def apply_update(path: str | os.PathLike[str], *, models_dir: str | os.PathLike[
     now = current_model_info(models_dir, name=name)
     if now is None:  # pragma: no cover - only if the folder is changed under us
         raise UpdateError("update_install_failed", detail="the new model is not readable after the switch")
-    outcome = UpdateOutcome(action="installed", model=now, previous=previous_model_info(models_dir, name=name),
-                            package=verified.info, selftest=verified.selftest)
-    _append_log(log, {"action": "install", "outcome": "ok", "package": str(path),
-                      "package_sha256": verified.info.package_sha256, "key_id": verified.info.key_id,
-                      "model_sha256": now.sha256, "version": now.version, "slot": now.slot,
-                      "previous_sha256": before.sha256 if before else None,
-                      "selftest_max_difference": verified.selftest.max_difference})
+    outcome = UpdateOutcome(
+        action="installed",
+        model=now,
+        previous=previous_model_info(models_dir, name=name),
+        package=verified.info,
+        selftest=verified.selftest,
+    )
+    _append_log(
+        log,
+        {
+            "action": "install",
+            "outcome": "ok",
+            "package": str(path),
+            "package_sha256": verified.info.package_sha256,
+            "key_id": verified.info.key_id,
+            "model_sha256": now.sha256,
+            "version": now.version,
+            "slot": now.slot,
+            "previous_sha256": before.sha256 if before else None,
+            "selftest_max_difference": verified.selftest.max_difference,
+        },
+    )
     return outcome
 
 
-def rollback(*, models_dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None,
-             name: str = DEFAULT_NAME) -> UpdateOutcome:
+def rollback(
+    *, models_dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, name: str = DEFAULT_NAME
+) -> UpdateOutcome:
     """Make the previous model current again (and the current one previous: a second tap undoes it).
 
     The previous model is loaded and self-tested first; a refusal changes nothing.
@@ -438,9 +494,15 @@ def rollback(*, models_dir: str | os.PathLike[str], log: str | os.PathLike[str] 
     now = current_model_info(models_dir, name=name)
     if now is None:  # pragma: no cover
         raise UpdateError("update_install_failed", detail="the earlier model is not readable after the switch")
-    _append_log(log, {"action": "rollback", "outcome": "ok", "model_sha256": now.sha256, "version": now.version,
-                      "slot": now.slot,
-                      "previous_sha256": before.sha256 if before else None})
+    _append_log(
+        log,
+        {
+            "action": "rollback",
+            "outcome": "ok",
+            "model_sha256": now.sha256,
+            "version": now.version,
+            "slot": now.slot,
+            "previous_sha256": before.sha256 if before else None,
+        },
+    )
     return UpdateOutcome(action="rolled_back", model=now, previous=previous_model_info(models_dir, name=name))
-
-

@@ -38,8 +38,16 @@ import numpy as np
 from .lesion import Lesion
 
 #: The keys :func:`measure_evidence` returns (all floats, so they fit in the quality measures).
-EVIDENCE_KEYS = ("delta_e", "surround_hue", "surround_chroma", "elongation", "solidity", "border_touch", "clutter",
-                 "area_fraction")
+EVIDENCE_KEYS = (
+    "delta_e",
+    "surround_hue",
+    "surround_chroma",
+    "elongation",
+    "solidity",
+    "border_touch",
+    "clutter",
+    "area_fraction",
+)
 
 
 def _to_cie(lab8: np.ndarray) -> np.ndarray:
@@ -69,7 +77,7 @@ def measure_evidence(lesion: Lesion) -> dict[str, float]:
 
     moments = cv2.moments(m8, binaryImage=True)
     mu20, mu02, mu11 = moments["mu20"], moments["mu02"], moments["mu11"]
-    spread = math.sqrt(max(0.0, (mu20 - mu02) ** 2 + 4 * mu11 ** 2))
+    spread = math.sqrt(max(0.0, (mu20 - mu02) ** 2 + 4 * mu11**2))
     major, minor = mu20 + mu02 + spread, mu20 + mu02 - spread
     elongation = math.sqrt(major / minor) if minor > 1e-6 else 99.0
     contours, _ = cv2.findContours(m8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -98,8 +106,11 @@ def _clutter(lesion: Lesion, lab: np.ndarray) -> int:
     """Other regions at least as dark as the lesion and a quarter its size (text, a scene, a form)."""
     lightness = lab[..., 0]  # 8-bit L: the comparison is the same as on CIE L
     level = float(np.percentile(lightness[lesion.mask], 75))
-    dark = ((lightness <= level) & lesion.fov & ~cv2.dilate(lesion.mask.astype(np.uint8), np.ones((9, 9), np.uint8))
-            .astype(bool)).astype(np.uint8)
+    dark = (
+        (lightness <= level)
+        & lesion.fov
+        & ~cv2.dilate(lesion.mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    ).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     min_area = max(12.0, 0.25 * float(lesion.mask.sum()))
     return int((stats[1:, cv2.CC_STAT_AREA] >= min_area).sum()) if count > 1 else 0
@@ -135,8 +146,9 @@ class Verdict:
     failed: tuple[str, ...]  # names of the failed checks, e.g. ("elongation", "weak_evidence")
 
 
-def judge_evidence(measures: dict[str, float], *, weak_evidence: float,
-                   thresholds: EvidenceThresholds = EvidenceThresholds()) -> Verdict:
+def judge_evidence(
+    measures: dict[str, float], *, weak_evidence: float, thresholds: EvidenceThresholds = EvidenceThresholds()
+) -> Verdict:
     """Turn :func:`measure_evidence`'s numbers (and the gate's contrast x border score) into a verdict.
 
     "When in doubt, refer": one or two failed checks make the photo ``unclear``, which the
@@ -162,7 +174,10 @@ def judge_evidence(measures: dict[str, float], *, weak_evidence: float,
     }
     failed = tuple(name for name, bad in checks.items() if bad)
     shape_colour = len(failed) - checks["weak_evidence"]
-    if (measures["delta_e"] < t.hard_min_delta_e or shape_colour >= t.retake_failures
-            or (checks["weak_evidence"] and shape_colour >= t.retake_failures_if_weak)):
+    if (
+        measures["delta_e"] < t.hard_min_delta_e
+        or shape_colour >= t.retake_failures
+        or (checks["weak_evidence"] and shape_colour >= t.retake_failures_if_weak)
+    ):
         return Verdict(kind="not_a_lesion", failed=failed)
     return Verdict(kind="unclear" if failed else "lesion", failed=failed)

@@ -93,8 +93,16 @@ def find_lesion(image: np.ndarray) -> Lesion:
     channel = cv2.GaussianBlur(pigment_channel(work), (5, 5), 0)
     values = channel[fov]
     not_found = Lesion(
-        found=False, mask=np.zeros((wh, ww), bool), fov=fov, box=(0, 0, w, h),
-        centre=(0.5, 0.5), area_fraction=0.0, contrast=0.0, edge_ratio=0.0, work_scale=scale, work=work,
+        found=False,
+        mask=np.zeros((wh, ww), bool),
+        fov=fov,
+        box=(0, 0, w, h),
+        centre=(0.5, 0.5),
+        area_fraction=0.0,
+        contrast=0.0,
+        edge_ratio=0.0,
+        work_scale=scale,
+        work=work,
     )
     if values.size < 64:
         return not_found

@@ -74,7 +74,11 @@ DEFAULT_MAX_DECODED_MEGAPIXELS: Final = 16.0
 ImageFormat = Literal["jpeg", "png", "webp", "bmp"]
 
 _PIL_FORMATS: Final[dict[str, ImageFormat]] = {
-    "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp",  # MPO: a phone's multi-picture JPEG
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "BMP": "bmp",  # MPO: a phone's multi-picture JPEG
 }
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 # BMP DIB header sizes: OS/2 core (12), INFO (40), V2/V3 (52/56), OS/2 v2 (64), V4 (108), V5 (124).
@@ -166,8 +170,11 @@ def load_image(
             ``image_too_large`` (with ``megapixels`` and ``limit``) or
             ``image_needs_too_much_memory`` (with ``megabytes`` and ``limit``).
     """
-    for name, value in (("max_megapixels", max_megapixels), ("max_decoded_megapixels", max_decoded_megapixels),
-                        ("decode_budget_mb", decode_budget_mb)):
+    for name, value in (
+        ("max_megapixels", max_megapixels),
+        ("max_decoded_megapixels", max_decoded_megapixels),
+        ("decode_budget_mb", decode_budget_mb),
+    ):
         if not value > 0:
             raise ValueError(f"{name} must be positive, not {value!r}")
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -191,8 +198,9 @@ def load_image(
             _draft(im, max_decoded_megapixels)
         needed = _decode_bytes(im)
         if needed > decode_budget_mb * 1_000_000:
-            raise ImageError("image_needs_too_much_memory", megabytes=math.ceil(needed / 1_000_000),
-                             limit=_tidy(decode_budget_mb))
+            raise ImageError(
+                "image_needs_too_much_memory", megabytes=math.ceil(needed / 1_000_000), limit=_tidy(decode_budget_mb)
+            )
         try:
             im.load()
             orientation = _orientation(im)  # after load(): a PNG may keep eXIf after its pixels
@@ -203,8 +211,9 @@ def load_image(
                 rgb = ImageOps.exif_transpose(rgb)
             pixels = np.array(rgb, dtype=np.uint8)  # a writable copy, C-contiguous
         except MemoryError:
-            raise ImageError("image_needs_too_much_memory", megabytes=math.ceil(needed / 1_000_000),
-                             limit=_tidy(decode_budget_mb)) from None
+            raise ImageError(
+                "image_needs_too_much_memory", megabytes=math.ceil(needed / 1_000_000), limit=_tidy(decode_budget_mb)
+            ) from None
         except ImageError:
             raise
         except Exception as exc:  # OSError (truncated), SyntaxError, ValueError...: Pillow on bad bytes

@@ -114,8 +114,11 @@ def assess_quality(
         m["evidence_failed"] = float(len(verdict.failed))
     if m["brightness"] < t.min_brightness:
         reason = "too_dark"
-    elif (m["saturated_fraction"] > t.max_saturated_fraction or m["clipped_fraction"] > t.max_clipped_fraction
-          or m["brightness"] > t.max_brightness):
+    elif (
+        m["saturated_fraction"] > t.max_saturated_fraction
+        or m["clipped_fraction"] > t.max_clipped_fraction
+        or m["brightness"] > t.max_brightness
+    ):
         reason = "overexposed"
     elif m["texture"] < t.min_texture:
         reason = "no_lesion"  # nothing in view at all; "blurry" would send the worker the wrong way
@@ -130,5 +133,10 @@ def assess_quality(
     else:
         reason = None
     unclear = reason is None and verdict is not None and verdict.kind == "unclear"
-    return QualityReport(reason=reason, measures=m, lesion=lesion, lesion_unclear=unclear,
-                         failed_checks=verdict.failed if verdict else ())
+    return QualityReport(
+        reason=reason,
+        measures=m,
+        lesion=lesion,
+        lesion_unclear=unclear,
+        failed_checks=verdict.failed if verdict else (),
+    )

@@ -31,8 +31,8 @@ from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .errors import register_error_handlers
-from .i18n import init_i18n
 from .hosts import HostCheck
+from .i18n import init_i18n
 from .pages import bp as pages_bp
 from .pin import LOCKOUT_FILE, PinGuard
 
@@ -47,8 +47,10 @@ __all__ = ["MAX_UPLOAD_BYTES", "SERVER_LIMITS", "KioskRequest", "create_app"]
 MAX_UPLOAD_BYTES = 20 * 2**20  # a 12 MP JPEG is ~5 MB; anything far bigger is not a photo for screening
 #: waitress's own limits (kiosk.daemon passes them): waitress reads a whole body before the app sees it, so
 #: without this a 200 MB body would be spooled to disk before Flask could answer 413.
-SERVER_LIMITS: dict[str, Any] = {"max_request_body_size": MAX_UPLOAD_BYTES + 64 * 2**10,
-                                 "max_request_header_size": 64 * 2**10}
+SERVER_LIMITS: dict[str, Any] = {
+    "max_request_body_size": MAX_UPLOAD_BYTES + 64 * 2**10,
+    "max_request_header_size": 64 * 2**10,
+}
 
 
 class KioskRequest(Request):
@@ -56,19 +58,34 @@ class KioskRequest(Request):
 
     max_form_parts = 16  # image, age, sex, body_site, csrf_token, with room to spare
 
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
         return io.BytesIO()
 
+
 # The page loads nothing from elsewhere, runs no inline script and is never framed.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                           "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
-def create_app(*, settings: Settings, station: Station, records: RecordStore | None = None,
-               current_model: Callable[[], Model] | None = None, updates: UpdateService | None = None,
-               testing: bool = False,
-               clock: Callable[[], float] = time.time, host: str | None = None) -> Flask:
+def create_app(
+    *,
+    settings: Settings,
+    station: Station,
+    records: RecordStore | None = None,
+    current_model: Callable[[], Model] | None = None,
+    updates: UpdateService | None = None,
+    testing: bool = False,
+    clock: Callable[[], float] = time.time,
+    host: str | None = None,
+) -> Flask:
     """Build the kiosk's Flask app around a running ``station``.
 
     ``records`` is the store the pages read back (default: the one the
@@ -98,11 +115,16 @@ def create_app(*, settings: Settings, station: Station, records: RecordStore | N
     records = records if records is not None else station.records
     state_path = Path(records.data_dir) / LOCKOUT_FILE if records is not None else None
     app.extensions[EXTENSION] = KioskContext(
-        settings=settings, station=station, records=records,
-        current_model=current_model or (lambda: station.screener.model), updates=updates,
-        pin=PinGuard(settings.web.pin, clock=clock, state_path=state_path))
-    hosts = HostCheck.for_server(host or settings.web.host, extra=settings.web.allowed_host_names,
-                                 hostname=socket.gethostname())
+        settings=settings,
+        station=station,
+        records=records,
+        current_model=current_model or (lambda: station.screener.model),
+        updates=updates,
+        pin=PinGuard(settings.web.pin, clock=clock, state_path=state_path),
+    )
+    hosts = HostCheck.for_server(
+        host or settings.web.host, extra=settings.web.allowed_host_names, hostname=socket.gethostname()
+    )
     app.before_request(hosts.protect)  # first of all: a rebound name gets nothing, not even a language
     app.before_request(_refuse_oversized)
     init_i18n(app, default_language=settings.web.language)  # errors below are translated

@@ -53,12 +53,23 @@ def healthz() -> ResponseReturnValue:
     records = ctx.station.records
     storage = "full" if records is not None and records.storage_full else "ok"
     if camera != "ok":
-        body = {"status": "error", "reason": ctx.station.camera_reason or "camera_unavailable", "camera": camera,
-                "storage": storage, "model_sha256": sha256}
+        body = {
+            "status": "error",
+            "reason": ctx.station.camera_reason or "camera_unavailable",
+            "camera": camera,
+            "storage": storage,
+            "model_sha256": sha256,
+        }
         return jsonify(body), 503
     if storage != "ok":  # the kiosk still screens, but nothing it shows is being kept
-        body = {"status": "degraded", "reason": "storage_full", "message": reason_message("storage_full"),
-                "camera": camera, "storage": storage, "model_sha256": sha256}
+        body = {
+            "status": "degraded",
+            "reason": "storage_full",
+            "message": reason_message("storage_full"),
+            "camera": camera,
+            "storage": storage,
+            "model_sha256": sha256,
+        }
         return jsonify(body), 503
     return jsonify({"status": "ok", "model_sha256": sha256, "camera": camera, "storage": storage})
 
@@ -67,14 +78,16 @@ def healthz() -> ResponseReturnValue:
 def state() -> ResponseReturnValue:
     station = kiosk().station
     last = station.last
-    return jsonify({
-        "busy": station.busy,
-        "camera": station.camera_status,
-        "camera_ok": station.camera_ok,
-        "notice": station.notice,
-        # No id: whoever polls learns that a new result exists, not how to read it (see .access).
-        "last": {"seq": last.seq, "status": last.result.status} if last else None,
-    })
+    return jsonify(
+        {
+            "busy": station.busy,
+            "camera": station.camera_status,
+            "camera_ok": station.camera_ok,
+            "notice": station.notice,
+            # No id: whoever polls learns that a new result exists, not how to read it (see .access).
+            "last": {"seq": last.seq, "status": last.result.status} if last else None,
+        }
+    )
 
 
 MAX_JSON_BYTES = 2**20  # {"patient": {...}} is under 100 bytes; the limit only bounds the parse
@@ -246,5 +259,6 @@ def stream() -> ResponseReturnValue:
     except PreviewBusy as exc:  # each viewer holds a server thread: the rest stay free for the API
         return error_response(503, exc.code, **exc.params)
     parts = mjpeg_parts(frames, backlog=waitress_backlog(request.environ))
-    return Response(parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"}
+    )

@@ -47,8 +47,11 @@ def protect() -> None:
     # The header first: reading the form would parse (and size-check) a whole upload.
     sent = request.headers.get(HEADER) or request.form.get(FIELD)
     # Compared as bytes: compare_digest refuses a str with non-ASCII characters (a 500, before).
-    if (not isinstance(expected, str) or not sent
-            or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))):
+    if (
+        not isinstance(expected, str)
+        or not sent
+        or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+    ):
         raise WebError(400, "csrf_failed")
 
 

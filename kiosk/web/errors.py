@@ -24,8 +24,14 @@ from .i18n import reason_message
 __all__ = ["WebError", "error_response", "register_error_handlers", "wants_json"]
 
 #: HTTP status -> reason code, for errors Flask/Werkzeug raise themselves.
-HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
-                415: "unsupported_upload", 500: "internal_error"}
+HTTP_REASONS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+    415: "unsupported_upload",
+    500: "internal_error",
+}
 
 
 class WebError(HTTPException):
@@ -68,8 +74,9 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     params: dict[str, Any] = {}
     if status == 413:
         params["limit_mb"] = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20
-    return error_response(status, HTTP_REASONS.get(status, "bad_request" if status < 500 else "internal_error"),
-                          **params)
+    return error_response(
+        status, HTTP_REASONS.get(status, "bad_request" if status < 500 else "internal_error"), **params
+    )
 
 
 def _kiosk_error(exc: KioskError) -> ResponseReturnValue:

@@ -33,10 +33,18 @@ from babel.support import NullTranslations, Translations
 from flask import Flask, g, request, session
 from flask_babel import Babel, Domain
 
-from ..reasons import REASONS, N_, message
+from ..reasons import N_, REASONS, message
 
-__all__ = ["LANGUAGES", "TRANSLATIONS_DIR", "KioskDomain", "choose_language", "current_language", "init_i18n",
-           "reason_message", "translate"]
+__all__ = [
+    "LANGUAGES",
+    "TRANSLATIONS_DIR",
+    "KioskDomain",
+    "choose_language",
+    "current_language",
+    "init_i18n",
+    "reason_message",
+    "translate",
+]
 
 #: code -> the language's name in itself (a language list is read by people who speak it).
 LANGUAGES: dict[str, str] = {"en": "English", "fil": "Filipino", "war": "Winaray"}
@@ -55,7 +63,7 @@ WEB_REASONS: dict[str, str] = {
     "method_not_allowed": N_("This action is not allowed here."),
     "pin_required": N_("Enter the PIN first."),
     "pin_not_configured": N_("A PIN must be configured first (setting web.pin) before the history can be opened."),
-    "unsupported_upload": N_("Send the photo as a file in the form field \"image\" (JPEG or PNG)."),
+    "unsupported_upload": N_('Send the photo as a file in the form field "image" (JPEG or PNG).'),
     "invalid_json": N_("The request is not a valid JSON object."),
     "unknown_field": N_("The request has a field the kiosk does not know: {field}."),
     "host_not_allowed": N_("This address is not the kiosk's. Open the kiosk by its own address."),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
@@ -24,8 +24,8 @@ from .. import __version__
 from ..reasons import N_, CameraError, KioskError
 from ..records import StoredScreening
 from ..result import ScreeningResult
-from .access import may_read, may_read_last, remember
 from ..updates import UpdateOutcome, UpdateService
+from .access import may_read, may_read_last, remember
 from .context import kiosk
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
@@ -41,9 +41,14 @@ LAST_RESULT_MAX_AGE = timedelta(minutes=30)  # "last" is for the screen in front
 
 @bp.app_context_processor
 def _globals() -> dict[str, object]:
-    return {"languages": LANGUAGES, "language": current_language(), "language_url": language_url,
-            "camera_status_text": camera_status_text, "camera_ok": lambda: kiosk().station.camera_ok,
-            "reason_message": reason_message}
+    return {
+        "languages": LANGUAGES,
+        "language": current_language(),
+        "language_url": language_url,
+        "camera_status_text": camera_status_text,
+        "camera_ok": lambda: kiosk().station.camera_ok,
+        "reason_message": reason_message,
+    }
 
 
 def language_url(code: str) -> str:
@@ -96,7 +101,7 @@ def _find(sid: str) -> tuple[str | None, ScreeningResult, datetime | None]:
     station = kiosk().station
     if sid == "last":
         last = station.last
-        if last is None or datetime.now(timezone.utc) - last.at > LAST_RESULT_MAX_AGE or not may_read_last(last):
+        if last is None or datetime.now(UTC) - last.at > LAST_RESULT_MAX_AGE or not may_read_last(last):
             raise WebError(404, "not_found")
         return last.id, last.result, last.at
     if not may_read(sid):
@@ -112,8 +117,9 @@ def _view(sid: str) -> ResultView:
     ctx = kiosk()
     found_id, result, at = _find(sid)
     web = ctx.settings.web
-    return result_view(found_id, result, at=at, facility=web.referral_facility, days=web.referral_within_days,
-                       min_side=ctx.min_side)
+    return result_view(
+        found_id, result, at=at, facility=web.referral_facility, days=web.referral_within_days, min_side=ctx.min_side
+    )
 
 
 @bp.get("/screenings/<sid>")
@@ -166,8 +172,14 @@ def history() -> ResponseReturnValue:
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
     total = records.count() if records is not None else 0
     rows = [(s, s.created_at.astimezone()) for s in items]
-    return render_template("history.html", rows=rows, page=page_no, total=total,
-                           has_more=page_no * HISTORY_PAGE < total, records=records is not None)
+    return render_template(
+        "history.html",
+        rows=rows,
+        page=page_no,
+        total=total,
+        has_more=page_no * HISTORY_PAGE < total,
+        records=records is not None,
+    )
 
 
 @bp.get("/settings")
@@ -180,15 +192,23 @@ def settings_page() -> ResponseReturnValue:
     records = ctx.records
     updates = ctx.updates
     installed = updates.current() if updates is not None else None
-    return render_template("settings.html", settings=ctx.settings, model=model, manifest=model.manifest,
-                           camera_name=ctx.station.camera_name, records=records,
-                           record_count=records.count() if records is not None else 0, version=__version__,
-                           referral_facility=referral_facility, updates=updates,
-                           installed=installed if installed is not None and installed.sha256 == model.sha256 else None,
-                           on_disk=installed if installed is not None and installed.sha256 != model.sha256 else None,
-                           offers=updates.offers() if updates is not None else [],
-                           previous=updates.previous() if updates is not None else None,
-                           outcome=session.pop(UPDATE_OUTCOME, None))
+    return render_template(
+        "settings.html",
+        settings=ctx.settings,
+        model=model,
+        manifest=model.manifest,
+        camera_name=ctx.station.camera_name,
+        records=records,
+        record_count=records.count() if records is not None else 0,
+        version=__version__,
+        referral_facility=referral_facility,
+        updates=updates,
+        installed=installed if installed is not None and installed.sha256 == model.sha256 else None,
+        on_disk=installed if installed is not None and installed.sha256 != model.sha256 else None,
+        offers=updates.offers() if updates is not None else [],
+        previous=updates.previous() if updates is not None else None,
+        outcome=session.pop(UPDATE_OUTCOME, None),
+    )
 
 
 # --- model updates (settings page, behind the PIN) ------------------------------------
@@ -209,8 +229,11 @@ def _update_action(run: Callable[[UpdateService], UpdateOutcome]) -> ResponseRet
         session[UPDATE_OUTCOME] = {"ok": False, "code": exc.code, "params": _plain(exc.params)}
     except Exception as exc:  # noqa: BLE001 - a bug: still one line on the page, the traceback in the log
         current_app.logger.exception("model update failed")
-        session[UPDATE_OUTCOME] = {"ok": False, "code": "update_install_failed",
-                                   "params": {"detail": type(exc).__name__}}
+        session[UPDATE_OUTCOME] = {
+            "ok": False,
+            "code": "update_install_failed",
+            "params": {"detail": type(exc).__name__},
+        }
     else:
         session[UPDATE_OUTCOME] = {"ok": True, "code": outcome.code, "params": outcome.params}
     return redirect(url_for("pages.settings_page"), code=303)
@@ -259,8 +282,12 @@ def pin_form() -> ResponseReturnValue:
     if not pin.configured:
         return render_template("pin_missing.html")
     left = pin.retry_after()
-    return render_template("pin.html", next=_safe_next(request.args.get("next")),
-                           message=_lockout_text(left) if left > 0 else None, retry_after=left)
+    return render_template(
+        "pin.html",
+        next=_safe_next(request.args.get("next")),
+        message=_lockout_text(left) if left > 0 else None,
+        retry_after=left,
+    )
 
 
 def _lockout_text(seconds: float) -> str:

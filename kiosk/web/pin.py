@@ -61,9 +61,16 @@ class PinOutcome:
 class PinGuard:
     """Checks PIN attempts against ``pin_hash`` (None: no PIN configured, nothing unlocks)."""
 
-    def __init__(self, pin_hash: str | None, *, state_path: Path | None = None,
-                 clock: Callable[[], float] = time.time, max_attempts: int = 5, lockout_seconds: float = 300.0,
-                 session_seconds: float = 600.0) -> None:
+    def __init__(
+        self,
+        pin_hash: str | None,
+        *,
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 5,
+        lockout_seconds: float = 300.0,
+        session_seconds: float = 600.0,
+    ) -> None:
         self._hash: PinHash | None = parse_pin_hash(pin_hash) if pin_hash is not None else None
         self._state_path = state_path
         self._clock = clock
@@ -96,8 +103,12 @@ class PinGuard:
             return
         except (OSError, ValueError, KeyError, TypeError) as exc:
             # Written atomically, so this is tampering or a failing card: lock rather than forget.
-            _LOG.warning("PIN lockout state %s unreadable (%s): PIN entry locked for %.0f s",
-                         self._state_path, exc, self.lockout_seconds)
+            _LOG.warning(
+                "PIN lockout state %s unreadable (%s): PIN entry locked for %.0f s",
+                self._state_path,
+                exc,
+                self.lockout_seconds,
+            )
             wrong, until = self.max_attempts, self._clock() + self.lockout_seconds
         self._wrong = min(wrong, self.max_attempts)
         self._locked_until = float(until) if until is not None else None
@@ -180,12 +191,14 @@ class PinGuard:
         if self._hash is None:
             return False
         token = session.get(SESSION_KEY)
+        if not isinstance(token, str):
+            session.pop(SESSION_KEY, None)
+            return False
         with self._lock:
-            until = self._sessions.get(token) if isinstance(token, str) else None
+            until = self._sessions.get(token)
             now = self._clock()
             if until is None or until <= now:
-                if isinstance(token, str):
-                    self._sessions.pop(token, None)
+                self._sessions.pop(token, None)
                 session.pop(SESSION_KEY, None)
                 return False
             self._sessions[token] = now + self.session_seconds

@@ -19,8 +19,15 @@ from ..reasons import N_
 from ..result import ScreeningResult
 from .i18n import reason_message, translate
 
-__all__ = ["FeatureLine", "ResultView", "describe_asymmetry", "describe_border", "referral_facility", "result_view",
-           "screening_json"]
+__all__ = [
+    "FeatureLine",
+    "ResultView",
+    "describe_asymmetry",
+    "describe_border",
+    "referral_facility",
+    "result_view",
+    "screening_json",
+]
 
 #: Where "refer" sends a patient when the kiosk's settings name no facility.
 DEFAULT_FACILITY = N_("the nearest rural health unit or provincial hospital dermatology clinic")
@@ -30,9 +37,19 @@ def referral_facility(configured: str | None) -> str:
     """The facility named in the settings (a proper name, as written), else the default in the page's language."""
     return configured if configured else translate(DEFAULT_FACILITY)
 
+
 #: The keys of ``kiosk screen --json``, in its order.
-SCREEN_KEYS = ("image", "status", "reason", "malignant_probability", "risk", "threshold", "features",
-               "model_sha256", "timings_ms")
+SCREEN_KEYS = (
+    "image",
+    "status",
+    "reason",
+    "malignant_probability",
+    "risk",
+    "threshold",
+    "features",
+    "model_sha256",
+    "timings_ms",
+)
 
 COLOUR_NAMES = {
     "white": N_("white"),
@@ -105,8 +122,9 @@ def screening_json(sid: str | None, result: ScreeningResult, *, image: str | Non
     data = result.to_dict()
     body = {"image": image, **{k: data[k] for k in SCREEN_KEYS[1:]}}
     body["id"] = sid
-    body["reason_message"] = reason_message(result.reason, **reason_params(result, min_side=min_side)) \
-        if result.reason else None
+    body["reason_message"] = (
+        reason_message(result.reason, **reason_params(result, min_side=min_side)) if result.reason else None
+    )
     return body
 
 
@@ -137,13 +155,15 @@ def feature_lines(features: dict[str, Any]) -> list[FeatureLine]:
     elif features.get("diameter_px") is not None:
         px = float(features["diameter_px"])
         words = translate(N_("The size in millimetres needs a calibrated camera"))
-        lines.append(FeatureLine("D", translate(N_("Diameter")), words,
-                                 translate(N_("%(px)s pixels across"), px=f"{px:.0f}")))
+        lines.append(
+            FeatureLine("D", translate(N_("Diameter")), words, translate(N_("%(px)s pixels across"), px=f"{px:.0f}"))
+        )
     return lines
 
 
-def result_view(sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str | None, days: int,
-                min_side: int) -> ResultView:
+def result_view(
+    sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str | None, days: int, min_side: int
+) -> ResultView:
     """The page's view of one screening, in the request's language."""
     local = at.astimezone() if at is not None else None  # the Pi's clock zone: Asia/Manila in the field
     common: dict[str, Any] = {"id": sid, "link_id": sid or "last", "at": local, "result": result}
@@ -152,12 +172,20 @@ def result_view(sid: str | None, result: ScreeningResult, *, at: datetime | None
         return ResultView(reason_text=text, **common)
     refer = result.risk == "refer"
     if refer:
-        steps = [translate(N_("Refer the patient to %(facility)s within %(days)s days."), facility=referral_facility(facility),
-                           days=days),
-                 translate(N_("Print the referral slip and give it to the patient."))]
+        steps = [
+            translate(
+                N_("Refer the patient to %(facility)s within %(days)s days."),
+                facility=referral_facility(facility),
+                days=days,
+            ),
+            translate(N_("Print the referral slip and give it to the patient.")),
+        ]
     else:
-        steps = [translate(N_("No referral needed now. Come back if the spot changes in size, shape or colour, "
-                              "bleeds or itches."))]
+        steps = [
+            translate(
+                N_("No referral needed now. Come back if the spot changes in size, shape or colour, bleeds or itches.")
+            )
+        ]
     steps.append(translate(N_("If you or the patient are worried, refer anyway.")))
     return ResultView(
         risk_words=translate(N_("Refer to a doctor")) if refer else translate(N_("Low risk")),

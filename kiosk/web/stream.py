@@ -43,9 +43,13 @@ def waitress_backlog(environ: dict[str, Any]) -> Callable[[], int] | None:
     return lambda: int(channel.total_outbufs_len)
 
 
-def mjpeg_parts(frames: Iterator[bytes], *, backlog: Callable[[], int] | None,
-                clock: Callable[[], float] = time.monotonic,
-                log: Callable[[str], None] = _LOG.info) -> Iterator[bytes]:
+def mjpeg_parts(
+    frames: Iterator[bytes],
+    *,
+    backlog: Callable[[], int] | None,
+    clock: Callable[[], float] = time.monotonic,
+    log: Callable[[str], None] = _LOG.info,
+) -> Iterator[bytes]:
     """``multipart/x-mixed-replace`` parts of ``frames``, skipping frames for a viewer that falls behind."""
     behind_since: float | None = None
     try:
