@@ -54,7 +54,7 @@ MIN_TARGET = 48  # px: the smallest touch target the page may have
 # The widest line each paper can print (thermal heads print narrower than the roll), in CSS px (96/in).
 PAPER_WIDTH_PX = {"58": 48 / 25.4 * 96, "80": 72 / 25.4 * 96, "a6": 105 / 25.4 * 96}
 # The page each slip asks for (CSS @page size), in mm: the roll's width by the longest slip; A6.
-PAPER_MM = {"58": (58, 210), "80": (80, 210), "a6": (105, 148)}
+PAPER_MM = {"58": (58, 260), "80": (80, 210), "a6": (105, 148)}  # 58 mm wraps most: a longer roll page
 RISK_WORDS = {"low": "Low risk", "refer": "Refer to a doctor"}
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kiosk serve is stopped with SIGTERM")

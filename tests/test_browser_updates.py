@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.pinhash import DEMO_PIN_HASH
 from tests.conftest import REPO_ROOT
 from tests.updates_conftest import NAME, sha, shipped_models, write_variant
 
@@ -71,7 +72,7 @@ def kiosk_serve(model: Path, folder: Path, *, env: dict[str, str]) -> Iterator[s
     """``kiosk serve`` (synthetic camera) in a subprocess until the block ends; yields its base URL."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
-    environ.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=PIN, **env)
+    environ.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=DEMO_PIN_HASH, **env)
     cmd = [
         sys.executable,
         "-m",
