@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.training)
         if not HAVE_TENSORFLOW and item.get_closest_marker("training") is not None:
             item.add_marker(skip)
+
+
+def serve_command(model: Path, *, port: int, data_dir: Path) -> list[str]:
+    """The command line of a real ``kiosk serve`` on 127.0.0.1:``port`` with the drawn camera."""
+    return [
+        sys.executable,
+        "-m",
+        "kiosk",
+        "--model",
+        str(model),
+        "serve",
+        "--camera",
+        "synthetic",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from kiosk.config import GpioSettings, ModelSettings, RecordsSettings, Settings
 from kiosk.daemon import ButtonActions, Health, run_server
 from kiosk.records import RecordStore
 from kiosk.station import Station
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, serve_command
 from tests.web_conftest import FAST_RETRY, Rig, wait_until
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sd_notify and SIGTERM are POSIX")
@@ -91,20 +91,7 @@ def test_serve_talks_to_systemd_ready_watchdog_stopping(tiny_model_path, tmp_pat
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env.update(KIOSK_GPIO_ENABLED="false", NOTIFY_SOCKET=fake_systemd.path, WATCHDOG_USEC="1000000")
-    cmd = [
-        sys.executable,
-        "-m",
-        "kiosk",
-        "--model",
-        str(tiny_model_path),
-        "serve",
-        "--camera",
-        "synthetic",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    cmd = serve_command(tiny_model_path, port=port, data_dir=tmp_path / "data")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

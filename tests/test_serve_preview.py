@@ -15,14 +15,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
 from kiosk.station.preview import MAX_VIEWERS
 from kiosk.web.stream import SLOW_READER_TIMEOUT
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, serve_command
 from tests.web_conftest import wait_until
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGTERM semantics are POSIX")
@@ -69,20 +68,7 @@ def test_stalled_preview_viewers_leave_threads_for_the_api(tiny_model_path, tmp_
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env["KIOSK_GPIO_ENABLED"] = "false"
-    cmd = [
-        sys.executable,
-        "-m",
-        "kiosk",
-        "--model",
-        str(tiny_model_path),
-        "serve",
-        "--camera",
-        "synthetic",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    cmd = serve_command(tiny_model_path, port=port, data_dir=tmp_path / "data")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     viewers: list[socket.socket] = []
 

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, serve_command
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGTERM semantics are POSIX")
 
@@ -33,20 +33,7 @@ def test_kiosk_serve_answers_and_stops_cleanly_on_sigterm(tiny_model_path, tmp_p
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
     env["KIOSK_GPIO_ENABLED"] = "false"
-    cmd = [
-        sys.executable,
-        "-m",
-        "kiosk",
-        "--model",
-        str(tiny_model_path),
-        "serve",
-        "--camera",
-        "synthetic",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    cmd = serve_command(tiny_model_path, port=port, data_dir=tmp_path / "data")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -125,20 +112,7 @@ def test_kiosk_serve_on_a_taken_port_is_one_line(tiny_model_path, tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kiosk",
-                "--model",
-                str(tiny_model_path),
-                "serve",
-                "--camera",
-                "synthetic",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
+            serve_command(tiny_model_path, port=port, data_dir=tmp_path / "data"),
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
