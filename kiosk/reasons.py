@@ -61,6 +61,8 @@ REASONS: dict[str, str] = {
         "This result was not saved (the records cannot be written). Write it down and tell the kiosk's keeper."
     ),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
+    # Follow-up of a spot (kiosk/followup.py): the result refers because the spot changed since last time.
+    "lesion_changed": N_("The spot has changed since the last screening, so the kiosk refers. A doctor should see it."),
     # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.
     "update_not_a_package": N_("This file is not a kiosk model update (make one with deploy/sign-model): {path}"),
