@@ -379,12 +379,12 @@ def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_p
     assert lang == "en" or default != "the nearest rural health unit or provincial hospital dermatology clinic"
     with test_app.test_client() as client:
         enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
-        for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
-            steps = text_of(client.get(path).get_data(as_text=True), "next-steps")
-            assert (
-                tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": default, "days": 14}
-                in steps
-            )
+        steps = text_of(client.get(f"/screenings/{sid}?lang={lang}").get_data(as_text=True), "next-steps")
+        assert (
+            tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": default, "days": 14}
+            in steps
+        )
+        assert default in client.get(f"/screenings/{sid}/slip?paper=58&lang={lang}").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -416,11 +416,14 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
         risk = text_of(html, "result-risk")
         assert "\u26a0" in risk and tr(lang, "Refer to a doctor") in risk
         assert "91%" in text_of(html, "result-probability") and "35%" in text_of(html, "result-probability")
-        steps = text_of(html, "next-steps")
-        assert (
-            tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": FACILITY, "days": 14}
-            in steps
-        )
+        if "/slip" in path:  # the slip tells the patient where and by when (tests/test_web_slip.py)
+            assert FACILITY in html and 'data-testid="slip-see-by"' in html
+        else:
+            steps = text_of(html, "next-steps")
+            assert (
+                tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": FACILITY, "days": 14}
+                in steps
+            )
         shown = text_of(html, "result-features")
         for msgid in ("Uneven shape", "Irregular, ragged border", "Several colours", "dark brown", "blue-grey"):
             assert tr(lang, msgid) in shown, msgid
@@ -474,7 +477,14 @@ def test_slip_for_each_paper_size(client, paper):
         "result-risk",
         "result-probability",
         "result-features",
-        "next-steps",
+        "slip-station",
+        "slip-body-site",
+        "slip-code",
+        "slip-qr",
+        "slip-photo",
+        "slip-name",
+        "slip-versions",
+        "slip-return",
         "disclaimer",
         "paper-option-58",
         "paper-option-80",
@@ -486,6 +496,9 @@ def test_slip_for_each_paper_size(client, paper):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", text_of(html, "slip-date"))
     assert tr("fil", "A referral aid, not a diagnosis.") in html
     assert html.count('data-testid="disclaimer"') == 1
+    # The slip is for the patient and the doctor: no advice meant for the health worker.
+    assert 'data-testid="next-steps"' not in html
+    assert tr("fil", "Print the referral slip and give it to the patient.") not in html
 
 
 def test_slip_with_an_unknown_paper_uses_80mm_and_retakes_have_none(client):

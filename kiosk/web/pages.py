@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask.typing import ResponseReturnValue
@@ -30,6 +31,7 @@ from .context import kiosk
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
 from .present import ResultView, referral_facility, result_view
+from .slip import SlipView, in_language, slip_view
 
 bp = Blueprint("pages", __name__)
 
@@ -144,7 +146,29 @@ def slip(sid: str) -> ResponseReturnValue:
     paper = request.args.get("paper", DEFAULT_PAPER).lower()
     if paper not in PAPERS:
         paper = DEFAULT_PAPER
-    return render_template("slip.html", view=view, paper=paper, papers=PAPERS)
+    with in_language("en"):  # the doctor's part also in English
+        view_en = _view(sid)
+    facility = referral_facility(kiosk().settings.web.referral_facility)
+    return render_template(
+        "slip.html", view=view, view_en=view_en, slip=_slip_of(view), facility=facility, paper=paper, papers=PAPERS
+    )
+
+
+def _slip_of(view: ResultView) -> SlipView:
+    ctx = kiosk()
+    stored = ctx.records.get(view.id) if ctx.records is not None and view.id else None
+    model = ctx.model
+    return slip_view(
+        stored,
+        at=view.at,
+        refer=view.refer,
+        station_name=ctx.settings.station.name,
+        station_code=ctx.settings.station.code,
+        zone=ZoneInfo(ctx.settings.station.time_zone),
+        days=ctx.settings.web.referral_within_days,
+        photo_url=url_for("photos.photo", sid=stored.id, size="slip") if stored and stored.image_path else None,
+        model_name=model.manifest.extra.get("name") if model.sha256 == view.result.model_sha256 else None,
+    )
 
 
 # --- PIN-guarded pages ----------------------------------------------------------------
