@@ -356,7 +356,7 @@ class Station:
                     result,
                     image,
                     patient,
-                    followup_of=followup.earlier_id if followup is not None and change is not None else None,
+                    followup_of=followup.earlier_id if followup is not None and result.status == "ok" else None,
                     followup=change,
                 )
                 with self._lock:

@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'pages']
+['api', 'followup', 'pages', 'photos']
 >>> station.close()
 """
 
@@ -31,6 +31,7 @@ from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .errors import register_error_handlers
+from .followup import bp as followup_bp
 from .hosts import HostCheck
 from .i18n import init_i18n
 from .pages import bp as pages_bp
@@ -134,6 +135,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(photos_bp)
+    app.register_blueprint(followup_bp)
     app.after_request(_security_headers)
     return app
 

@@ -23,7 +23,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import __version__
 from ..reasons import N_, CameraError, KioskError
-from ..records import StoredScreening
+from ..records import StoredScreening, codes
 from ..result import ScreeningResult
 from ..updates import UpdateOutcome, UpdateService
 from .access import may_read, may_read_last, remember
@@ -193,16 +193,29 @@ def history() -> ResponseReturnValue:
     page = request.args.get("page", "1")
     # ASCII digits, bounded: "²".isdigit() is true, and a 30-digit offset overflows SQLite.
     page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
-    items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
-    total = records.count() if records is not None else 0
-    rows = [(s, s.created_at.astimezone()) for s in items]
+    # ?code=482193: the screenings whose slip code starts with these digits (the keypad's search).
+    code = codes.normalise(request.args.get("code", ""))[:9]
+    code = code if re.fullmatch(r"[0-9]{1,9}", code) else ""
+    if records is None:
+        items, total = [], 0
+    elif code:
+        items = records.find_by_code_prefix(code, limit=HISTORY_PAGE)
+        total, page_no = len(items), 1
+    else:
+        items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE)
+        total = records.count()
+    zone = ZoneInfo(kiosk().settings.station.time_zone)
+    rows = [(s, s.created_at.astimezone(zone)) for s in items]
     return render_template(
         "history.html",
         rows=rows,
         page=page_no,
         total=total,
-        has_more=page_no * HISTORY_PAGE < total,
+        has_more=not code and page_no * HISTORY_PAGE < total,
         records=records is not None,
+        code=code,
+        searching=request.args.get("search") == "1",
+        format_code=codes.format_code,
     )
 
 
@@ -280,7 +293,7 @@ def update_rollback() -> ResponseReturnValue:
 
 
 #: The pages a correct PIN may lead to, and the query parameters each keeps.
-NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
+NEXT_PAGES = {"/history": ("page", "lang", "code", "search"), "/settings": ("lang",)}
 
 
 def _safe_next(target: str | None) -> str:
@@ -296,7 +309,7 @@ def _safe_next(target: str | None) -> str:
     keep = NEXT_PAGES.get(path)
     if keep is None:
         return url_for("pages.history")
-    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,8}", v)}
+    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,9}", v)}
     return f"{path}?{urlencode(args)}" if args else path
 
 
