@@ -47,7 +47,7 @@ __all__ = [
 BODY_REGION_NAMES: dict[str, str] = {
     "head-neck": N_("Head or neck"),
     "trunk-front": N_("Chest or belly"),
-    "trunk-back": N_("Back"),
+    "trunk-back": N_("Upper or lower back"),  # not "Back": that msgid is the page's Back button
     "left-upper-arm": N_("Left upper arm"),
     "right-upper-arm": N_("Right upper arm"),
     "left-forearm": N_("Left forearm"),
