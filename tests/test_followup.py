@@ -73,8 +73,12 @@ def test_with_calibration_the_diameter_change_is_in_millimetres():
 
 
 def test_growing_asymmetry_is_significant():
-    before = LesionMeasures(area_px=1000, diameter_px=40, colours=("dark_brown",), asymmetry=0.05, border_irregularity=1.1)
-    after = LesionMeasures(area_px=1010, diameter_px=40, colours=("dark_brown",), asymmetry=0.2, border_irregularity=1.1)
+    before = LesionMeasures(
+        area_px=1000, diameter_px=40, colours=("dark_brown",), asymmetry=0.05, border_irregularity=1.1
+    )
+    after = LesionMeasures(
+        area_px=1010, diameter_px=40, colours=("dark_brown",), asymmetry=0.2, border_irregularity=1.1
+    )
     assert compare(before, after, mm_per_pixel=None).reasons == ("asymmetry_grew",)
     assert LesionMeasures.from_dict(after.to_dict()) == after
 

@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from PIL import Image
 
 from kiosk.camera import Camera
 from kiosk.config import Settings, StationSettings
-from kiosk.records import PatientInfo, RecordStore, codes
+from kiosk.records import RecordStore, codes
 from kiosk.station import Station
 from kiosk.synthetic import draw_lesion, draw_skin
 from kiosk.web import create_app
@@ -147,7 +146,9 @@ def test_a_mistyped_code_is_one_translated_line_and_never_another_patients_recor
         r = enter_code(other, typed)
         html = r.get_data(as_text=True)
         assert r.status_code == 200 and sid not in html
-        assert text_of(html, "code-message") == tr(lang, "This is not a slip code. Check the 9 digits on the slip and try again.")
+        assert text_of(html, "code-message") == tr(
+            lang, "This is not a slip code. Check the 9 digits on the slip and try again."
+        )
 
 
 def test_an_unknown_code_says_so(kiosk_app):
@@ -320,7 +321,9 @@ def test_history_searches_by_code_prefix_and_shows_thumbnails(kiosk_app):
     assert codes.format_code(wanted.code) in html
     keypad = client.get("/history?search=1").get_data(as_text=True)
     assert 'data-testid="code-key-7"' in keypad and 'action="/history"' in keypad
-    assert client.get("/history?code=abc").get_data(as_text=True).count('data-testid="history-row"') == 3  # not digits: all
+    assert (
+        client.get("/history?code=abc").get_data(as_text=True).count('data-testid="history-row"') == 3
+    )  # not digits: all
     thumb = client.get(f"/photos/{ids[0]}/thumb.jpg")
     assert thumb.status_code == 200 and max(Image.open(io.BytesIO(thumb.data)).size) <= SIZES["thumb"]
     assert client.get(f"/photos/{ids[0]}/thumb.jpg").data == thumb.data  # from the cache, the same bytes

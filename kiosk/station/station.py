@@ -386,7 +386,9 @@ class Station:
         keep = image is not None and self.records.keep_images
         jpeg = encode_jpeg(image, quality=STILL_JPEG_QUALITY) if keep and image is not None else None
         try:
-            return self.records.save(result, image_jpeg=jpeg, patient=patient, followup_of=followup_of, followup=followup)
+            return self.records.save(
+                result, image_jpeg=jpeg, patient=patient, followup_of=followup_of, followup=followup
+            )
         except (OSError, sqlite3.Error, RecordStoreError) as exc:
             # The health worker still sees the result; only the record is lost, and the log says why.
             self._log(f"records: could not save a screening ({type(exc).__name__}: {exc})")

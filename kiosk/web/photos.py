@@ -72,12 +72,12 @@ class ThumbnailCache:
 
 def shrunk_jpeg(path: Path, *, longest_side: int) -> bytes:
     """The photo at ``path`` as a JPEG whose longest side is at most ``longest_side`` pixels."""
-    with Image.open(path) as image:
-        image.draft("RGB", (longest_side, longest_side))  # JPEG: decode at 1/2..1/8 size in libjpeg
-        image = image.convert("RGB")
-        image.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    with Image.open(path) as opened:
+        opened.draft("RGB", (longest_side, longest_side))  # JPEG: decode at 1/2..1/8 size in libjpeg
+        image = opened.convert("RGB")
+    image.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
     return out.getvalue()
 
 
