@@ -54,7 +54,7 @@ MIN_TARGET = 48  # px: the smallest touch target the page may have
 # The widest line each paper can print (thermal heads print narrower than the roll), in CSS px (96/in).
 PAPER_WIDTH_PX = {"58": 48 / 25.4 * 96, "80": 72 / 25.4 * 96, "a6": 105 / 25.4 * 96}
 # The page each slip asks for (CSS @page size), in mm: the roll's width by the longest slip; A6.
-PAPER_MM = {"58": (58, 260), "80": (80, 210), "a6": (105, 148)}  # 58 mm wraps most: a longer roll page
+PAPER_MM = {"58": (58, 420), "80": (80, 320), "a6": (105, 148)}  # 58 mm wraps most: a longer roll page
 RISK_WORDS = {"low": "Low risk", "refer": "Refer to a doctor"}
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kiosk serve is stopped with SIGTERM")
@@ -70,12 +70,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def kiosk_serve(model: Path, folder: Path, *, camera: str = "synthetic") -> Iterator[str]:
-    """``kiosk serve`` in a subprocess until the block ends; yields its base URL."""
+def kiosk_serve(
+    model: Path, folder: Path, *, camera: str = "synthetic", settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``kiosk serve`` in a subprocess until the block ends; yields its base URL (``settings``: KIOSK_* overrides)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=DEMO_PIN_HASH)  # the hash of PIN (2580)
+    env.update(settings or {})
     cmd = [
         sys.executable,
         "-m",
