@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.test_browser import (  # noqa: F401 - fixtures: browser, artifacts and screen are used by name
+    PAPER_PAGES,
     Screen,
     artifacts,
     browser,
@@ -75,6 +76,17 @@ def test_the_slip_then_a_follow_up_by_code_with_both_photos(screen, station_url)
     assert image_loaded(screen, "[data-testid=slip-photo], [data-testid=slip-qr]")
     screen.assert_fits("slip")
     screen.shot("slip-fields", full_page=True)
+    # The longest slips (a referral with a body site, in Filipino and Waray) still print on their pages.
+    for paper, lang in (("58", "fil"), ("80", "war"), ("a6", "war")):
+        screen.goto(f"{station_url}/screenings/{first['id']}/slip?paper={paper}&lang={lang}")
+        page.emulate_media(media="print")
+        try:
+            pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+        finally:
+            page.emulate_media(media="screen")
+        (screen.artifacts / f"{screen.name}-slip-refer-{paper}-{lang}.pdf").write_bytes(pdf)
+        pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+        assert pages == PAPER_PAGES[paper], f"the {paper} slip ({lang}) prints on {pages} pages"
 
     # A new browser session: the patient comes back with the slip, and nothing else.
     back = Screen(page.context.browser, screen.name, screen.artifacts)
