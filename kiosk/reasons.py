@@ -105,6 +105,20 @@ REASONS: dict[str, str] = {
     "update_model_not_int8": N_("Only int8 models can be signed for the kiosk (this one takes {dtype} input): {path}"),
     "update_model_ambiguous": N_("The folder holds several models; name the .tflite file to sign: {path}"),
     "update_bad_output": N_("The update must be saved as a .kioskupdate file (or into a folder): {path}"),
+    # Camera calibration (settings page, kiosk/calibration.py): nothing is stored when it fails.
+    "calibration_no_target": N_(
+        "The calibration card was not found in the photo. Hold the printed card flat where the skin goes and try again."
+    ),
+    "calibration_not_flat": N_(
+        "The card looks tilted or bent (its markers differ by {spread}%). Hold it flat against the lens and try again."
+    ),
+    "calibration_not_saved": N_("The calibration could not be saved ({detail}); the earlier one is kept."),
+    "calibration_saved": N_(
+        "Calibrated: {mm} mm per pixel, from {markers} markers. The next screenings give diameters in mm."
+    ),
+    "calibration_lens_noted": N_(
+        "The lens change is noted. Photograph the calibration card again to have diameters in mm."
+    ),
 }
 
 

@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'pages']
+['api', 'calibration', 'outcomes', 'pages']
 >>> station.close()
 """
 
@@ -29,10 +29,12 @@ from flask import Flask, Request, Response
 from ..config import Settings
 from .api import bp as api_bp
 from .context import EXTENSION, KioskContext
+from .calibration import bp as calibration_bp
 from .csrf import init_csrf
 from .errors import register_error_handlers
 from .hosts import HostCheck
 from .i18n import init_i18n
+from .outcomes import bp as outcomes_bp
 from .pages import bp as pages_bp
 from .pin import LOCKOUT_FILE, PinGuard
 
@@ -132,6 +134,8 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(outcomes_bp)
+    app.register_blueprint(calibration_bp)
     app.after_request(_security_headers)
     return app
 

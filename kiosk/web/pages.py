@@ -256,7 +256,7 @@ def update_rollback() -> ResponseReturnValue:
 
 
 #: The pages a correct PIN may lead to, and the query parameters each keeps.
-NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
+NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",), "/settings/validation": ("lang",)}
 
 
 def _safe_next(target: str | None) -> str:
