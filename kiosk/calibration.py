@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,7 +244,7 @@ class CalibrationStore:
     True
     """
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir).expanduser() / CALIBRATION_FILE
 
     def load(self) -> Calibration:
@@ -281,7 +282,7 @@ class CalibrationStore:
         return self._save(replace(self.load(), lens_changed_at=at or datetime.now(UTC)))
 
 
-def current_scale(data_dir: str | Path | None, *, default: float | None) -> float | None:
+def current_scale(data_dir: str | os.PathLike[str] | None, *, default: float | None) -> float | None:
     """The mm per pixel a screener should use: the calibration in ``data_dir`` over the settings file's ``default``."""
     if data_dir is None:
         return default

@@ -28,8 +28,8 @@ from flask import Flask, Request, Response
 
 from ..config import Settings
 from .api import bp as api_bp
-from .context import EXTENSION, KioskContext
 from .calibration import bp as calibration_bp
+from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .errors import register_error_handlers
 from .hosts import HostCheck

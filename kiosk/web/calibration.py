@@ -107,7 +107,7 @@ def measure() -> ResponseReturnValue:
     except OSError as exc:
         return _back(False, "calibration_not_saved", detail=exc.strerror or type(exc).__name__)
     _apply(calibration)
-    return _back(True, "calibration_saved", mm="%.4f" % found.mm_per_pixel, markers=found.markers)
+    return _back(True, "calibration_saved", mm=f"{found.mm_per_pixel:.4f}", markers=found.markers)
 
 
 @bp.post("/settings/calibration/lens-changed")
