@@ -1,0 +1,73 @@
+"""An outcome recorded by touch on the 7-inch screen, then counted in the validation report (real browser).
+
+``kiosk serve`` with the synthetic camera in a subprocess (tests/test_browser.py's
+helpers); Chromium at 800x480 takes a photo, unlocks History on the PIN pad,
+opens the screening, taps *Outcome*, *Today* and *Biopsy: melanoma*, sees the
+confirmation, and the report counts the melanoma (referred or not, as the
+kiosk decided). No console errors or failed requests, no sideways scrolling,
+touch targets of at least 48x48 px.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.test_browser import (  # noqa: F401 - artifacts and browser are fixtures used by name
+    Screen,
+    artifacts,
+    browser,
+    enter_pin,
+    kiosk_serve,
+    pytestmark,
+    wait_for_preview,
+)
+
+
+def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifacts, tiny_model_path, tmp_path):  # noqa: F811
+    screen = Screen(browser, "800x480", artifacts)
+    page = screen.page
+    try:
+        with kiosk_serve(tiny_model_path, tmp_path / "kiosk") as base:
+            screen.goto(f"{base}/?lang=en")
+            screen.testid("start-button").tap()
+            page.wait_for_url("**/screen")
+            wait_for_preview(screen)
+            screen.testid("capture-button").tap()
+            page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
+            risk = screen.testid("result-risk")
+            risk.wait_for(state="visible")
+            referred = risk.get_attribute("data-risk") == "refer"
+            assert screen.testid("outcome-button").count() == 0  # no PIN session: no outcome button
+
+            screen.goto(f"{base}/history")
+            enter_pin(screen, "2580")
+            page.locator("[data-testid=history-row] a").first.tap()
+            page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
+            screen.testid("outcome-button").tap()
+            page.wait_for_url(re.compile(r"/screenings/[^/]+/outcome$"))
+            for kind in ("not_seen", "benign", "melanoma", "other_skin_cancer", "other"):
+                assert screen.testid(f"outcome-{kind}").is_visible()
+            screen.assert_fits("outcome")
+            screen.shot("outcome")
+            screen.testid("outcome-seen-today").tap()
+            page.wait_for_url(re.compile(r"seen=\d{4}-\d{2}-\d{2}"))
+            day = screen.testid("outcome-seen-on").inner_text()
+            screen.testid("outcome-melanoma").tap()
+            saved = screen.testid("outcome-saved")
+            saved.wait_for(state="visible")
+            assert "Biopsy: melanoma" in saved.inner_text() and day in saved.inner_text()
+            screen.assert_fits("outcome-saved")
+            screen.shot("outcome-saved")
+
+            screen.testid("outcome-report-link").tap()
+            report = screen.testid("validation-report")
+            report.wait_for(state="visible")
+            sensitivity = screen.testid("validation-sensitivity")
+            assert sensitivity.get_attribute("data-total") == "1"
+            assert sensitivity.get_attribute("data-successes") == ("1" if referred else "0")
+            assert "start of a local validation study" in screen.testid("validation-note").inner_text()
+            screen.assert_fits("validation-report")
+            screen.shot("validation-report")
+            screen.assert_clean()
+    finally:
+        screen.close()
