@@ -1,11 +1,12 @@
-"""An outcome recorded by touch on the 7-inch screen, then counted in the validation report (real browser).
+"""An outcome recorded by touch on the 7-inch screen, counted in the validation report; the calibration step.
 
 ``kiosk serve`` with the synthetic camera in a subprocess (tests/test_browser.py's
 helpers); Chromium at 800x480 takes a photo, unlocks History on the PIN pad,
 opens the screening, taps *Outcome*, *Today* and *Biopsy: melanoma*, sees the
 confirmation, and the report counts the melanoma (referred or not, as the
-kiosk decided). No console errors or failed requests, no sideways scrolling,
-touch targets of at least 48x48 px.
+kiosk decided); the settings page shows the calibration step and its card. No
+console errors or failed requests, no sideways scrolling, touch targets of at
+least 48x48 px.
 """
 
 from __future__ import annotations
@@ -68,6 +69,20 @@ def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifact
             assert "start of a local validation study" in screen.testid("validation-note").inner_text()
             screen.assert_fits("validation-report")
             screen.shot("validation-report")
+
+            # The settings page carries the report link and the calibration step; nothing is calibrated yet.
+            screen.goto(f"{base}/settings")
+            calibration = screen.testid("settings-calibration")
+            calibration.scroll_into_view_if_needed()
+            assert calibration.get_attribute("data-state") == "missing"
+            assert "Not calibrated" in screen.testid("calibration-status").inner_text()
+            screen.assert_fits("settings-calibration")
+            screen.shot("settings-calibration")
+            screen.testid("calibration-card-link").tap()
+            screen.testid("calibration-card-image").wait_for(state="visible")
+            card_width = "() => document.querySelector('[data-testid=calibration-card-image]').naturalWidth"
+            assert page.evaluate(card_width) > 0
+            screen.assert_fits("calibration-card")
             screen.assert_clean()
     finally:
         screen.close()
