@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.test_browser import (  # noqa: F401 - artifacts and browser are fixtures used by name
     Screen,
     artifacts,
@@ -83,6 +85,10 @@ def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifact
             card_width = "() => document.querySelector('[data-testid=calibration-card-image]').naturalWidth"
             assert page.evaluate(card_width) > 0
             screen.assert_fits("calibration-card")
+            page.emulate_media(media="print")  # printed, the grid and its margin are 39 mm (96 CSS px per inch)
+            box = screen.testid("calibration-card-image").bounding_box()
+            assert box["width"] == box["height"] == pytest.approx(39 / 25.4 * 96, abs=0.5)
+            page.emulate_media(media="screen")
             screen.assert_clean()
     finally:
         screen.close()
