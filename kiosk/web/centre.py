@@ -21,12 +21,11 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Flask, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..clock import STATE_FILE, ClockCheck, ClockError, ClockGuard, station_zone
 from ..daily import DailySummary, daily_summary
-from ..reasons import message
 from .context import kiosk
 from .i18n import reason_message
 
@@ -63,8 +62,6 @@ def init_centre(app: Flask, *, guard: ClockGuard | None = None) -> None:
 
 
 def clock_guard() -> ClockGuard:
-    from flask import current_app
-
     guard: ClockGuard = current_app.extensions[CLOCK_EXTENSION]
     return guard
 
@@ -102,7 +99,7 @@ class CentreView:
     proposed: dict[str, str]  # field -> the value being dialled in, zero-padded
     proposed_value: str  # the same as YYYY-MM-DDTHH:MM, for the form
     steps: dict[str, tuple[int, ...]]
-    outcome: dict[str, object] | None
+    outcome: tuple[bool, str] | None  # (ok, the one-line message in the page's language)
     summary: DailySummary | None
 
 
@@ -123,9 +120,15 @@ def centre_view() -> CentreView:
         proposed={f: f"{getattr(proposed, f):02d}" for f in FIELDS},
         proposed_value=proposed.strftime("%Y-%m-%dT%H:%M"),
         steps=STEPS,
-        outcome=outcome if isinstance(outcome, dict) else None,
+        outcome=_outcome(outcome),
         summary=daily_summary(records, zone=station.time_zone, now=check.now) if records is not None else None,
     )
+
+
+def _outcome(stored: object) -> tuple[bool, str] | None:
+    if not isinstance(stored, dict) or not isinstance(stored.get("params"), dict):
+        return None
+    return bool(stored.get("ok")), reason_message(str(stored.get("code")), **stored["params"])
 
 
 def _proposed(now: datetime) -> datetime:
@@ -184,21 +187,14 @@ def clock_set() -> ResponseReturnValue:
     try:
         guard.set_time(moment)
     except ClockError as exc:
-        session[OUTCOME_KEY] = {"ok": False, "text": _outcome_text(exc.code, dict(exc.params))}
+        current_app.logger.warning("clock not set: %s", exc)
+        session[OUTCOME_KEY] = {"ok": False, "code": exc.code, "params": {k: str(v) for k, v in exc.params.items()}}
         session[PROPOSED_KEY] = proposed.strftime("%Y-%m-%dT%H:%M")  # keep what was dialled: fix, don't redo
     else:
+        current_app.logger.info("clock set by hand to %s", moment.isoformat())
         session.pop(PROPOSED_KEY, None)
-        session[OUTCOME_KEY] = {"ok": True, "text": _outcome_text("clock_set", {"time": _show(moment)})}
+        session[OUTCOME_KEY] = {"ok": True, "code": "clock_set", "params": {"time": _show(moment)}}
     return redirect(f"{settings_url}#clock", code=303)
-
-
-def _outcome_text(code: str, params: dict[str, object]) -> str:
-    # Translated now, in the language of the page that asked; the log keeps the English.
-    kiosk_log_line = message(code, **params)
-    from flask import current_app
-
-    current_app.logger.info("clock: %s", kiosk_log_line)
-    return reason_message(code, **params)
 
 
 @bp.app_context_processor
