@@ -203,7 +203,8 @@ def _take_site(site: dict[str, Any], settings_part: dict[str, Any], where: str) 
     elif pin_hash is not None:
         if not is_pin_hash(pin_hash):
             raise SiteError(
-                f"Setting site.pin_hash is invalid: not a PIN hash (use the value from 'kiosk set-pin --print'); {where}"
+                "Setting site.pin_hash is invalid: not a PIN hash (use the value from 'kiosk set-pin --print'); "
+                + where
             )
         settings_part.setdefault("web", {})["pin"] = pin_hash
     hostname = site.get("hostname")

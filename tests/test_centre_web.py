@@ -104,12 +104,17 @@ def test_a_refused_time_says_why_and_keeps_the_dial(centre):
     tap(client, proposed="2026-12-02T09:45", apply="1")
     html = client.get("/settings?lang=fil").get_data(as_text=True)
     outcome = text_of(html, "clock-outcome")
-    assert "Access denied" in outcome and outcome != "The clock could not be set (Access denied); the time was not changed."
+    assert (
+        "Access denied" in outcome
+        and outcome != "The clock could not be set (Access denied); the time was not changed."
+    )
 
 
 def test_setting_the_time_needs_the_pin(centre):
     client, wall, calls = centre
-    r = client.post("/settings/clock", data={"csrf_token": csrf_of(client), "proposed": "2026-12-02T09:30", "apply": "1"})
+    r = client.post(
+        "/settings/clock", data={"csrf_token": csrf_of(client), "proposed": "2026-12-02T09:30", "apply": "1"}
+    )
     assert r.status_code == 303 and r.headers["Location"].startswith("/pin?next=")
     r = client.post("/settings/clock", data={"proposed": "2026-12-02T09:30", "apply": "1"})
     assert r.status_code == 400  # no CSRF token

@@ -139,7 +139,9 @@ def test_set_system_time_asks_timedated_in_utc(monkeypatch):
     assert calls == [["timedatectl", "set-ntp", "false"], ["timedatectl", "set-time", "2026-12-02 01:30:00 UTC"]]
     with pytest.raises(ClockError) as failed:
         set_system_time(T)
-    assert failed.value.code == "clock_set_failed" and failed.value.params == {"detail": "Failed to set time: Access denied"}
+    assert failed.value.code == "clock_set_failed" and failed.value.params == {
+        "detail": "Failed to set time: Access denied"
+    }
 
 
 def test_step_time_keeps_a_real_date():
@@ -176,7 +178,19 @@ def seed_week(tmp_path) -> RecordStore:
 def test_daily_summary_counts_the_station_day(tmp_path):
     with seed_week(tmp_path) as store:
         day = daily_summary(store, zone="Asia/Manila", now=T)
-        assert (day.day, day.screenings, day.referrals, day.retakes, day.outcomes_pending) == (date(2026, 12, 2), 3, 2, 1, 2)
+        assert (day.day, day.screenings, day.referrals, day.retakes, day.outcomes_pending) == (
+            date(2026, 12, 2),
+            3,
+            2,
+            1,
+            2,
+        )
         # The same records counted by the UTC day give other numbers: the zone matters.
         utc = daily_summary(store, zone="UTC", now=T)
-        assert (utc.day, utc.screenings, utc.referrals, utc.retakes, utc.outcomes_pending) == (date(2026, 12, 2), 3, 2, 1, 3)
+        assert (utc.day, utc.screenings, utc.referrals, utc.retakes, utc.outcomes_pending) == (
+            date(2026, 12, 2),
+            3,
+            2,
+            1,
+            3,
+        )

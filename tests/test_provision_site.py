@@ -84,7 +84,10 @@ def test_site_file_is_read_and_the_pin_hashed(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[web]\nreferal_facility = "RHU"\n', "Setting web.referal_facility is invalid: unknown key (did you mean web.referral_facility?)"),
+        (
+            '[web]\nreferal_facility = "RHU"\n',
+            "Setting web.referal_facility is invalid: unknown key (did you mean web.referral_facility?)",
+        ),
         ('[site]\nhostnme = "k"\n', "Setting site.hostnme is invalid: unknown key (did you mean site.hostname?)"),
         ('[web]\npin = "1234"\n', "Setting web.pin is invalid: a plain PIN is not accepted"),
         ("[site]\npin = 1234\n", "Setting site.pin is invalid: a PIN is 4 to 8 digits, written in quotes"),

@@ -136,7 +136,9 @@ def _proposed(now: datetime) -> datetime:
     text = session.get(PROPOSED_KEY)
     if isinstance(text, str) and (parsed := _parse(text)) is not None:
         return parsed
-    return now.astimezone(station_zone(kiosk().settings.station.time_zone)).replace(tzinfo=None, second=0, microsecond=0)
+    return now.astimezone(station_zone(kiosk().settings.station.time_zone)).replace(
+        tzinfo=None, second=0, microsecond=0
+    )
 
 
 def _parse(text: str) -> datetime | None:
