@@ -134,3 +134,29 @@ def test_home_warns_when_the_clock_is_implausible(centre):
     html = client.get("/?lang=war").get_data(as_text=True)
     warning = text_of(html, "clock-warning")
     assert "2024-01-01 08:00" in warning and "2026-12-01" in warning and "Set the date" not in warning
+
+
+def test_history_and_result_show_the_station_time_whatever_the_pi_zone(tmp_path, station, clock, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")  # a Pi whose own zone was never set
+    time.tzset()
+    try:
+        with seed_week(tmp_path / "week") as store:
+            settings = Settings(
+                station=StationSettings(time_zone="Asia/Tokyo"),
+                web=WebSettings(pin=pin_hash(PIN)),
+                records=RecordsSettings(data_dir=tmp_path / "week" / "data"),
+            )
+            client = create_app(settings=settings, station=station, records=store, testing=True, clock=clock).test_client()
+            unlock(client)
+            history = client.get("/history").get_data(as_text=True)
+            # The retake saved at 01:00 UTC is 10:00 in Tokyo; 15:30 UTC on 1 December is 00:30 on the 2nd there.
+            assert "2026-12-02 10:00" in history and "2026-12-02 00:30" in history
+            assert "2026-12-01 15:30" not in history
+            newest = store.list(limit=1)[0]
+            page = client.get(f"/screenings/{newest.id}/slip").get_data(as_text=True)
+            assert "2026-12-03 01:05" in page  # 16:05 UTC on 2 December
+    finally:
+        monkeypatch.undo()
+        time.tzset()
