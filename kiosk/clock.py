@@ -108,19 +108,20 @@ def local_time(moment: datetime, zone_name: str) -> datetime:
     return moment.astimezone(station_zone(zone_name))
 
 
-def set_system_time(moment: datetime, *, timeout: float = 15.0) -> None:
+def set_system_time(moment: datetime, *, program: str = "timedatectl", timeout: float = 15.0) -> None:
     """Set the Pi's clock through systemd-timedated (``timedatectl``), which also writes the RTC if any.
 
     The kiosk runs as the unprivileged user ``kiosk``; install.sh's polkit rule lets that
     user (and only it) use timedated's set-time and set-ntp actions, nothing else. A clock
     set by hand turns automatic network time off (timedated refuses set-time while it is on).
+    ``program``: ``[clock] timedatectl``.
     """
     stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     try:
         # Best effort: fails harmlessly where no NTP service is installed.
-        subprocess.run(["timedatectl", "set-ntp", "false"], capture_output=True, timeout=timeout, check=False)
+        subprocess.run([program, "set-ntp", "false"], capture_output=True, timeout=timeout, check=False)
         proc = subprocess.run(
-            ["timedatectl", "set-time", stamp], capture_output=True, text=True, timeout=timeout, check=False
+            [program, "set-time", stamp], capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ClockError("clock_set_failed", detail=type(exc).__name__) from None

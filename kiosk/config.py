@@ -49,6 +49,7 @@ from .reasons import ConfigError
 __all__ = [
     "PROJECT_ROOT",
     "CameraSettings",
+    "ClockSettings",
     "GpioSettings",
     "ModelSettings",
     "RecordsSettings",
@@ -143,6 +144,22 @@ class StationSettings(_Section):
         "IANA time zone in which slips, history and summaries show dates and times (records stay in UTC).",
         check=lambda v: _is_time_zone(v),
         expect="an IANA time zone name such as Asia/Manila",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockSettings(_Section):
+    """How the settings page sets a wrong clock by hand (kiosk/clock.py)."""
+
+    SECTION: ClassVar[str] = "clock"
+
+    timedatectl: str = _setting(
+        "timedatectl",
+        "The program that sets the clock, called as PROGRAM set-ntp false, then PROGRAM set-time "
+        "'YYYY-MM-DD HH:MM:SS UTC': systemd's timedatectl (allowed for the kiosk user by install.sh's "
+        "polkit rule). Tests give a stand-in.",
+        check=lambda v: 0 < len(v) <= 200 and v.isprintable(),
+        expect="a program name or absolute path",
     )
 
 
@@ -349,6 +366,7 @@ class Settings:
     """
 
     station: StationSettings = field(default_factory=StationSettings)
+    clock: ClockSettings = field(default_factory=ClockSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)

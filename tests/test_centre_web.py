@@ -148,7 +148,9 @@ def test_history_and_result_show_the_station_time_whatever_the_pi_zone(tmp_path,
                 web=WebSettings(pin=pin_hash(PIN)),
                 records=RecordsSettings(data_dir=tmp_path / "week" / "data"),
             )
-            client = create_app(settings=settings, station=station, records=store, testing=True, clock=clock).test_client()
+            client = create_app(
+                settings=settings, station=station, records=store, testing=True, clock=clock
+            ).test_client()
             unlock(client)
             history = client.get("/history").get_data(as_text=True)
             # The retake saved at 01:00 UTC is 10:00 in Tokyo; 15:30 UTC on 1 December is 00:30 on the 2nd there.
@@ -160,3 +162,26 @@ def test_history_and_result_show_the_station_time_whatever_the_pi_zone(tmp_path,
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_the_configured_timedatectl_is_what_sets_the_clock(tmp_path, station, clock):
+    """The real setter path (no fake guard): [clock] timedatectl names the program, here a stand-in that logs."""
+    log = tmp_path / "timedatectl.log"
+    program = tmp_path / "timedatectl"
+    program.write_text(f'#!/bin/sh\necho "$@" >>{log}\n')
+    program.chmod(0o755)
+    from kiosk.config import ClockSettings
+
+    settings = Settings(
+        clock=ClockSettings(timedatectl=str(program)),
+        web=WebSettings(pin=pin_hash(PIN)),
+        records=RecordsSettings(data_dir=tmp_path / "data"),
+    )
+    client = create_app(settings=settings, station=station, testing=True, clock=clock).test_client()
+    unlock(client)
+    tap(client, proposed="2031-05-06T07:08", apply="1")
+    assert log.read_text() == "set-ntp false\nset-time 2031-05-05 23:08:00 UTC\n"
+    assert (
+        text_of(client.get("/settings").get_data(as_text=True), "clock-outcome")
+        == "The clock is set to 2031-05-06 07:08."
+    )

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from ..clock import STATE_FILE, ClockCheck, ClockError, ClockGuard, station_zone
+from ..clock import STATE_FILE, ClockCheck, ClockError, ClockGuard, set_system_time, station_zone
 from ..daily import DailySummary, daily_summary
 from .context import kiosk
 from .i18n import reason_message
@@ -52,9 +52,12 @@ _STEP_RE = re.compile(r"(year|month|day|hour|minute):([+-][0-9]{1,2})")
 def init_centre(app: Flask, *, guard: ClockGuard | None = None) -> None:
     """Register the blueprint and the clock guard (default: last-seen time kept in the records folder)."""
     if guard is None:
-        records = app.extensions["kiosk"].records
+        ctx = app.extensions["kiosk"]
+        records = ctx.records
+        program = ctx.settings.clock.timedatectl
         guard = ClockGuard(
             state_path=records.data_dir / STATE_FILE if records is not None else None,
+            setter=lambda moment: set_system_time(moment, program=program),
             newest_record=(lambda: next((s.created_at for s in records.list(limit=1)), None)) if records else None,
         )
     app.extensions[CLOCK_EXTENSION] = guard
