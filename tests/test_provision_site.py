@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -294,3 +295,32 @@ def test_install_starts_kiosk_toml_from_the_site_config(bundle, throwaway, tmp_p
     assert "org.freedesktop.timedate1.set-time" in rules and "timedate1.set-timezone" not in rules
     missing = run(["bash", bundle / "install.sh"], env=dict(env, KIOSK_SITE_CONFIG=str(tmp_path / "none.toml")))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_the_bundle_stamps_its_build_date_into_the_kiosk(bundle):
+    """kiosk/clock.py's floor on the Pi: the wheel's kiosk/_build.py, written by build-bundle (not an install mtime)."""
+    import zipfile
+    from datetime import UTC, datetime, timedelta
+
+    wheel = next((bundle / "wheels" / "cp311").glob("melanoma_kiosk-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        source = z.read("kiosk/_build.py").decode()
+    stamp = datetime.fromisoformat(re.search(r'BUILD_DATE = "([^"]+)"', source)[1])
+    assert timedelta(0) <= datetime.now(UTC) - stamp < timedelta(hours=6)
+
+
+@needs_image_tools
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (.ci/run installs it)")
+def test_site_hooks_pass_shellcheck(bundle, tmp_path):
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(SITE_TOML)
+    scripts = []
+    for flavour, hook in (("bookworm", "firstrun.sh"), ("trixie", "melanoma-kiosk-firstboot.sh")):
+        image = tmp_path / f"{flavour}.img"
+        layout = make_pi_image(image, flavour)
+        proc = run([sys.executable, PROVISION, image, "--bundle", bundle, "--site", site_file])
+        assert proc.returncode == 0, proc.stderr
+        scripts.append(tmp_path / hook)
+        scripts[-1].write_text(boot_file(image, layout, hook))
+    proc = run(["shellcheck", "--shell=bash", *scripts])
+    assert proc.returncode == 0, proc.stdout
