@@ -1,10 +1,11 @@
-"""An outcome recorded by touch on the 7-inch screen, counted in the validation report; the calibration step.
+"""An outcome recorded by touch, counted in the validation report; the calibration step (real browser).
 
 ``kiosk serve`` with the synthetic camera in a subprocess (tests/test_browser.py's
-helpers); Chromium at 800x480 takes a photo, unlocks History on the PIN pad,
-opens the screening, taps *Outcome*, *Today* and *Biopsy: melanoma*, sees the
-confirmation, and the report counts the melanoma (referred or not, as the
-kiosk decided); the settings page shows the calibration step and its card. No
+helpers and its module's kiosk). Chromium at 800x480 (English, Waray) and
+1280x720 (Filipino) takes a photo, unlocks the PIN pad, opens the screening,
+taps *Outcome*, *Today* and *Biopsy: melanoma*, sees the confirmation, and the
+report counts the melanoma (referred or not, as the kiosk decided). The
+settings page shows the calibration step and its card, printed at 39 mm. No
 console errors or failed requests, no sideways scrolling, touch targets of at
 least 48x48 px.
 """
@@ -20,75 +21,83 @@ from tests.test_browser import (  # noqa: F401 - artifacts and browser are fixtu
     artifacts,
     browser,
     enter_pin,
-    kiosk_serve,
+    kiosk_url,
     pytestmark,
     wait_for_preview,
 )
 
 
-def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifacts, tiny_model_path, tmp_path):  # noqa: F811
-    screen = Screen(browser, "800x480", artifacts)
+@pytest.mark.parametrize(("viewport", "lang"), [("800x480", "en"), ("1280x720", "fil"), ("800x480", "war")])
+def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifacts, kiosk_url, viewport, lang):  # noqa: F811
+    screen = Screen(browser, viewport, artifacts)
+    screen.name = f"{viewport}-{lang}"
     page = screen.page
+    base = kiosk_url
     try:
-        with kiosk_serve(tiny_model_path, tmp_path / "kiosk") as base:
-            screen.goto(f"{base}/?lang=en")
-            screen.testid("start-button").tap()
-            page.wait_for_url("**/screen")
-            wait_for_preview(screen)
-            screen.testid("capture-button").tap()
-            page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
-            risk = screen.testid("result-risk")
-            risk.wait_for(state="visible")
-            referred = risk.get_attribute("data-risk") == "refer"
-            assert screen.testid("outcome-button").count() == 0  # no PIN session: no outcome button
+        screen.goto(f"{base}/?lang={lang}")
+        screen.testid("start-button").tap()
+        page.wait_for_url("**/screen")
+        wait_for_preview(screen)
+        screen.testid("capture-button").tap()
+        page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
+        risk = screen.testid("result-risk")
+        risk.wait_for(state="visible")
+        referred = risk.get_attribute("data-risk") == "refer"
+        assert screen.testid("outcome-button").count() == 0  # no PIN session: no outcome button
 
-            screen.goto(f"{base}/history")
-            enter_pin(screen, "2580")
-            page.locator("[data-testid=history-row] a").first.tap()
-            page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
-            screen.testid("outcome-button").tap()
-            page.wait_for_url(re.compile(r"/screenings/[^/]+/outcome$"))
-            for kind in ("not_seen", "benign", "melanoma", "other_skin_cancer", "other"):
-                assert screen.testid(f"outcome-{kind}").is_visible()
-            screen.assert_fits("outcome")
-            screen.shot("outcome")
-            screen.testid("outcome-seen-today").tap()
-            page.wait_for_url(re.compile(r"seen=\d{4}-\d{2}-\d{2}"))
-            day = screen.testid("outcome-seen-on").inner_text()
-            screen.testid("outcome-melanoma").tap()
-            saved = screen.testid("outcome-saved")
-            saved.wait_for(state="visible")
-            assert "Biopsy: melanoma" in saved.inner_text() and day in saved.inner_text()
-            screen.assert_fits("outcome-saved")
-            screen.shot("outcome-saved")
+        screen.goto(f"{base}/settings/validation")  # the kiosk is shared by the parameters: counts before
+        enter_pin(screen, "2580")
+        screen.goto(f"{base}/settings/validation")
+        sensitivity = screen.testid("validation-sensitivity")
+        total, caught = int(sensitivity.get_attribute("data-total")), int(sensitivity.get_attribute("data-successes"))
 
-            screen.testid("outcome-report-link").tap()
-            report = screen.testid("validation-report")
-            report.wait_for(state="visible")
-            sensitivity = screen.testid("validation-sensitivity")
-            assert sensitivity.get_attribute("data-total") == "1"
-            assert sensitivity.get_attribute("data-successes") == ("1" if referred else "0")
+        screen.goto(f"{base}/history")
+        page.locator("[data-testid=history-row] a").first.tap()  # the newest: the photo just taken
+        page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
+        screen.testid("outcome-button").tap()
+        page.wait_for_url(re.compile(r"/screenings/[^/]+/outcome$"))
+        for kind in ("not_seen", "benign", "melanoma", "other_skin_cancer", "other"):
+            assert screen.testid(f"outcome-{kind}").is_visible()
+        screen.assert_fits("outcome")
+        screen.shot("outcome")
+        screen.testid("outcome-seen-today").tap()
+        page.wait_for_url(re.compile(r"seen=\d{4}-\d{2}-\d{2}"))
+        day = screen.testid("outcome-seen-on").inner_text()
+        screen.testid("outcome-melanoma").tap()
+        saved = screen.testid("outcome-saved")
+        saved.wait_for(state="visible")
+        assert saved.get_attribute("data-outcome") == "melanoma" and day in saved.inner_text()
+        if lang == "en":
+            assert "Biopsy: melanoma" in saved.inner_text()
+        screen.assert_fits("outcome-saved")
+        screen.shot("outcome-saved")
+
+        screen.testid("outcome-report-link").tap()
+        screen.testid("validation-report").wait_for(state="visible")
+        sensitivity = screen.testid("validation-sensitivity")
+        assert int(sensitivity.get_attribute("data-total")) == total + 1
+        assert int(sensitivity.get_attribute("data-successes")) == caught + referred
+        if lang == "en":
             assert "start of a local validation study" in screen.testid("validation-note").inner_text()
-            screen.assert_fits("validation-report")
-            screen.shot("validation-report")
+        screen.assert_fits("validation-report")
+        screen.shot("validation-report")
 
-            # The settings page carries the report link and the calibration step; nothing is calibrated yet.
-            screen.goto(f"{base}/settings")
-            calibration = screen.testid("settings-calibration")
-            calibration.scroll_into_view_if_needed()
-            assert calibration.get_attribute("data-state") == "missing"
-            assert "Not calibrated" in screen.testid("calibration-status").inner_text()
-            screen.assert_fits("settings-calibration")
-            screen.shot("settings-calibration")
-            screen.testid("calibration-card-link").tap()
-            screen.testid("calibration-card-image").wait_for(state="visible")
-            card_width = "() => document.querySelector('[data-testid=calibration-card-image]').naturalWidth"
-            assert page.evaluate(card_width) > 0
-            screen.assert_fits("calibration-card")
-            page.emulate_media(media="print")  # printed, the grid and its margin are 39 mm (96 CSS px per inch)
-            box = screen.testid("calibration-card-image").bounding_box()
-            assert box["width"] == box["height"] == pytest.approx(39 / 25.4 * 96, abs=0.5)
-            page.emulate_media(media="screen")
-            screen.assert_clean()
+        # The settings page carries the report link and the calibration step; nothing is calibrated yet.
+        screen.goto(f"{base}/settings")
+        calibration = screen.testid("settings-calibration")
+        calibration.scroll_into_view_if_needed()
+        assert calibration.get_attribute("data-state") == "missing"
+        screen.assert_fits("settings-calibration")
+        screen.shot("settings-calibration")
+        screen.testid("calibration-card-link").tap()
+        screen.testid("calibration-card-image").wait_for(state="visible")
+        card_loaded = "() => document.querySelector('[data-testid=calibration-card-image]').naturalWidth > 0"
+        page.wait_for_function(card_loaded, timeout=10_000)
+        screen.assert_fits("calibration-card")
+        page.emulate_media(media="print")  # printed, the grid and its margin are 39 mm (96 CSS px per inch)
+        box = screen.testid("calibration-card-image").bounding_box()
+        assert box["width"] == box["height"] == pytest.approx(39 / 25.4 * 96, abs=0.5)
+        page.emulate_media(media="screen")
+        screen.assert_clean()
     finally:
         screen.close()
