@@ -40,7 +40,7 @@ SEX_LETTERS = {"f": "female", "m": "male", "x": "other"}
 PART_NAMES = {
     "head-neck": N_("Head and neck"),
     "trunk-front": N_("Chest and belly"),
-    "trunk-back": N_("Back"),
+    "trunk-back": N_("Upper and lower back"),  # not "Back": that msgid is the navigation button
     "genital": N_("Genitals"),
     "upper-arm": N_("Upper arm"),
     "forearm": N_("Forearm"),
@@ -53,6 +53,8 @@ PART_NAMES = {
     "sole": N_("Sole"),
     "toenail": N_("Toenail"),
 }
+#: Shorter labels on the map itself, where the row already says hand or foot.
+MAP_LABELS = {"fingernail": N_("Nail"), "toenail": N_("Nail")}
 SIDE_NAMES = {"left": N_("left"), "right": N_("right")}
 GROUP_NAMES = {
     "head_neck": N_("Head and neck"),
@@ -97,7 +99,8 @@ class Button:
 
 def _button(region: str) -> Button:
     part = region.removeprefix("left-").removeprefix("right-")
-    return Button(region=region, label=translate(PART_NAMES[part]), acral=PatientInfo(body_site=region).acral)
+    label = translate(MAP_LABELS.get(part, PART_NAMES[part]))
+    return Button(region=region, label=label, acral=PatientInfo(body_site=region).acral)
 
 
 def _side(side: str, parts: tuple[str, ...]) -> list[Button]:
