@@ -468,7 +468,7 @@ def _fit_radius(params: dict[str, Any], *, limit: float = FRAMING_RADIUS - 0.03)
     offset = math.hypot(params["centre"][0] * width - width / 2, params["centre"][1] * height - height / 2)
     if reach <= allowed:
         return float(params["radius"])
-    return float(params["radius"]) * max(0.2, (allowed - offset) / max(reach - offset, 1e-6))
+    return float(params["radius"] * max(0.2, (allowed - offset) / max(reach - offset, 1e-6)))
 
 
 def demo_lesion_params(seed: int, *, width: int = 640, height: int = 480) -> dict[str, Any]:

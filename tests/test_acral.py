@@ -44,12 +44,17 @@ def test_the_acral_regions_are_palms_soles_and_nails():
     ]
 
 
-@pytest.mark.parametrize(("site", "risk", "reason"), [("left-forearm", "low", None), ("right-sole", "refer", "acral_site")])
+@pytest.mark.parametrize(
+    ("site", "risk", "reason"), [("left-forearm", "low", None), ("right-sole", "refer", "acral_site")]
+)
 def test_the_station_refers_an_acral_site_and_keeps_the_details(screener, tmp_path, site, risk, reason):
     from kiosk.camera import SyntheticCamera
 
     photo = encode_jpeg(random_lesion(5, width=640, height=480), quality=95)
-    with RecordStore(tmp_path) as store, Station(screener=screener, camera_factory=SyntheticCamera, records=store) as station:
+    with (
+        RecordStore(tmp_path) as store,
+        Station(screener=screener, camera_factory=SyntheticCamera, records=store) as station,
+    ):
         patient = PatientInfo(body_site=site, age_band="45-59", sex="female")
         sid, result = station.screen_upload(photo, patient=patient)
         assert (result.risk, result.reason) == (risk, reason)

@@ -25,7 +25,13 @@ def test_the_details_step_offers_every_region_age_band_and_sex(client, lang):
     html = client.get(f"/details?lang={lang}").get_data(as_text=True)
     ids = ids_in(html)
     assert {f"body-site-{region}" for region in BODY_REGIONS} <= ids
-    assert {f"age-band-{band}" for band in AGE_BANDS} | {"sex-f", "sex-m", "sex-x", "details-next", "details-skip"} <= ids
+    assert {f"age-band-{band}" for band in AGE_BANDS} | {
+        "sex-f",
+        "sex-m",
+        "sex-x",
+        "details-next",
+        "details-skip",
+    } <= ids
     # Each region once (one view at a time is shown; a duplicate would make a tap ambiguous).
     assert all(html.count(f'data-testid="body-site-{region}"') == 1 for region in BODY_REGIONS)
     for region in BODY_REGIONS:  # palm, sole and nail are marked: they always refer
@@ -53,13 +59,19 @@ def test_the_capture_page_carries_only_valid_choices(client):
 
 def test_capture_without_javascript_keeps_the_details_and_an_acral_site_refers(client, records, rig):
     token = csrf_of(client, "/screen")
-    r = client.post("/screen", data={"csrf_token": token, "body_site": "right-sole", "age_band": "60-74", "sex": "male"})
+    r = client.post(
+        "/screen", data={"csrf_token": token, "body_site": "right-sole", "age_band": "60-74", "sex": "male"}
+    )
     assert r.status_code == 303 and rig.captures == 1
     sid = r.headers["Location"].rsplit("/", 1)[1]
     stored = records.get(sid)
     assert (stored.patient.body_site, stored.patient.age_band, stored.patient.sex) == ("right-sole", "60-74", "male")
     # The tiny model scores this photo (random_lesion seed 5) 0.4414, under its threshold: the site refers anyway.
-    assert (stored.result.malignant_probability, stored.result.risk, stored.result.reason) == (0.4414, "refer", "acral_site")
+    assert (stored.result.malignant_probability, stored.result.risk, stored.result.reason) == (
+        0.4414,
+        "refer",
+        "acral_site",
+    )
     html = client.get(f"/screenings/{sid}?lang=war").get_data(as_text=True)
     from kiosk.reasons import REASONS
 
@@ -113,7 +125,9 @@ def test_the_result_shows_the_scored_photo_with_the_models_square(client, record
 def test_a_result_without_a_kept_photo_says_so(client, records):
     from kiosk.result import ScreeningResult
 
-    sid = records.save(ScreeningResult(status="ok", malignant_probability=0.2, risk="refer", threshold=0.5, features={}))
+    sid = records.save(
+        ScreeningResult(status="ok", malignant_probability=0.2, risk="refer", threshold=0.5, features={})
+    )
     enter_pin(client, PIN)
     html = client.get(f"/screenings/{sid}").get_data(as_text=True)
     assert text_of(html, "result-photo") == "The photo was not kept."
@@ -126,7 +140,9 @@ def test_the_features_are_measurements_never_pixels_or_reassurance(client, recor
 
     features = {"asymmetry": 0.03, "border_irregularity": 1.05, "colours": ["light_brown"], "diameter_px": 212.0}
     sid = records.save(
-        ScreeningResult(status="ok", malignant_probability=0.1371, risk="refer", threshold=0.13671875, features=features)
+        ScreeningResult(
+            status="ok", malignant_probability=0.1371, risk="refer", threshold=0.13671875, features=features
+        )
     )
     enter_pin(client, PIN)
     html = client.get(f"/screenings/{sid}?lang={lang}").get_data(as_text=True)
