@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'details', 'pages', 'photos']
+['api', 'centre', 'details', 'pages', 'photos']
 >>> station.close()
 """
 
@@ -28,6 +28,7 @@ from flask import Flask, Request, Response
 
 from ..config import Settings
 from .api import bp as api_bp
+from .centre import init_centre
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .details import bp as details_bp
@@ -136,6 +137,7 @@ def create_app(
     app.register_blueprint(pages_bp)
     app.register_blueprint(details_bp)
     app.register_blueprint(photos_bp)
+    init_centre(app)  # station, clock and daily summary on the settings page
     app.after_request(_security_headers)
     return app
 
