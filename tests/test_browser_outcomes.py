@@ -2,7 +2,7 @@
 
 ``kiosk serve`` with the synthetic camera in a subprocess (tests/test_browser.py's
 helpers and its module's kiosk). Chromium at 800x480 (English, Waray) and
-1280x720 (Filipino) takes a photo, unlocks the PIN pad, opens the screening,
+1280x720 (Filipino) taps the left forearm on the body map, takes a photo, unlocks the PIN pad, opens the screening,
 taps *Outcome*, *Today* and *Biopsy: melanoma*, sees the confirmation, and the
 report counts the melanoma (referred or not, as the kiosk decided). The
 settings page shows the calibration step and its card, printed at 39 mm. No
@@ -36,7 +36,10 @@ def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifact
     try:
         screen.goto(f"{base}/?lang={lang}")
         screen.testid("start-button").tap()
-        page.wait_for_url("**/screen")
+        page.wait_for_url(re.compile(r"/details(\?|$)"))
+        screen.testid("body-site-left-forearm").tap()  # which spot, so the report can count it by site
+        screen.testid("details-next").tap()
+        page.wait_for_url(re.compile(r"/screen\?"))
         wait_for_preview(screen)
         screen.testid("capture-button").tap()
         page.wait_for_url(re.compile(r"/screenings/[^/]+$"))
@@ -77,6 +80,7 @@ def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifact
         sensitivity = screen.testid("validation-sensitivity")
         assert int(sensitivity.get_attribute("data-total")) == total + 1
         assert int(sensitivity.get_attribute("data-successes")) == caught + referred
+        assert screen.page.locator("[data-testid=validation-by-site] tr[data-group=upper_limb]").count() == 1
         if lang == "en":
             assert "start of a local validation study" in screen.testid("validation-note").inner_text()
         screen.assert_fits("validation-report")
