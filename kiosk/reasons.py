@@ -118,6 +118,7 @@ REASONS: dict[str, str] = {
         "The copy on the USB stick does not match the records ({detail}). "
         "Nothing was lost; try again or use another stick."
     ),
+    "export_busy": N_("An export or import is already running. Wait for it to finish, then try again."),
     "usb_no_stick": N_("No USB stick was found. Insert the stick, wait a few seconds and try again."),
     "export_done": N_("{screenings} screenings and {photos} photos were written to the USB stick and checked."),
     "export_nothing_new": N_("There are no new screenings to export; the USB stick was not changed."),

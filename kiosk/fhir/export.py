@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -61,6 +62,7 @@ DEFAULT_CHANNEL = "outbox"
 #: Screenings per batch: a few hundred photos, so a batch copies in a minute or two to a slow stick.
 BATCH_LIMIT = 500
 PARTIAL_SUFFIX = ".partial"
+EXPORT_LOCK = "export.lock"  # in the records folder: the kernel drops it when the process dies
 _CHUNK = 1 << 20
 #: The order the NDJSON files are listed in (referenced before referring; an importer may rely on none).
 TYPE_ORDER = (
@@ -116,6 +118,25 @@ def export_fhir(
     the next call redoes it; batches finished before the failure stay finished.
     """
     out = Path(out_dir)
+    with _exclusive(store.data_dir / EXPORT_LOCK):
+        return _export(store, out, context=context, channel=channel, limit=limit)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """One export at a time per kiosk (two taps, or the command beside the web page): the second is refused."""
+    with open(lock_path, "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise KioskError("export_busy") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _export(store: RecordStore, out: Path, *, context: ExportContext, channel: str, limit: int) -> ExportSummary:
     code = context.station.code
     batches: list[str] = []
     folders: list[Path] = []

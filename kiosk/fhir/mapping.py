@@ -441,7 +441,7 @@ def _media(s: StoredScreening, ctx: ExportContext, key: str, photo: PhotoFile) -
 def _referral(s: StoredScreening, ctx: ExportContext, key: str, photo: PhotoFile | None) -> Resource:
     r = s.result
     info = s.patient or PatientInfo()
-    reason_code = _FORCED_REFER.get(r.reason or "", "model-refer")
+    reason_code = "acral-site" if info.acral else _FORCED_REFER.get(r.reason or "", "model-refer")
     reason_text = {
         "model-refer": "The screening model's probability was at or above its referral threshold",
         "acral-site": "Palm, sole or nail: outside what the model was trained on, so the kiosk always refers",

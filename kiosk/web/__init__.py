@@ -34,6 +34,7 @@ from .errors import register_error_handlers
 from .hosts import HostCheck
 from .i18n import init_i18n
 from .pages import bp as pages_bp
+from .transfer import bp as transfer_bp
 from .pin import LOCKOUT_FILE, PinGuard
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(transfer_bp)
     app.after_request(_security_headers)
     return app
 
