@@ -781,11 +781,12 @@ class RecordStore:
         return [self._batch(conn, r[0]) for r in rows]
 
     def unexported_count(self, channel: str) -> int:
-        """Screenings not yet in any batch of ``channel`` (the settings page's "to export")."""
+        """Screenings not yet in a *finished* batch of ``channel`` (the settings page's "not yet on a stick")."""
         row = (
             self._conn()
             .execute(
-                "SELECT count(*) FROM screenings WHERE id NOT IN (SELECT screening_id FROM exported WHERE channel = ?)",
+                "SELECT count(*) FROM screenings WHERE id NOT IN (SELECT e.screening_id FROM exported e"
+                " JOIN export_batches b ON b.export_id = e.export_id WHERE e.channel = ? AND b.finished_at IS NOT NULL)",
                 (channel,),
             )
             .fetchone()
