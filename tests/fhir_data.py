@@ -45,30 +45,47 @@ def jpeg(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:
 
 def refer(**kw: Any) -> ScreeningResult:
     return ScreeningResult(
-        status="ok", malignant_probability=0.83, risk="refer", threshold=0.5, model_sha256=MODEL_SHA,
-        features=FEATURES, quality=QUALITY, **kw,
+        status="ok",
+        malignant_probability=0.83,
+        risk="refer",
+        threshold=0.5,
+        model_sha256=MODEL_SHA,
+        features=FEATURES,
+        quality=QUALITY,
+        **kw,
     )
 
 
 def low() -> ScreeningResult:
     return ScreeningResult(
-        status="ok", malignant_probability=0.07, risk="low", threshold=0.5, model_sha256=MODEL_SHA,
-        features=FEATURES, quality=QUALITY,
+        status="ok",
+        malignant_probability=0.07,
+        risk="low",
+        threshold=0.5,
+        model_sha256=MODEL_SHA,
+        features=FEATURES,
+        quality=QUALITY,
     )
 
 
 def fill(store: RecordStore, n: int = 0) -> dict[str, str]:
     """Screenings of every kind (plus ``n`` more low ones); name -> screening id."""
     ids = {
-        "refer": store.save(refer(), image_jpeg=jpeg(1), patient=PatientInfo(
-            age_band="45-59", sex="female", body_site="left-forearm", skin_type=4)),
+        "refer": store.save(
+            refer(),
+            image_jpeg=jpeg(1),
+            patient=PatientInfo(age_band="45-59", sex="female", body_site="left-forearm", skin_type=4),
+        ),
         "low": store.save(low(), image_jpeg=jpeg(2), patient=PatientInfo(age=61, sex="male", body_site="trunk-back")),
         "acral": store.save(refer(), image_jpeg=jpeg(3), patient=PatientInfo(body_site="right-sole")),
         "retake": store.save(ScreeningResult.retake("blurry", quality={"sharpness": 3.1}), image_jpeg=jpeg(4)),
         "bare": store.save(low()),  # no photo, no patient details
     }
     ids["followup"] = store.save(
-        low(), image_jpeg=jpeg(5), patient=PatientInfo(body_site="left-forearm"), followup_of=ids["refer"],
+        low(),
+        image_jpeg=jpeg(5),
+        patient=PatientInfo(body_site="left-forearm"),
+        followup_of=ids["refer"],
         followup={"diameter_px": -3.0},
     )
     for i in range(n):

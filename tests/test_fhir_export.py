@@ -30,7 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def encounters(out: Path) -> list[str]:
     """The screening identifier of every Encounter in every complete batch (duplicates kept)."""
-    return [e["identifier"][0]["value"] for folder in complete_exports(out) for e in read_ndjson(folder / "Encounter.ndjson")]
+    return [
+        e["identifier"][0]["value"]
+        for folder in complete_exports(out)
+        for e in read_ndjson(folder / "Encounter.ndjson")
+    ]
 
 
 def store_at(tmp_path: Path) -> RecordStore:
@@ -57,8 +61,15 @@ def test_export_is_bulk_data_ndjson_with_a_manifest_and_photos_beside_it(tmp_pat
             assert item["count"] == len(data.splitlines())
             assert item["url"] == f"{item['type']}.ndjson"
         assert {i["type"]: i["count"] for i in manifest["output"]} == {
-            "Organization": 2, "Location": 1, "Device": 2, "Patient": 6, "Encounter": 6, "Media": 5,  # Device 2: the retake had no model
-            "Observation": 23, "ServiceRequest": 2, "Provenance": 6,
+            "Organization": 2,
+            "Location": 1,
+            "Device": 2,
+            "Patient": 6,
+            "Encounter": 6,
+            "Media": 5,  # Device 2: the retake had no model
+            "Observation": 23,
+            "ServiceRequest": 2,
+            "Provenance": 6,
         }
         for photo in manifest["extension"]["photos"]:  # byte for byte the kiosk's photo
             sid = Path(photo["url"]).stem
@@ -231,8 +242,13 @@ def test_a_second_export_while_one_runs_is_refused(tmp_path: Path) -> None:
 
 def _child(script: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait(condition, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
@@ -254,16 +270,22 @@ def test_kill_9_during_exports_loses_nothing_and_duplicates_nothing(tmp_path: Pa
         from kiosk.records import RecordStore
         from kiosk.fhir.export import export_fhir
         from tests.fhir_data import CONTEXT
-        with RecordStore(Path({str(tmp_path / 'data')!r}), station_code="PH-LEY-0001") as store:
+        with RecordStore(Path({str(tmp_path / "data")!r}), station_code="PH-LEY-0001") as store:
             export_fhir(store, Path({str(out)!r}), context=CONTEXT, limit=10)
         print("done")
         """
     killed = 0
-    for round_no in range(4):  # kill mid-batch, each time a little further along
+    for _ in range(4):  # kill mid-batch, each time a little further along
         child = _child(script)
         seen = len(complete_exports(out)) if out.exists() else 0
-        mid_batch = _wait(lambda: out.is_dir() and len(complete_exports(out)) > seen
-                          and any(p.name.endswith(".partial") for p in out.iterdir()), timeout=30)
+        mid_batch = _wait(
+            lambda: (
+                out.is_dir()
+                and len(complete_exports(out)) > seen
+                and any(p.name.endswith(".partial") for p in out.iterdir())
+            ),
+            timeout=30,
+        )
         if child.poll() is None and mid_batch:
             os.kill(child.pid, signal.SIGKILL)
             killed += 1
@@ -289,8 +311,15 @@ def test_kill_9_during_an_outcome_import_loses_nothing_and_duplicates_nothing(tm
     inbox = tmp_path / "inbox" / "outcomes"
     inbox.mkdir(parents=True)
     lines = [
-        json.dumps(outcome_observation(station_code=STATION, slip_code=c, outcome="benign", rhu_code="RHU-PALO",
-                                       recorded_at=at + timedelta(minutes=i)))
+        json.dumps(
+            outcome_observation(
+                station_code=STATION,
+                slip_code=c,
+                outcome="benign",
+                rhu_code="RHU-PALO",
+                recorded_at=at + timedelta(minutes=i),
+            )
+        )
         for i, c in enumerate(codes)
     ]
     (inbox / "week-10.ndjson").write_text("\n".join(lines) + "\n")
@@ -298,8 +327,8 @@ def test_kill_9_during_an_outcome_import_loses_nothing_and_duplicates_nothing(tm
         from pathlib import Path
         from kiosk.records import RecordStore
         from kiosk.fhir.outcomes import import_outcomes
-        with RecordStore(Path({str(tmp_path / 'data')!r})) as store:
-            print(import_outcomes(store, Path({str(tmp_path / 'inbox')!r}), station_code="PH-LEY-0001"))
+        with RecordStore(Path({str(tmp_path / "data")!r})) as store:
+            print(import_outcomes(store, Path({str(tmp_path / "inbox")!r}), station_code="PH-LEY-0001"))
         """)
     db = tmp_path / "data" / "records.sqlite3"
 
@@ -331,19 +360,35 @@ def test_outcome_import_counts_every_kind_of_line_and_is_idempotent(tmp_path: Pa
         ids = fill(store)
         referred = store.get(ids["refer"])
         assert referred is not None and referred.code
-        good = outcome_observation(station_code=STATION, slip_code=referred.code, outcome="melanoma",
-                                   recorded_at=at, rhu_code="RHU-PALO", seen_on=at.date(), note="biopsy")
-        later = outcome_observation(station_code=STATION, slip_code=referred.code, outcome="not_seen",
-                                    recorded_at=at - timedelta(days=3), rhu_code="RHU-PALO")
-        other = outcome_observation(station_code="PH-LEY-0002", slip_code=referred.code, outcome="benign",
-                                    recorded_at=at, rhu_code="RHU-PALO")
-        unknown = outcome_observation(station_code=STATION, slip_code="000000000", outcome="benign",
-                                      recorded_at=at, rhu_code="RHU-PALO")
-        by_id = outcome_observation(station_code=STATION, slip_code="x", outcome="benign",
-                                    recorded_at=at, rhu_code="RHU-PALO")
+        good = outcome_observation(
+            station_code=STATION,
+            slip_code=referred.code,
+            outcome="melanoma",
+            recorded_at=at,
+            rhu_code="RHU-PALO",
+            seen_on=at.date(),
+            note="biopsy",
+        )
+        later = outcome_observation(
+            station_code=STATION,
+            slip_code=referred.code,
+            outcome="not_seen",
+            recorded_at=at - timedelta(days=3),
+            rhu_code="RHU-PALO",
+        )
+        other = outcome_observation(
+            station_code="PH-LEY-0002", slip_code=referred.code, outcome="benign", recorded_at=at, rhu_code="RHU-PALO"
+        )
+        unknown = outcome_observation(
+            station_code=STATION, slip_code="000000000", outcome="benign", recorded_at=at, rhu_code="RHU-PALO"
+        )
+        by_id = outcome_observation(
+            station_code=STATION, slip_code="x", outcome="benign", recorded_at=at, rhu_code="RHU-PALO"
+        )
         del by_id["subject"]
-        by_id["focus"] = [{"identifier": {"system": "urn:melanoma-kiosk:screening",
-                                          "value": f"{STATION}/{ids['low']}"}}]
+        by_id["focus"] = [
+            {"identifier": {"system": "urn:melanoma-kiosk:screening", "value": f"{STATION}/{ids['low']}"}}
+        ]
         no_rhu = dict(good, performer=[])
         bad_value = json.loads(json.dumps(good))
         bad_value["valueCodeableConcept"]["coding"][0]["code"] = "cancer"
@@ -353,8 +398,19 @@ def test_outcome_import_counts_every_kind_of_line_and_is_idempotent(tmp_path: Pa
         folder.mkdir(parents=True)
         (folder / "a.ndjson").write_text("\n".join(json.dumps(o) for o in (good, later, other, unknown, by_id)) + "\n")
         (folder / "b.ndjson").write_text(
-            "\n".join([json.dumps(no_rhu), json.dumps(bad_value), json.dumps(naive), json.dumps(long_note),
-                       "not json", '{"resourceType": "Patient"}', "x" * 70_000, ""]) + "\n"
+            "\n".join(
+                [
+                    json.dumps(no_rhu),
+                    json.dumps(bad_value),
+                    json.dumps(naive),
+                    json.dumps(long_note),
+                    "not json",
+                    '{"resourceType": "Patient"}',
+                    "x" * 70_000,
+                    "",
+                ]
+            )
+            + "\n"
         )
         first = import_outcomes(store, tmp_path / "stick", station_code=STATION)
         assert first.params() == {"imported": 3, "already": 0, "other": 1, "unknown": 1, "invalid": 7}
@@ -363,8 +419,12 @@ def test_outcome_import_counts_every_kind_of_line_and_is_idempotent(tmp_path: Pa
         assert again.params() == {"imported": 0, "already": 3, "other": 1, "unknown": 1, "invalid": 7}
         latest = store.latest_outcome(ids["refer"])
         assert latest is not None
-        assert (latest.outcome, latest.source, latest.seen_on, latest.note) == ("melanoma", "rhu:RHU-PALO",
-                                                                                at.date(), "biopsy")
+        assert (latest.outcome, latest.source, latest.seen_on, latest.note) == (
+            "melanoma",
+            "rhu:RHU-PALO",
+            at.date(),
+            "biopsy",
+        )
         assert [o.outcome for o in store.outcomes(ids["refer"])] == ["not_seen", "melanoma"]
         assert store.latest_outcome(ids["low"]).outcome == "benign"  # type: ignore[union-attr]
 
@@ -393,9 +453,18 @@ def test_the_export_and_import_commands(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().out == "nothing new to export\n"
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "o.ndjson").write_text(json.dumps(outcome_observation(
-        station_code=STATION, slip_code=code, outcome="benign", recorded_at=datetime(2026, 3, 9, tzinfo=UTC),
-        rhu_code="RHU-PALO")) + "\n")
+    (inbox / "o.ndjson").write_text(
+        json.dumps(
+            outcome_observation(
+                station_code=STATION,
+                slip_code=code,
+                outcome="benign",
+                recorded_at=datetime(2026, 3, 9, tzinfo=UTC),
+                rhu_code="RHU-PALO",
+            )
+        )
+        + "\n"
+    )
     assert main(["--config", config, "import", "outcomes", str(inbox)]) == 0
     assert capsys.readouterr().out.startswith("Outcomes: 1 imported, 0 already here")
 

@@ -25,7 +25,11 @@ def screening(**kw: object) -> StoredScreening:
         "id": "20260301-021500-00k3-" + "0" * 32,
         "created_at": AT,
         "result": ScreeningResult(
-            status="ok", malignant_probability=0.83, risk="refer", threshold=0.5, model_sha256=MODEL_SHA,
+            status="ok",
+            malignant_probability=0.83,
+            risk="refer",
+            threshold=0.5,
+            model_sha256=MODEL_SHA,
             features={"asymmetry": 0.3, "colours": ["black"], "colour_count": 1, "diameter_px": 90.0},
             quality={"sharpness": 300.0},
         ),
@@ -56,11 +60,22 @@ def test_a_referral_validates_and_every_reference_resolves() -> None:
     resources = screening_resources(screening(), CONTEXT, photo=PHOTO)
     validate(resources)
     assert sorted({r["resourceType"] for r in resources}) == [
-        "Device", "Encounter", "Location", "Media", "Observation", "Organization", "Patient", "Provenance",
+        "Device",
+        "Encounter",
+        "Location",
+        "Media",
+        "Observation",
+        "Organization",
+        "Patient",
+        "Provenance",
         "ServiceRequest",
     ]
     assert [o["code"]["coding"][0]["code"] for o in by_type(resources, "Observation")] == [
-        "risk-band", "malignant-probability", "abcd-features", "image-quality", "fitzpatrick-skin-type",
+        "risk-band",
+        "malignant-probability",
+        "abcd-features",
+        "image-quality",
+        "fitzpatrick-skin-type",
     ]
 
 
@@ -68,9 +83,13 @@ def test_ph_core_profiles_where_the_guide_has_them_and_none_for_media_and_device
     resources = screening_resources(screening(), CONTEXT, photo=PHOTO)
     for r in resources:
         expected = {
-            "Patient": "ph-core-patient", "Encounter": "ph-core-encounter", "Observation": "ph-core-observation",
-            "Organization": "ph-core-organization", "Location": "ph-core-location",
-            "Provenance": "ph-core-provenance", "ServiceRequest": "ph-core-serviceRequest",
+            "Patient": "ph-core-patient",
+            "Encounter": "ph-core-encounter",
+            "Observation": "ph-core-observation",
+            "Organization": "ph-core-organization",
+            "Location": "ph-core-location",
+            "Provenance": "ph-core-provenance",
+            "ServiceRequest": "ph-core-serviceRequest",
         }.get(r["resourceType"])
         if expected is None:
             assert "meta" not in r, r["resourceType"]  # Media, Device: PH Core has no profile
@@ -105,14 +124,19 @@ def test_referral_due_date_facility_reason_and_body_site() -> None:
     resources = screening_resources(screening(), CONTEXT, photo=PHOTO)
     sr = one(resources, "ServiceRequest")
     assert sr["occurrencePeriod"] == {"start": "2026-03-01T02:15:00+00:00", "end": "2026-03-15"}
-    assert sr["code"]["coding"] == [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]
+    assert sr["code"]["coding"] == [
+        {"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}
+    ]
     facility = next(r for r in by_type(resources, "Organization") if r["name"] == FACILITY)
     assert sr["performer"] == [{"reference": f"Organization/{facility['id']}"}]
     assert sr["reasonCode"][0]["coding"][0]["code"] == "model-refer"
     assert sr["reasonReference"] == [{"reference": f"Observation/{observation(resources, 'risk-band')['id']}"}]
     site = sr["bodySite"][0]
-    assert site["coding"][0] == {"system": "urn:melanoma-kiosk:CodeSystem:body-site", "code": "left-forearm",
-                                 "display": "left forearm"}
+    assert site["coding"][0] == {
+        "system": "urn:melanoma-kiosk:CodeSystem:body-site",
+        "code": "left-forearm",
+        "display": "left forearm",
+    }
     assert site["coding"][1]["code"] == "53120007"  # SNOMED CT upper limb structure
 
 
@@ -182,12 +206,16 @@ def test_device_carries_the_software_and_model_and_provenance_names_it() -> None
     resources = screening_resources(screening(), CONTEXT, photo=PHOTO)
     device = one(resources, "Device")
     assert {v["type"]["text"]: v["value"] for v in device["version"]} == {
-        "software": "melanoma-kiosk 0.1.0", "model-sha256": MODEL_SHA,
+        "software": "melanoma-kiosk 0.1.0",
+        "model-sha256": MODEL_SHA,
     }
     prov = one(resources, "Provenance")
     assert prov["agent"][0]["who"] == {"reference": f"Device/{device['id']}"}
-    own = {f"{r['resourceType']}/{r['id']}" for r in resources if r["resourceType"] not in (
-        "Organization", "Location", "Device", "Provenance")}
+    own = {
+        f"{r['resourceType']}/{r['id']}"
+        for r in resources
+        if r["resourceType"] not in ("Organization", "Location", "Device", "Provenance")
+    }
     assert {t["reference"] for t in prov["target"]} == own
     assert prov["entity"][0]["what"]["reference"].startswith("Media/")
 
@@ -211,8 +239,9 @@ def test_a_followup_links_the_earlier_screening_logically() -> None:
     resources = screening_resources(screening(followup_of=earlier), CONTEXT)
     validate(resources)  # the link does not need the earlier screening in this export
     patient = one(resources, "Patient")
-    assert patient["link"] == [{"type": "seealso", "other": {"identifier": {
-        "system": system("screening"), "value": f"{STATION}/{earlier}"}}}]
+    assert patient["link"] == [
+        {"type": "seealso", "other": {"identifier": {"system": system("screening"), "value": f"{STATION}/{earlier}"}}}
+    ]
     assert one(resources, "Encounter")["extension"][0]["valueIdentifier"]["value"] == f"{STATION}/{earlier}"
 
 

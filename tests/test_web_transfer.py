@@ -130,10 +130,12 @@ def test_import_outcomes_from_the_stick(client, records, media) -> None:
     folder.mkdir()
     at = datetime(2026, 3, 9, 1, 20, tzinfo=UTC)
     lines = [
-        outcome_observation(station_code=STATION, slip_code=code, outcome="melanoma", recorded_at=at,
-                            rhu_code="RHU-PALO"),
-        outcome_observation(station_code="PH-LEY-0002", slip_code=code, outcome="benign", recorded_at=at,
-                            rhu_code="RHU-PALO"),
+        outcome_observation(
+            station_code=STATION, slip_code=code, outcome="melanoma", recorded_at=at, rhu_code="RHU-PALO"
+        ),
+        outcome_observation(
+            station_code="PH-LEY-0002", slip_code=code, outcome="benign", recorded_at=at, rhu_code="RHU-PALO"
+        ),
     ]
     (folder / "week-10.ndjson").write_text("\n".join(json.dumps(o) for o in lines) + "\nnot json\n")
     assert press(client, "import") == (

@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
         print(folder)
     if summary.batches:
         counts = ", ".join(f"{t} {n}" for t, n in summary.resources.items())
-        print(f"exported {summary.screenings} screenings and {summary.photos} photos in {len(summary.batches)} "
-              f"batch(es) ({counts})")
+        print(
+            f"exported {summary.screenings} screenings and {summary.photos} photos in {len(summary.batches)} "
+            f"batch(es) ({counts})"
+        )
     else:
         print("nothing new to export")
     return 0

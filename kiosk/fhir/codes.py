@@ -96,6 +96,9 @@ def snomed_body_structure(site: str) -> tuple[str, str] | None:
 
 def body_site_text(site: str) -> str:
     """English words for a region or group: ``left-forearm`` -> ``left forearm``, ``head_neck`` -> ``head and neck``."""
-    return site.replace("head-neck", "head and neck").replace("head_neck", "head and neck").replace("-", " ").replace(
-        "_", " "
+    return (
+        site.replace("head-neck", "head and neck")
+        .replace("head_neck", "head and neck")
+        .replace("-", " ")
+        .replace("_", " ")
     )

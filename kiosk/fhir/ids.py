@@ -4,8 +4,9 @@
 ``NS = uuid5(NAMESPACE_URL, "urn:melanoma-kiosk")``; the RHU console can
 compute the same id from an identifier (docs/FHIR.md, section 2).
 
->>> resource_id("Patient", "PH-LEY-0001/20260301-021500-00k3") == resource_id("Patient", "PH-LEY-0001/20260301-021500-00k3")
-True
+>>> value = "PH-LEY-0001/20260301-021500-00k3"
+>>> resource_id("Patient", value) == resource_id("Patient", value), resource_id("Patient", value)[:8]
+(True, 'd1db715d')
 >>> len(resource_id("Encounter", "x" * 200))  # always a valid FHIR id (at most 64 characters)
 36
 """

@@ -27,7 +27,16 @@ from .export import export_fhir
 from .mapping import ExportContext
 from .outcomes import import_outcomes, outcome_files
 
-__all__ = ["EXPORTS", "OUTCOMES", "ROOT", "USB_CHANNEL", "Transfer", "export_to_stick", "find_stick", "import_from_stick"]
+__all__ = [
+    "EXPORTS",
+    "OUTCOMES",
+    "ROOT",
+    "USB_CHANNEL",
+    "Transfer",
+    "export_to_stick",
+    "find_stick",
+    "import_from_stick",
+]
 
 ROOT = "melanoma-kiosk"
 EXPORTS = f"{ROOT}/exports"
@@ -71,7 +80,9 @@ def export_to_stick(
     return Transfer(True, "export_done", {"screenings": summary.screenings, "photos": summary.photos})
 
 
-def import_from_stick(store: RecordStore, search_paths: Iterable[str | os.PathLike[str]], *, station_code: str) -> Transfer:
+def import_from_stick(
+    store: RecordStore, search_paths: Iterable[str | os.PathLike[str]], *, station_code: str
+) -> Transfer:
     """Import the RHU's outcomes from ``melanoma-kiosk/outcomes/`` on the stick; say how many."""
     stick = find_stick(search_paths)
     if stick is None:

@@ -786,7 +786,8 @@ class RecordStore:
             self._conn()
             .execute(
                 "SELECT count(*) FROM screenings WHERE id NOT IN (SELECT e.screening_id FROM exported e"
-                " JOIN export_batches b ON b.export_id = e.export_id WHERE e.channel = ? AND b.finished_at IS NOT NULL)",
+                " JOIN export_batches b ON b.export_id = e.export_id"
+                " WHERE e.channel = ? AND b.finished_at IS NOT NULL)",
                 (channel,),
             )
             .fetchone()
