@@ -475,3 +475,27 @@ def test_the_commands_refuse_without_a_station_code_in_one_line(tmp_path: Path, 
     err = capsys.readouterr().err
     assert err == "kiosk: error: Set this kiosk's station code ([station] code) before exporting records.\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_outcomes_in_the_consoles_per_station_folders_and_a_slip_that_contradicts_its_screening(tmp_path) -> None:
+    at = datetime(2026, 3, 9, 1, 20, tzinfo=UTC)
+    with store_at(tmp_path) as store:
+        ids = fill(store)
+        referred, other = store.get(ids["refer"]), store.get(ids["low"])
+        assert referred is not None and other is not None and referred.code
+        agrees = outcome_observation(
+            station_code=STATION, slip_code=referred.code, outcome="benign", recorded_at=at, rhu_code="RHU-PALO"
+        )
+        agrees["focus"] = [
+            {"identifier": {"system": "urn:melanoma-kiosk:screening", "value": f"{STATION}/{referred.id}"}}
+        ]
+        contradicts = json.loads(json.dumps(agrees))
+        contradicts["focus"][0]["identifier"]["value"] = f"{STATION}/{other.id}"
+        contradicts["issued"] = (at + timedelta(hours=1)).isoformat()
+        folder = tmp_path / "outbound" / STATION / "outcomes"  # <outbound>/<station>/outcomes/, as the console writes
+        folder.mkdir(parents=True)
+        (folder / "a.ndjson").write_text(json.dumps(agrees) + "\n" + json.dumps(contradicts) + "\n")
+        got = import_outcomes(store, tmp_path / "outbound", station_code=STATION)
+        assert (got.imported, got.invalid, got.files) == (1, 1, 1)
+        assert [o.outcome for o in store.outcomes(referred.id)] == ["benign"]
+        assert store.outcomes(other.id) == []

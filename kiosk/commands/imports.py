@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings_for(args)
     if not settings.station.code:
         raise KioskError("export_no_station")
-    if not outcome_files(args.folder):
+    if not outcome_files(args.folder, station_code=settings.station.code):
         raise KioskError("file_not_found", path=f"{args.folder} (no outcomes/*.ndjson)")
     with open_records(settings, data_dir=args.data_dir) as store:
         try:

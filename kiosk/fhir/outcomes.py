@@ -186,7 +186,7 @@ def parse_outcome(obj: Any, *, station_code: str) -> ParsedOutcome:
     return ParsedOutcome(
         kind="ok",
         slip_code=slip_codes.normalise(rest) if slip else None,
-        screening_id=None if slip else rest,
+        screening_id=by_id.partition("/")[2] if by_id else None,
         outcome=outcome,
         recorded_at=recorded_at.astimezone(UTC),
         seen_on=seen_on,
@@ -195,14 +195,19 @@ def parse_outcome(obj: Any, *, station_code: str) -> ParsedOutcome:
     )
 
 
-def outcome_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """``folder/outcomes/*.ndjson``, or ``folder/*.ndjson`` when there is no ``outcomes/`` (sorted, no dot-files)."""
+def outcome_files(folder: str | os.PathLike[str], *, station_code: str | None = None) -> list[Path]:
+    """The outcome files under ``folder`` (sorted, no dot-files, at most :data:`MAX_FILES`).
+
+    ``folder/outcomes/*.ndjson`` and ``folder/<station code>/outcomes/*.ndjson`` (the RHU console's
+    per-station layout); ``folder/*.ndjson`` when neither folder exists.
+    """
     root = Path(folder)
-    inner = root / "outcomes"
-    where = inner if inner.is_dir() else root
-    if not where.is_dir():
-        return []
-    found = sorted(p for p in where.glob("*.ndjson") if not p.name.startswith(".") and p.is_file())
+    places = [root / "outcomes"] + ([root / station_code / "outcomes"] if station_code else [])
+    places = [p for p in places if p.is_dir()] or [root]
+    found: list[Path] = []
+    for where in places:
+        if where.is_dir():
+            found += sorted(p for p in where.glob("*.ndjson") if not p.name.startswith(".") and p.is_file())
     return found[:MAX_FILES]
 
 
@@ -227,7 +232,7 @@ def import_outcomes(store: RecordStore, folder: str | os.PathLike[str], *, stati
     Raises OSError only when a file cannot be read at all (the caller says so in one line).
     """
     counts = {"imported": 0, "already": 0, "other": 0, "unknown": 0, "invalid": 0}
-    files = outcome_files(folder)
+    files = outcome_files(folder, station_code=station_code)
     for path in files:
         for raw in _lines(path):
             if raw is not None and not raw.strip():
@@ -245,6 +250,9 @@ def import_outcomes(store: RecordStore, folder: str | os.PathLike[str], *, stati
             )
             if screening is None:
                 counts["unknown"] += 1
+                continue
+            if parsed.slip_code and parsed.screening_id and screening.id != parsed.screening_id:
+                counts["invalid"] += 1  # the slip code and the screening id name different screenings
                 continue
             assert parsed.outcome is not None and parsed.recorded_at is not None and parsed.source is not None
             try:

@@ -87,8 +87,8 @@ def import_from_stick(
     stick = find_stick(search_paths)
     if stick is None:
         return Transfer(False, "usb_no_stick")
-    folder = stick / OUTCOMES
-    if not outcome_files(folder):
+    folder = stick / ROOT  # outcomes/*.ndjson, or <station code>/outcomes/*.ndjson as the RHU console writes them
+    if not outcome_files(folder, station_code=station_code):
         return Transfer(False, "outcomes_none")
     try:
         summary = import_outcomes(store, folder, station_code=station_code)
