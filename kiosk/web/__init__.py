@@ -34,8 +34,8 @@ from .errors import register_error_handlers
 from .hosts import HostCheck
 from .i18n import init_i18n
 from .pages import bp as pages_bp
-from .transfer import bp as transfer_bp
 from .pin import LOCKOUT_FILE, PinGuard
+from .transfer import bp as transfer_bp
 
 if TYPE_CHECKING:
     from ..model import Model
