@@ -172,3 +172,10 @@ def test_every_message_has_draft_translations() -> None:
             assert quoted in po.replace('"\n"', ""), f"{lang}: {code}"
         for ui in ("Export to USB", "Import outcomes", "Records for the health unit"):
             assert f'msgid "{ui}"' in po, f"{lang}: {ui}"
+
+
+def test_the_answer_is_in_the_page_language(client, records) -> None:
+    fill(records)
+    client.get("/settings?lang=fil")
+    said = press(client, "export")
+    assert said == "Walang nakitang USB stick. Isaksak ang stick, maghintay ng ilang segundo at subukang muli."
