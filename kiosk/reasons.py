@@ -32,6 +32,10 @@ REASONS: dict[str, str] = {
     "lesion_unclear": N_(
         "The spot is hard to see in this photo, so the kiosk refers to be safe. A closer, sharper photo may help."
     ),
+    "acral_site": N_(
+        "Palm, sole or nail: the model was not trained on these sites, so the kiosk always refers. "
+        "A doctor should look at this spot."
+    ),
     # Input errors: the file itself is unusable.
     "empty_file": N_("The file is empty."),
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),

@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'centre', 'pages']
+['api', 'centre', 'details', 'pages', 'photos']
 >>> station.close()
 """
 
@@ -31,10 +31,12 @@ from .api import bp as api_bp
 from .centre import init_centre
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
+from .details import bp as details_bp
 from .errors import register_error_handlers
 from .hosts import HostCheck
 from .i18n import init_i18n
 from .pages import bp as pages_bp
+from .photos import bp as photos_bp
 from .pin import LOCKOUT_FILE, PinGuard
 from .transfer import bp as transfer_bp
 
@@ -134,6 +136,8 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(details_bp)
+    app.register_blueprint(photos_bp)
     init_centre(app)  # station, clock and daily summary on the settings page
     app.register_blueprint(transfer_bp)
     app.after_request(_security_headers)
