@@ -134,6 +134,29 @@ REASONS: dict[str, str] = {
     "calibration_lens_noted": N_(
         "The lens change is noted. Photograph the calibration card again to have diameters in mm."
     ),
+    # Records for the rural health unit (kiosk/fhir: export to a folder or USB stick, outcomes back).
+    "export_no_station": N_("Set this kiosk's station code ([station] code) before exporting records."),
+    "export_no_space": N_(
+        "There is no room left on the USB stick or folder ({path}). Nothing was lost; use one with more space."
+    ),
+    "export_read_only": N_(
+        "The USB stick or folder cannot be written ({path}). Slide the stick's lock switch off or use another stick."
+    ),
+    "export_failed": N_("The records could not be written to {path} ({detail}). Nothing was lost; try again."),
+    "export_verify_failed": N_(
+        "The copy on the USB stick does not match the records ({detail}). "
+        "Nothing was lost; try again or use another stick."
+    ),
+    "export_busy": N_("An export or import is already running. Wait for it to finish, then try again."),
+    "usb_no_stick": N_("No USB stick was found. Insert the stick, wait a few seconds and try again."),
+    "export_done": N_("{screenings} screenings and {photos} photos were written to the USB stick and checked."),
+    "export_nothing_new": N_("There are no new screenings to export; the USB stick was not changed."),
+    "outcomes_none": N_("No outcomes were found on the USB stick (the RHU puts them in melanoma-kiosk/outcomes)."),
+    "outcomes_imported": N_(
+        "Outcomes: {imported} imported, {already} already here, {other} for other stations, "
+        "{unknown} with unknown slip codes, {invalid} unreadable."
+    ),
+    "outcomes_unreadable": N_("The outcome files cannot be read ({path})."),
 }
 
 

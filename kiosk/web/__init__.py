@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'calibration', 'centre', 'details', 'outcomes', 'pages', 'photos']
+['api', 'calibration', 'centre', 'details', 'outcomes', 'pages', 'photos', 'transfer']
 >>> station.close()
 """
 
@@ -40,6 +40,7 @@ from .outcomes import bp as outcomes_bp
 from .pages import bp as pages_bp
 from .photos import bp as photos_bp
 from .pin import LOCKOUT_FILE, PinGuard
+from .transfer import bp as transfer_bp
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -142,6 +143,7 @@ def create_app(
     init_centre(app)  # station, clock and daily summary on the settings page
     app.register_blueprint(outcomes_bp)
     app.register_blueprint(calibration_bp)
+    app.register_blueprint(transfer_bp)
     app.after_request(_security_headers)
     return app
 
