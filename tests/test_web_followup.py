@@ -23,7 +23,7 @@ from kiosk.synthetic import draw_lesion, draw_skin
 from kiosk.web import create_app
 from kiosk.web.followup import LIMITER
 from kiosk.web.lookups import CodeLookupLimiter
-from kiosk.web.photos import SIZES
+from kiosk.web.thumbnails import SIZES
 from tests.test_web import text_of, tr
 from tests.web_conftest import FAST_RETRY, PIN, FakeClock, csrf_of, make_settings
 

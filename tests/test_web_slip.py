@@ -17,7 +17,7 @@ from kiosk.station import Station
 from kiosk.synthetic import random_lesion
 from kiosk.vision.loader import encode_jpeg
 from kiosk.web import create_app
-from kiosk.web.photos import SIZES
+from kiosk.web.thumbnails import SIZES
 from kiosk.web.slip import qr_data_uri
 from tests.test_web import text_of, tr
 from tests.web_conftest import FACILITY, FAST_RETRY, PIN, FakeClock, csrf_of, make_settings
