@@ -101,7 +101,7 @@ def test_a_referral_slip_has_every_field_for_the_doctor_and_the_patient(slip_app
     assert html.count('class="tick"') == len(OUTCOMES)
     # The doctor's part also in English.
     doctor = text_of(html, "slip-doctor")
-    for english in ("For the doctor", "Left forearm", "Uneven shape", "Biopsy: melanoma", "Refer to a doctor"):
+    for english in ("For the doctor", "Left forearm", "Across the widest part", "Biopsy: melanoma", "Refer to a doctor"):
         assert english in doctor, english
         assert tr(lang, english) in doctor
     # No advice for the health worker on the patient's slip.

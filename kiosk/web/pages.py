@@ -178,7 +178,7 @@ def _slip_of(view: ResultView) -> SlipView:
         station_code=ctx.settings.station.code,
         zone=ZoneInfo(ctx.settings.station.time_zone),
         days=ctx.settings.web.referral_within_days,
-        photo_url=url_for("photos.photo", sid=stored.id, size="slip") if stored and stored.image_path else None,
+        photo_url=url_for("thumbnails.photo", sid=stored.id, size="slip") if stored and stored.image_path else None,
         model_name=model.manifest.extra.get("name") if model.sha256 == view.result.model_sha256 else None,
     )
 
