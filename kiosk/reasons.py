@@ -70,8 +70,12 @@ REASONS: dict[str, str] = {
     "code_mistyped": N_("This is not a slip code. Check the 9 digits on the slip and try again."),
     "code_not_found": N_("No screening on this kiosk has this code. Check the digits on the slip."),
     "code_paused": N_("Too many wrong codes. Wait {seconds} seconds, then try again."),
-    "code_not_in_photo": N_("No slip code was found in the camera picture. Hold the QR code still in front of the camera."),
-    "followup_no_photo": N_("The earlier photo is no longer kept, so the spot cannot be compared. Start a new screening."),
+    "code_not_in_photo": N_(
+        "No slip code was found in the camera picture. Hold the QR code still in front of the camera."
+    ),
+    "followup_no_photo": N_(
+        "The earlier photo is no longer kept, so the spot cannot be compared. Start a new screening."
+    ),
     "followup_no_lesion": N_("The earlier photo shows no spot to compare with. Start a new screening."),
     # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.

@@ -17,8 +17,8 @@ from kiosk.station import Station
 from kiosk.synthetic import random_lesion
 from kiosk.vision.loader import encode_jpeg
 from kiosk.web import create_app
-from kiosk.web.thumbnails import SIZES
 from kiosk.web.slip import qr_data_uri
+from kiosk.web.thumbnails import SIZES
 from tests.test_web import text_of, tr
 from tests.web_conftest import FACILITY, FAST_RETRY, PIN, FakeClock, csrf_of, make_settings
 
@@ -101,7 +101,13 @@ def test_a_referral_slip_has_every_field_for_the_doctor_and_the_patient(slip_app
     assert html.count('class="tick"') == len(OUTCOMES)
     # The doctor's part also in English.
     doctor = text_of(html, "slip-doctor")
-    for english in ("For the doctor", "Left forearm", "Across the widest part", "Biopsy: melanoma", "Refer to a doctor"):
+    for english in (
+        "For the doctor",
+        "Left forearm",
+        "Across the widest part",
+        "Biopsy: melanoma",
+        "Refer to a doctor",
+    ):
         assert english in doctor, english
         assert tr(lang, english) in doctor
     # No advice for the health worker on the patient's slip.
