@@ -39,9 +39,10 @@ def test_import_maps_every_field(rhu_db: Database, tmp_path: Path) -> None:
     assert (row["body_site"], row["age_band"], row["sex"]) == (s.body_site, s.age_band, s.sex)
     assert s.created_at.date().isoformat() == "2026-01-05" and row["due_date"] == "2026-01-19"  # 14 days
     assert row["facility"] == "Rural Health Unit"
-    assert json.loads(row["features_json"])["colour_count"] == 1 + int(s.probability * 4)
+    assert json.loads(row["features_json"])["colour-count"] == 1 + int(s.probability * 4)
+    assert row["threshold"] == 0.5 and row["status"] == "ok"
     photo = PhotoStore(tmp_path / "photos").get(row["photo_sha256"])
-    assert photo == (export / f"photos/{s.key}.jpg").read_bytes()
+    assert photo == (export / f"photos/{s.screening_id}.jpg").read_bytes()
 
 
 def test_import_twice_creates_nothing_new(rhu_db: Database, tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_import_twice_creates_nothing_new(rhu_db: Database, tmp_path: Path) -> N
     assert [(s.new, s.skipped) for s in first] == [(30, False), (20, False)]
     assert [(s.new, s.skipped) for s in again] == [(0, True), (0, True)]
     # The same resources in a new export (a stick written twice): upserted, still nothing new.
-    (export / "export.json").write_text((export / "export.json").read_text().replace('"exported_at"', '"note": 1, "exported_at"'))
+    (export / "export.json").write_text((export / "export.json").read_text().replace('"request"', '"note": 1, "request"'))
     third = import_export(rhu_db, photos, export)
     assert (third.screenings, third.new, third.skipped) == (30, 0, False)
     assert _snapshot(rhu_db) == before and len(before) == 50
@@ -109,7 +110,7 @@ def test_kill_9_during_import_loses_and_duplicates_nothing(rhu_db: Database, tmp
     # Every committed row's photo is complete on disk.
     photos = PhotoStore(data_dir / "photos")
     for row in rhu_db.query("SELECT key, photo_sha256 FROM screenings"):
-        assert photos.get(row["photo_sha256"]) == (export / f"photos/{row['key']}.jpg").read_bytes()
+        assert photos.get(row["photo_sha256"]) == (export / f"photos/{row['key'].split('/')[1]}.jpg").read_bytes()
     summary = import_export(rhu_db, photos, export)
     assert (summary.screenings, summary.new) == (count, count - partial)
     assert rhu_db.scalar("SELECT count(*) FROM screenings") == count

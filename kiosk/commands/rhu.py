@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--inbox", help="folder holding the stations' exports (Syncthing folders or a copied stick)")
     p.add_argument("--outbound", help="where outcomes go, one folder per station (default DATA_DIR/outbound)")
     p.add_argument("--facility", default="Rural Health Unit", help="this RHU's name (in outcomes and on the page)")
+    p.add_argument("--facility-code", default="RHU", help="this RHU's short code, e.g. RHU-PALO (outcomes' source)")
     p = sub.add_parser("import", help="import every export under DIR once (idempotent)")
     p.add_argument("directory", metavar="DIR")
     p = sub.add_parser("create-user", help="add a staff account (asks for the password twice)")
@@ -146,8 +147,11 @@ def _serve(db: object, data_dir: Path, args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise _fail(f"--port must be 0 to 65535, got {args.port}")
     outbound = Path(args.outbound) if args.outbound else data_dir / "outbound"
-    write_pending(db, outbound, facility=args.facility)  # outcomes saved just before a crash
-    app = create_app(db=db, data_dir=data_dir, facility=args.facility, outbound=outbound, host=args.host)
+    write_pending(db, outbound, facility=args.facility, facility_code=args.facility_code)  # outcomes saved just before a crash
+    app = create_app(
+        db=db, data_dir=data_dir, facility=args.facility, facility_code=args.facility_code, outbound=outbound,
+        host=args.host,
+    )
     stop = threading.Event()
 
     def import_loop() -> None:

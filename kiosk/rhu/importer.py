@@ -4,7 +4,7 @@ An export folder (a USB stick's, or a station's Syncthing folder) holds
 ``export.json`` (the manifest: counts and sha256 of each file) and one
 ``<ResourceType>.ndjson`` per type. Every file is checked against the
 manifest before anything is read, so a half-copied stick is refused whole.
-Rows are upserted by the Encounter's id (station code + screening id):
+Rows are upserted by the Encounter's screening identifier (station code + screening id):
 importing the same export twice adds nothing, and an import cut short by a
 power cut (kill -9) is simply run again. Photos go to the
 :class:`~kiosk.rhu.photos.PhotoStore` before their rows are committed.
@@ -72,7 +72,12 @@ class ImportSummary:
 def find_exports(root: Path) -> list[Path]:
     """Every folder under ``root`` (itself included) that holds a manifest, sorted."""
     root = Path(root)
-    return sorted({p.parent for p in root.rglob(MANIFEST) if not p.parent.name.startswith(".")})
+    found = set()
+    for manifest in root.rglob(MANIFEST):
+        # .<export-id>.partial/ is a batch still being written (docs/FHIR.md §1): never read it.
+        if not any(part.startswith(".") for part in manifest.relative_to(root).parts):
+            found.add(manifest.parent)
+    return sorted(found)
 
 
 def import_tree(db: Database, photos: PhotoStore, root: Path) -> list[ImportSummary]:
@@ -81,19 +86,20 @@ def import_tree(db: Database, photos: PhotoStore, root: Path) -> list[ImportSumm
 
 
 def _manifest_files(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """File name -> sha256, from either ``files: [{name|path|url, sha256}]`` or ``{name: {sha256}}``."""
-    files = manifest.get("files", manifest.get("output"))
+    """File name -> sha256: ``output[].url`` with ``extension.sha256``, and ``extension.photos[]``."""
+    output = manifest.get("output")
+    extension = manifest.get("extension")
+    if not isinstance(output, list) or not isinstance(extension, Mapping):
+        raise ExportError("the manifest has no output list: not a kiosk export (docs/FHIR.md)")
+    photos = extension.get("photos") or []
     found: dict[str, str] = {}
-    if isinstance(files, Mapping):
-        items: list[tuple[str, Any]] = [(str(k), v) for k, v in files.items()]
-    elif isinstance(files, list):
-        items = [(str(f.get("name") or f.get("path") or f.get("url") or ""), f) for f in files if isinstance(f, dict)]
-    else:
-        raise ExportError("the manifest lists no files")
-    for name, entry in items:
-        sha = entry.get("sha256") if isinstance(entry, Mapping) else entry
-        if not name or not isinstance(sha, str):
-            raise ExportError(f"the manifest entry for {name or '?'} has no sha256")
+    for entry in [*output, *(photos if isinstance(photos, list) else [])]:
+        if not isinstance(entry, Mapping):
+            raise ExportError("the manifest has an entry that is not an object")
+        name = entry.get("url")
+        sha = entry.get("sha256") or (entry.get("extension") or {}).get("sha256")
+        if not isinstance(name, str) or not name or not isinstance(sha, str):
+            raise ExportError(f"the manifest entry for {name or '?'} has no url or no sha256")
         found[name] = sha.lower()
     return found
 
@@ -161,9 +167,8 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
     """Import one export folder; see the module's docstring."""
     folder = Path(folder)
     manifest, manifest_sha = _verify(folder)
-    station_code = manifest.get("station_code") or (manifest.get("station") or {}).get("code") or None
-    if isinstance(station_code, dict) or (station_code is not None and not isinstance(station_code, str)):
-        station_code = None
+    station_code = manifest["extension"].get("station_code")
+    station_code = station_code if isinstance(station_code, str) else None
     if db.scalar("SELECT count(*) FROM imports WHERE manifest_sha256 = ?", (manifest_sha,)):
         count = db.scalar("SELECT screenings FROM imports WHERE manifest_sha256 = ?", (manifest_sha,))
         return ImportSummary(folder, station_code, int(count), 0, skipped=True)
@@ -171,14 +176,17 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
     encounters: dict[str, dict[str, Any]] = {}
     by_encounter: dict[str, list[dict[str, Any]]] = defaultdict(list)
     by_patient: dict[str, dict[str, Any]] = {}
+    organizations: dict[str, dict[str, Any]] = {}
     for resource in _resources(folder):
         kind = resource.get("resourceType")
         if kind == "Encounter":
             encounters[resource["id"]] = resource
         elif kind == "Patient":
             by_patient[resource["id"]] = resource
+        elif kind == "Organization":
+            organizations[resource["id"]] = resource
         else:
-            enc = reference_id(resource.get("encounter")) or reference_id(resource.get("context"))
+            enc = reference_id(resource.get("encounter"))
             if enc is not None:
                 by_encounter[enc].append(resource)
     keys = sorted(encounters)
@@ -192,7 +200,7 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
             patient = by_patient.get(reference_id(encounter.get("subject")) or "")
             if patient is not None:
                 related.insert(0, patient)
-            row = screening_row(encounter, related, station_code=station_code)
+            row = screening_row(encounter, related, organizations=organizations, station_code=station_code)
             data = _photo_bytes(folder, row["photo"]) if row["photo"] else None
             sha = photos.put(data) if data else None  # the photo is on disk before its row is committed
             rows.append(

@@ -8,7 +8,7 @@ a ServiceRequest with its due date; plus the manifest with every file's sha256.
 >>> import tempfile, pathlib, json
 >>> folder = write_sample_export(pathlib.Path(tempfile.mkdtemp()), station_code="PH-LEY-0002", count=4, seed=7)
 >>> manifest = json.loads((folder / "export.json").read_text())
->>> manifest["station_code"], manifest["counts"]["Encounter"]
+>>> manifest["extension"]["station_code"], {o["type"]: o["count"] for o in manifest["output"]}["Encounter"]
 ('PH-LEY-0002', 4)
 """
 
@@ -25,12 +25,15 @@ from typing import Any
 
 from ..records import codes
 from ..storage import atomic_write_bytes
+from .fhirmap import resource_id
 
 __all__ = ["SampleScreening", "sample_screenings", "screening_resources", "write_sample_export"]
 
 SITES = ("left-forearm", "right-sole", "trunk", "head_neck", "left-thigh", "right-palm")
 BANDS = ("15-29", "30-44", "45-59", "60-74", "75-plus")
-SYSTEM = "urn:melanoma-kiosk"
+URN = "urn:melanoma-kiosk"
+FACILITY = "Rural Health Unit"
+MODEL_SHA = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class SampleScreening:
 
     @property
     def key(self) -> str:
-        return f"{self.station_code}-{self.screening_id}"
+        """The console's key: the Encounter's screening identifier."""
+        return f"{self.station_code}/{self.screening_id}"
 
     @property
     def risk(self) -> str:
@@ -93,97 +97,98 @@ def _photo(seed: str, size: int) -> bytes:
     return buf.getvalue()
 
 
-def _concept(code: str, display: str | None = None) -> dict[str, Any]:
-    coding: dict[str, Any] = {"system": f"{SYSTEM}/codes", "code": code}
-    if display:
-        coding["display"] = display
-    return {"coding": [coding], "text": display or code}
+def _concept(system: str, code: str, text: str | None = None) -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code}]}
+    if text:
+        concept["text"] = text
+    return concept
 
 
-def screening_resources(s: SampleScreening, *, photo_url: str) -> list[dict[str, Any]]:
-    """The resources of one screening (photo as a file at ``photo_url``, relative to the export)."""
-    key = s.key
-    enc_ref = {"reference": f"Encounter/{key}"}
-    pat_ref = {"reference": f"Patient/{key}"}
+def _obs_code(code: str) -> dict[str, Any]:
+    return _concept(f"{URN}:CodeSystem:observation", code)
+
+
+def _ref(kind: str, value: str) -> dict[str, str]:
+    return {"reference": f"{kind}/{resource_id(kind, value)}"}
+
+
+def _ident(kind: str, value: str) -> list[dict[str, str]]:
+    return [{"system": f"{URN}:{kind}", "value": value}]
+
+
+def shared_resources(station_code: str, *, facility: str = FACILITY) -> list[dict[str, Any]]:
+    """The station's Organization and Location, the facility's Organization and the Device."""
+    return [
+        {"resourceType": "Organization", "id": resource_id("Organization", station_code),
+         "identifier": _ident("station", station_code), "name": f"Health station {station_code}"},
+        {"resourceType": "Location", "id": resource_id("Location", station_code),
+         "identifier": _ident("station", station_code), "name": f"Health station {station_code}",
+         "managingOrganization": _ref("Organization", station_code)},
+        {"resourceType": "Organization", "id": resource_id("Organization", facility),
+         "identifier": _ident("facility", facility), "name": facility},
+        {"resourceType": "Device", "id": resource_id("Device", f"{station_code}/{MODEL_SHA}"),
+         "identifier": _ident("device", f"{station_code}/{MODEL_SHA}"),
+         "deviceName": [{"name": "melanoma screening kiosk", "type": "user-friendly-name"}]},
+    ]  # fmt: skip
+
+
+def _band_range(band: str) -> dict[str, Any]:
+    low, _, high = band.partition("-")
+    rng: dict[str, Any] = {"low": {"value": int(low), "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}}
+    if high != "plus":
+        rng["high"] = {"value": int(high), "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}
+    return rng
+
+
+def screening_resources(s: SampleScreening, *, photo_url: str, facility: str = FACILITY) -> list[dict[str, Any]]:
+    """The resources of one screening as docs/FHIR.md §3-4 lays them out (photo as a file at ``photo_url``)."""
+    value = f"{s.station_code}/{s.screening_id}"
+    enc, pat = _ref("Encounter", value), _ref("Patient", value)
     when = s.created_at.isoformat()
-    site = _concept(s.body_site)
+    site = _concept(f"{URN}:CodeSystem:body-site", s.body_site, s.body_site.replace("-", " "))
+    common = {"subject": pat, "encounter": enc, "effectiveDateTime": when, "issued": when, "bodySite": site}
+
+    def observation(code: str, **fields: Any) -> dict[str, Any]:
+        ov = f"{value}/{code}"
+        return {"resourceType": "Observation", "id": resource_id("Observation", ov),
+                "identifier": _ident("observation", ov), "status": "final", "code": _obs_code(code),
+                **common, **fields}  # fmt: skip
+
+    def quantity(v: float, code: str = "1") -> dict[str, Any]:
+        return {"value": v, "unit": code, "system": "http://unitsofmeasure.org", "code": code}
+
     resources: list[dict[str, Any]] = [
-        {
-            "resourceType": "Patient",
-            "id": key,
-            "identifier": [{"system": f"{SYSTEM}/slip-code/{s.station_code}", "value": s.code}],
-            "gender": s.sex,
-            "extension": [{"url": f"{SYSTEM}/age-band", "valueString": s.age_band}],
-        },
-        {
-            "resourceType": "Encounter",
-            "id": key,
-            "identifier": [{"system": f"{SYSTEM}/screening/{s.station_code}", "value": s.screening_id}],
-            "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": pat_ref,
-            "period": {"start": when, "end": when},
-        },
-        {
-            "resourceType": "Observation",
-            "id": f"{key}-risk",
-            "status": "final",
-            "code": _concept("risk-band", "Melanoma referral risk band"),
-            "subject": pat_ref,
-            "encounter": enc_ref,
-            "effectiveDateTime": when,
-            "valueCodeableConcept": _concept(s.risk),
-            "bodySite": site,
-        },
-        {
-            "resourceType": "Observation",
-            "id": f"{key}-score",
-            "status": "final",
-            "code": _concept("malignant-probability", "Model malignant probability"),
-            "subject": pat_ref,
-            "encounter": enc_ref,
-            "valueQuantity": {"value": s.probability, "unit": "1"},
-        },
-        {
-            "resourceType": "Observation",
-            "id": f"{key}-abcd",
-            "status": "final",
-            "code": _concept("abcd-features", "ABCD features"),
-            "subject": pat_ref,
-            "encounter": enc_ref,
-            "component": [
-                {"code": _concept("asymmetry"), "valueQuantity": {"value": round(s.probability * 0.8, 3)}},
-                {"code": _concept("border_irregularity"), "valueQuantity": {"value": round(1 + s.probability, 3)}},
-                {"code": _concept("colour_count"), "valueInteger": 1 + int(s.probability * 4)},
-                {"code": _concept("diameter_px"), "valueQuantity": {"value": 80 + int(s.probability * 100)}},
-            ],
-        },
-        {
-            "resourceType": "Media",
-            "id": key,
-            "status": "completed",
-            "subject": pat_ref,
-            "encounter": enc_ref,
-            "bodySite": site,
-            "content": {"contentType": "image/jpeg", "url": photo_url},
-        },
-    ]
+        {"resourceType": "Patient", "id": resource_id("Patient", value),
+         "identifier": [*_ident("slip-code", f"{s.station_code}/{s.code}"), *_ident("screening", value)],
+         "gender": s.sex, "extension": [{"url": f"{URN}:StructureDefinition:age-band", "valueRange": _band_range(s.age_band)}],
+         "managingOrganization": _ref("Organization", s.station_code)},
+        {"resourceType": "Encounter", "id": resource_id("Encounter", value), "identifier": _ident("screening", value),
+         "status": "finished", "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+         "subject": pat, "period": {"start": when, "end": when},
+         "serviceProvider": _ref("Organization", s.station_code)},
+        observation("risk-band", valueCodeableConcept=_concept(f"{URN}:CodeSystem:risk", s.risk)),
+        observation("malignant-probability", valueQuantity=quantity(s.probability),
+                    component=[{"code": _obs_code("decision-threshold"), "valueQuantity": quantity(s.threshold)}]),
+        observation("abcd-features", component=[
+            {"code": _obs_code("asymmetry"), "valueQuantity": quantity(round(s.probability * 0.8, 3))},
+            {"code": _obs_code("border-irregularity"), "valueQuantity": quantity(round(1 + s.probability, 3))},
+            {"code": _obs_code("colour-count"), "valueInteger": 1 + int(s.probability * 4)},
+            {"code": _obs_code("diameter-px"), "valueQuantity": quantity(80 + int(s.probability * 100), "{pixel}")},
+        ]),
+        {"resourceType": "Media", "id": resource_id("Media", f"{value}/photo"),
+         "identifier": _ident("media", f"{value}/photo"), "status": "completed", "subject": pat, "encounter": enc,
+         "createdDateTime": when, "bodySite": site, "content": {"contentType": "image/jpeg", "url": photo_url}},
+    ]  # fmt: skip
     if s.risk == "refer":
-        due = (s.created_at + timedelta(days=s.referral_days)).date().isoformat()
+        due = s.created_at + timedelta(days=s.referral_days)
         resources.append(
-            {
-                "resourceType": "ServiceRequest",
-                "id": key,
-                "status": "active",
-                "intent": "order",
-                "subject": pat_ref,
-                "encounter": enc_ref,
-                "code": _concept("dermatology-referral", "Referral to a doctor for a skin lesion"),
-                "bodySite": [site],
-                "occurrencePeriod": {"start": when, "end": due},
-                "performer": [{"display": "Rural Health Unit"}],
-            }
-        )
+            {"resourceType": "ServiceRequest", "id": resource_id("ServiceRequest", value),
+             "identifier": _ident("referral", value), "status": "active", "intent": "order",
+             "code": _concept("http://snomed.info/sct", "3457005", "Patient referral"),
+             "subject": pat, "encounter": enc, "authoredOn": when, "bodySite": [site],
+             "occurrencePeriod": {"start": when, "end": due.isoformat()},
+             "requester": _ref("Organization", s.station_code), "performer": [_ref("Organization", facility)]}
+        )  # fmt: skip
     return resources
 
 
@@ -196,28 +201,35 @@ def write_sample_export(
     photo_size: int = 48,
     screenings: list[SampleScreening] | None = None,
 ) -> Path:
-    """Write one export folder under ``parent`` and return it (manifest written last, as the kiosk does)."""
+    """Write one export folder ``<station>-<time>-<batch>`` under ``parent``; manifest last, as the kiosk does."""
     screenings = screenings if screenings is not None else sample_screenings(station_code, count, seed=seed)
-    folder = Path(parent) / f"{station_code}-export-{seed}"
+    folder = Path(parent) / f"{station_code}-20260301T023015Z-{seed % 10000:04d}"
     (folder / "photos").mkdir(parents=True, exist_ok=True)
     by_type: dict[str, list[str]] = {}
-    files: dict[str, dict[str, Any]] = {}
+    photos: list[dict[str, Any]] = []
+    for resource in shared_resources(station_code):
+        by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource, separators=(",", ":")))
     for s in screenings:
-        url = f"photos/{s.key}.jpg"
+        url = f"photos/{s.screening_id}.jpg"
         photo = _photo(s.key, photo_size)
         (folder / url).write_bytes(photo)
-        files[url] = {"sha256": hashlib.sha256(photo).hexdigest()}
+        photos.append({"url": url, "sha256": hashlib.sha256(photo).hexdigest(), "bytes": len(photo)})
         for resource in screening_resources(s, photo_url=url):
             by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource, separators=(",", ":")))
+    output = []
     for kind, lines in by_type.items():
         data = ("\n".join(lines) + "\n").encode()
         (folder / f"{kind}.ndjson").write_bytes(data)
-        files[f"{kind}.ndjson"] = {"sha256": hashlib.sha256(data).hexdigest(), "count": len(lines)}
+        output.append({"type": kind, "url": f"{kind}.ndjson", "count": len(lines),
+                       "extension": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}})  # fmt: skip
     manifest = {
-        "station_code": station_code,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "counts": {kind: len(lines) for kind, lines in by_type.items()},
-        "files": files,
-    }
+        "transactionTime": datetime.now(UTC).isoformat(),
+        "request": "kiosk export fhir",
+        "requiresAccessToken": False,
+        "output": output,
+        "error": [],
+        "extension": {"format": 1, "export_id": folder.name, "station_code": station_code,
+                      "screenings": len(screenings), "photos": photos},
+    }  # fmt: skip
     atomic_write_bytes(folder / "export.json", json.dumps(manifest, indent=1).encode())
     return folder

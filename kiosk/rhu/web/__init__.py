@@ -57,7 +57,8 @@ class Console:
     db: Database
     photos: PhotoStore
     outbound: Path
-    facility: str
+    facility: str  # this RHU's name, on the page and in outcomes' performer.display
+    facility_code: str  # its short code (RHU-PALO): the kiosk stores outcomes as source rhu:<code>
     clock: Callable[[], float] = time.time
     failures: dict[str, list[float]] = field(default_factory=dict)  # user name -> times of recent wrong passwords
 
@@ -72,6 +73,7 @@ def create_app(
     db: Database,
     data_dir: Path,
     facility: str,
+    facility_code: str = "RHU",
     outbound: Path | None = None,
     host: str = "127.0.0.1",
     allowed_hosts: tuple[str, ...] = (),
@@ -98,6 +100,7 @@ def create_app(
         photos=PhotoStore(data_dir / "photos"),
         outbound=Path(outbound) if outbound else data_dir / "outbound",
         facility=facility,
+        facility_code=facility_code,
         clock=clock,
     )
     hosts = HostCheck.for_server(host, extra=allowed_hosts, hostname=socket.gethostname())

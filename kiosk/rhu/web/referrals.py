@@ -100,6 +100,7 @@ def outcome(key: str) -> ResponseReturnValue:
             note=form.get("note", "").strip() or None,
             recorded_by=str(session["user"]),
             facility=console().facility,
+            facility_code=console().facility_code,
         )
     except (InvalidOutcome, ValueError) as exc:
         message = str(exc).splitlines()[0] if isinstance(exc, InvalidOutcome) else "the 'seen on' date is not a date"
