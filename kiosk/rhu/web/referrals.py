@@ -54,7 +54,7 @@ def find() -> ResponseReturnValue:
     return page("rhu_find.html", rows=rows, code=text, user=session.get("user"))
 
 
-@bp.get("/screenings/<key>")
+@bp.get("/screenings/<path:key>")
 def detail(key: str) -> ResponseReturnValue:
     row = screening(console().db, key)
     if row is None:
@@ -70,7 +70,7 @@ def detail(key: str) -> ResponseReturnValue:
     )
 
 
-@bp.get("/screenings/<key>/photo.jpg")
+@bp.get("/screenings/<path:key>/photo.jpg")
 def photo(key: str) -> ResponseReturnValue:
     row = screening(console().db, key)
     data = console().photos.get(row["photo_sha256"]) if row and row["photo_sha256"] else None
@@ -79,7 +79,7 @@ def photo(key: str) -> ResponseReturnValue:
     return Response(data, mimetype="image/jpeg")
 
 
-@bp.post("/screenings/<key>/outcome")
+@bp.post("/screenings/<path:key>/outcome")
 def outcome(key: str) -> ResponseReturnValue:
     row = screening(console().db, key)
     if row is None:
