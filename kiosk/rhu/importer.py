@@ -194,6 +194,7 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
     now = datetime.now(UTC).isoformat()
     for start in range(0, len(keys), batch):
         rows = []
+        pending: list[bytes] = []
         for key in keys[start : start + batch]:
             encounter = encounters[key]
             related = list(by_encounter.get(key, ()))
@@ -202,7 +203,9 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
                 related.insert(0, patient)
             row = screening_row(encounter, related, organizations=organizations, station_code=station_code)
             data = _photo_bytes(folder, row["photo"]) if row["photo"] else None
-            sha = photos.put(data) if data else None  # the photo is on disk before its row is committed
+            sha = hashlib.sha256(data).hexdigest() if data else None
+            if data:
+                pending.append(data)
             rows.append(
                 (
                     row["key"], row["station_code"], row["screening_id"], row["code"], row["created_at"],
@@ -212,6 +215,7 @@ def import_export(db: Database, photos: PhotoStore, folder: Path, *, batch: int 
                     resources_json([encounter, *related]), now,
                 )
             )  # fmt: skip
+        photos.put_many(pending)  # every photo of the batch is on disk before its rows are committed
         with db.transaction() as cur:
             new += _count_new(cur, [r[0] for r in rows])
             cur.executemany(_UPSERT, rows)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..storage import atomic_write_bytes
@@ -42,6 +44,14 @@ class PhotoStore:
         if not path.exists():
             atomic_write_bytes(path, data, mode=0o600)  # health data: the console's user only
         return sha
+
+    def put_many(self, photos: Iterable[bytes], *, workers: int = 8) -> list[str]:
+        """:meth:`put` for many photos at once: their fsyncs overlap, so the file system commits them together.
+
+        (One at a time, a bulk import spent ~10 ms per photo waiting for its own journal commit.)
+        """
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.put, photos))
 
     def get(self, sha256: str) -> bytes | None:
         try:
