@@ -105,6 +105,8 @@ REASONS: dict[str, str] = {
     "update_model_not_int8": N_("Only int8 models can be signed for the kiosk (this one takes {dtype} input): {path}"),
     "update_model_ambiguous": N_("The folder holds several models; name the .tflite file to sign: {path}"),
     "update_bad_output": N_("The update must be saved as a .kioskupdate file (or into a folder): {path}"),
+    # The RHU console (kiosk rhu, kiosk/rhu/), seen by the RHU's staff and its technician.
+    "rhu_failed": N_("The RHU console cannot do this: {detail}"),
 }
 
 

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(detail: str) -> KioskError:
-    return KioskError("config_invalid", key="rhu", detail=detail)
+    return KioskError("rhu_failed", detail=detail)
 
 
 def check_listen_address(host: str) -> None:
