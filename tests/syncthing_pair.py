@@ -69,8 +69,9 @@ def main(root: Path) -> dict[str, Any]:
     _, rhu_key = configure(rhu_home, rhu_site)
     env = {"STNOUPGRADE": "1", "STNODEFAULTFOLDER": "1", "HOME": str(root), "PATH": "/usr/bin:/bin"}
     procs = [
-        subprocess.Popen(serve_command(home), stdout=(root / f"{home.name}.log").open("wb"), stderr=subprocess.STDOUT,
-                         env=env)  # fmt: skip
+        subprocess.Popen(
+            serve_command(home), stdout=(root / f"{home.name}.log").open("wb"), stderr=subprocess.STDOUT, env=env
+        )  # fmt: skip
         for home in (kiosk_home, rhu_home)
     ]
     result: dict[str, Any] = {"kiosk_id": kiosk_id, "rhu_id": rhu_id}

@@ -53,7 +53,10 @@ def test_create_user_hashes_and_refuses_a_short_password(tmp_path: Path) -> None
     done = kiosk("--data-dir", data, "create-user", "dr.cruz", "--password-stdin", stdin="a long passphrase\n")
     assert done.returncode == 0 and done.stdout == "user dr.cruz created\n"
     dup = kiosk("--data-dir", data, "create-user", "dr.cruz", "--password-stdin", stdin="a long passphrase\n")
-    assert dup.returncode == 2 and dup.stderr == "kiosk: error: The RHU console cannot do this: the user 'dr.cruz' exists already\n"
+    assert (
+        dup.returncode == 2
+        and dup.stderr == "kiosk: error: The RHU console cannot do this: the user 'dr.cruz' exists already\n"
+    )
     assert b"a long passphrase" not in (tmp_path / "rhu" / "rhu.sqlite3").read_bytes()
 
 

@@ -56,7 +56,9 @@ def test_import_twice_creates_nothing_new(rhu_db: Database, tmp_path: Path) -> N
     assert [(s.new, s.skipped) for s in first] == [(30, False), (20, False)]
     assert [(s.new, s.skipped) for s in again] == [(0, True), (0, True)]
     # The same resources in a new export (a stick written twice): upserted, still nothing new.
-    (export / "export.json").write_text((export / "export.json").read_text().replace('"request"', '"note": 1, "request"'))
+    (export / "export.json").write_text(
+        (export / "export.json").read_text().replace('"request"', '"note": 1, "request"')
+    )
     third = import_export(rhu_db, photos, export)
     assert (third.screenings, third.new, third.skipped) == (30, 0, False)
     assert _snapshot(rhu_db) == before and len(before) == 50
@@ -90,7 +92,7 @@ def test_kill_9_during_import_loses_and_duplicates_nothing(rhu_db: Database, tmp
     script = (
         "import sys; from pathlib import Path; from kiosk.rhu.db import Database; "
         "from kiosk.rhu.importer import import_export; from kiosk.rhu.photos import PhotoStore; "
-        f"import_export(Database.open(sys.argv[1]), PhotoStore(Path(sys.argv[2])), Path(sys.argv[3]), batch=100)"
+        "import_export(Database.open(sys.argv[1]), PhotoStore(Path(sys.argv[2])), Path(sys.argv[3]), batch=100)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-c", script, rhu_db.url, str(data_dir / "photos"), str(export)], env=env)

@@ -168,10 +168,16 @@ def test_outcome_is_saved_and_written_back_for_the_station(
     assert [f.parent.parent.name for f in files] == ["PH-LEY-0001"]
     line = json.loads(files[0].read_text())
     assert line["resourceType"] == "Observation" and line["status"] == "final"
-    assert line["subject"]["identifier"] == {"system": "urn:melanoma-kiosk:slip-code", "value": f"PH-LEY-0001/{target.code}"}
+    assert line["subject"]["identifier"] == {
+        "system": "urn:melanoma-kiosk:slip-code",
+        "value": f"PH-LEY-0001/{target.code}",
+    }
     assert line["focus"][0]["identifier"]["value"] == target.key
     assert line["basedOn"][0]["identifier"] == {"system": "urn:melanoma-kiosk:referral", "value": target.key}
-    assert line["valueCodeableConcept"]["coding"][0] == {"system": "urn:melanoma-kiosk:CodeSystem:outcome", "code": "melanoma"}
+    assert line["valueCodeableConcept"]["coding"][0] == {
+        "system": "urn:melanoma-kiosk:CodeSystem:outcome",
+        "code": "melanoma",
+    }
     assert line["effectiveDateTime"] == "2026-01-10" and line["note"] == [{"text": "biopsy: melanoma; excised"}]
     assert line["performer"][0] == {"identifier": {"system": "urn:melanoma-kiosk:facility", "value": "RHU-PALO"},
                                      "display": "Palo RHU"}  # fmt: skip
@@ -187,8 +193,14 @@ def test_follow_through_figures_csv_and_chart(console: Flask, screenings: dict[s
     referred = [s for s in screenings["PH-LEY-0001"] if s.risk == "refer"]
     token = _token(client, "/")
     # One melanoma seen in time (referred: a true positive), one benign seen late (referred: a false positive).
-    client.post(f"/screenings/{referred[0].key}/outcome", data={"outcome": "melanoma", "seen_on": "2026-01-08", "csrf_token": token})
-    client.post(f"/screenings/{referred[1].key}/outcome", data={"outcome": "benign", "seen_on": "2026-03-01", "csrf_token": token})
+    client.post(
+        f"/screenings/{referred[0].key}/outcome",
+        data={"outcome": "melanoma", "seen_on": "2026-01-08", "csrf_token": token},
+    )
+    client.post(
+        f"/screenings/{referred[1].key}/outcome",
+        data={"outcome": "benign", "seen_on": "2026-03-01", "csrf_token": token},
+    )
     csv_text = client.get("/figures.csv?station=PH-LEY-0001").get_data(as_text=True)
     lines = csv_text.splitlines()
     assert lines[0] == (

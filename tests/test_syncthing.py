@@ -30,8 +30,9 @@ def _site(tmp_path: Path, **changes: object) -> dict[str, object]:
     return {
         "name": "PH-LEY-0001",
         "peers": [{"name": "RHU-PALO", "device_id": PEER, "addresses": ["tcp://192.168.1.10:22000"]}],
-        "folders": [{"id": "PH-LEY-0001-outbox", "path": str(tmp_path / "outbox"), "type": "sendonly",
-                     "peers": ["RHU-PALO"]}],  # fmt: skip
+        "folders": [
+            {"id": "PH-LEY-0001-outbox", "path": str(tmp_path / "outbox"), "type": "sendonly", "peers": ["RHU-PALO"]}
+        ],  # fmt: skip
         **changes,
     }
 
@@ -109,6 +110,7 @@ def test_two_real_syncthing_instances_carry_an_export_in_and_an_outcome_back(tmp
     assert result["outcome_arrived_s"] and result["outcome_arrived_s"] < 45
     lines = [json.loads(p.read_text()) for p in (tmp_path / "kiosk" / "inbox" / "outcomes").glob("*.ndjson")]
     assert [line["focus"][0]["identifier"]["value"] for line in lines] == [result["outcome_key"]]
+
     # Nothing listened anywhere but on loopback (state 0A = LISTEN; local address 0100007F = 127.0.0.1).
     def sockets(table: str) -> list[list[str]]:
         return [row.split() for row in table.splitlines() if row.split() and row.split()[0].endswith(":")]

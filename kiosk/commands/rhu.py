@@ -29,10 +29,16 @@ IMPORT_EVERY_SECONDS = 60
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=os.environ.get("KIOSK_RHU_DATA", "rhu-data"),
-                        help="photos, outbound outcomes and the SQLite file (default ./rhu-data or $KIOSK_RHU_DATA)")
-    parser.add_argument("--database", default=os.environ.get("KIOSK_RHU_DATABASE"),
-                        help="postgresql://... or sqlite:///PATH (default: SQLite in --data-dir; $KIOSK_RHU_DATABASE)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("KIOSK_RHU_DATA", "rhu-data"),
+        help="photos, outbound outcomes and the SQLite file (default ./rhu-data or $KIOSK_RHU_DATA)",
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("KIOSK_RHU_DATABASE"),
+        help="postgresql://... or sqlite:///PATH (default: SQLite in --data-dir; $KIOSK_RHU_DATABASE)",
+    )
     sub = parser.add_subparsers(dest="rhu_command", required=True, metavar="SUBCOMMAND")
     p = sub.add_parser("serve", help="the doctor's web page, importing new exports from --inbox")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or one LAN address of this machine")
@@ -147,9 +153,15 @@ def _serve(db: object, data_dir: Path, args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise _fail(f"--port must be 0 to 65535, got {args.port}")
     outbound = Path(args.outbound) if args.outbound else data_dir / "outbound"
-    write_pending(db, outbound, facility=args.facility, facility_code=args.facility_code)  # outcomes saved just before a crash
+    write_pending(
+        db, outbound, facility=args.facility, facility_code=args.facility_code
+    )  # outcomes saved just before a crash
     app = create_app(
-        db=db, data_dir=data_dir, facility=args.facility, facility_code=args.facility_code, outbound=outbound,
+        db=db,
+        data_dir=data_dir,
+        facility=args.facility,
+        facility_code=args.facility_code,
+        outbound=outbound,
         host=args.host,
     )
     stop = threading.Event()
@@ -176,7 +188,7 @@ def _serve(db: object, data_dir: Path, args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    print(f"RHU console on http://{args.host}:{server.effective_port}/", flush=True)  # type: ignore[union-attr]
+    print(f"RHU console on http://{args.host}:{server.effective_port}/", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -72,7 +72,11 @@ def _code(concept: Any, system: str | None = None) -> str | None:
     """The first code of a CodeableConcept (of ``system`` when given)."""
     if isinstance(concept, Mapping):
         for coding in concept.get("coding") or ():
-            if isinstance(coding, Mapping) and coding.get("code") and (system is None or coding.get("system") == system):
+            if (
+                isinstance(coding, Mapping)
+                and coding.get("code")
+                and (system is None or coding.get("system") == system)
+            ):
                 return str(coding["code"])
     return None
 

@@ -21,6 +21,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from html import escape
+from typing import Any
 
 from .db import Database
 
@@ -74,10 +75,11 @@ class Figures:
 
 def follow_through(db: Database, *, station: str | None = None) -> list[Figures]:
     where, params = ("WHERE s.station_code = ?", [station]) if station else ("", [])
-    return [
-        Figures(**{k: (v if k in ("station_code", "month") else int(v or 0)) for k, v in row.items()})
-        for row in db.query(_SQL.format(where=where), params)
-    ]
+    found = []
+    for row in db.query(_SQL.format(where=where), params):
+        values: dict[str, Any] = {k: (v if k in ("station_code", "month") else int(v or 0)) for k, v in row.items()}
+        found.append(Figures(**values))
+    return found
 
 
 def totals(rows: Iterable[Figures], *, station_code: str = "all") -> Figures:
@@ -127,7 +129,8 @@ def chart_svg(rows: Iterable[Figures], *, width: int = 720, height: int = 260) -
                 f' fill="{series[j][1]}"><title>{escape(month)} {series[j][0]}: {value}</title></rect>'
             )
         parts.append(
-            f'<text x="{x0 + 1.5 * bar:.1f}" y="{bottom + 14}" font-size="11" text-anchor="middle">{escape(month)}</text>'
+            f'<text x="{x0 + 1.5 * bar:.1f}" y="{bottom + 14}" font-size="11" text-anchor="middle">'
+            f"{escape(month)}</text>"
         )
     for j, (name, colour) in enumerate(series):
         parts.append(f'<rect x="{left + j * 150}" y="8" width="10" height="10" fill="{colour}"/>')

@@ -125,14 +125,17 @@ def record_outcome(
         )  # fmt: skip
     write_pending(db, outbound, facility=facility, facility_code=facility_code)
     # Named by the outcome's id: the same outcome saved twice in one second is one file.
-    return _outcome_path(outbound, str(db.scalar("SELECT station_code FROM screenings WHERE key = ?", (key,))), outcome_id)
+    return _outcome_path(
+        outbound, str(db.scalar("SELECT station_code FROM screenings WHERE key = ?", (key,))), outcome_id
+    )
 
 
 def write_pending(db: Database, outbound: Path, *, facility: str, facility_code: str) -> dict[str, Path]:
     """Write every outcome whose NDJSON is not out yet (after a crash between commit and write, too)."""
     rows = db.query(
         "SELECT o.id, o.outcome, o.seen_on, o.biopsy, o.note, o.recorded_at, o.recorded_by,"
-        " s.screening_id, s.station_code, s.code, s.referred FROM outcomes o JOIN screenings s ON s.key = o.screening_key"
+        " s.screening_id, s.station_code, s.code, s.referred"
+        " FROM outcomes o JOIN screenings s ON s.key = o.screening_key"
         " WHERE o.written_at IS NULL ORDER BY o.recorded_at"
     )
     written: dict[str, Path] = {}

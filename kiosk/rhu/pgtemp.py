@@ -45,7 +45,9 @@ class TempPostgres:
     def start(self) -> str:
         initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")
         if not initdb or not pg_ctl:
-            raise PostgresUnavailable("PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql)")
+            raise PostgresUnavailable(
+                "PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql)"
+            )
         if os.geteuid() == 0:
             if shutil.which("runuser") is None:
                 raise PostgresUnavailable("running as root without runuser: cannot start PostgreSQL as another user")

@@ -24,9 +24,7 @@ from .db import Database
 
 __all__ = ["find_by_code", "referrals", "screening", "stations"]
 
-_LATEST = (
-    "(SELECT o.{col} FROM outcomes o WHERE o.screening_key = s.key ORDER BY o.recorded_at DESC LIMIT 1)"
-)
+_LATEST = "(SELECT o.{col} FROM outcomes o WHERE o.screening_key = s.key ORDER BY o.recorded_at DESC LIMIT 1)"
 _FIELDS = (
     "s.key, s.station_code, s.screening_id, s.code, s.created_at, s.status, s.risk, s.probability, s.threshold,"
     " s.features_json, s.body_site, s.age_band, s.sex, s.referred, s.due_date, s.facility, s.photo_sha256, "

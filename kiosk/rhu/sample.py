@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,10 @@ class SampleScreening:
         return "refer" if self.probability >= self.threshold else "low"
 
 
+def _fixed(digits: str) -> Callable[[int], str]:
+    return lambda count: digits
+
+
 def sample_screenings(
     station_code: str, count: int, *, seed: int, start: datetime | None = None, per_day: int = 30
 ) -> list[SampleScreening]:
@@ -73,7 +78,7 @@ def sample_screenings(
             SampleScreening(
                 station_code=station_code,
                 screening_id=f"{moment:%Y%m%d-%H%M%S}-{i % 36**4:04d}",
-                code=codes.new_code(random_digits=lambda n, b=body: b),
+                code=codes.new_code(random_digits=_fixed(body)),
                 created_at=moment,
                 probability=round(rng.betavariate(1.2, 3.0), 4),
                 threshold=0.5,
@@ -160,7 +165,8 @@ def screening_resources(s: SampleScreening, *, photo_url: str, facility: str = F
     resources: list[dict[str, Any]] = [
         {"resourceType": "Patient", "id": resource_id("Patient", value),
          "identifier": [*_ident("slip-code", f"{s.station_code}/{s.code}"), *_ident("screening", value)],
-         "gender": s.sex, "extension": [{"url": f"{URN}:StructureDefinition:age-band", "valueRange": _band_range(s.age_band)}],
+         "gender": s.sex,
+         "extension": [{"url": f"{URN}:StructureDefinition:age-band", "valueRange": _band_range(s.age_band)}],
          "managingOrganization": _ref("Organization", s.station_code)},
         {"resourceType": "Encounter", "id": resource_id("Encounter", value), "identifier": _ident("screening", value),
          "status": "finished", "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},

@@ -156,7 +156,9 @@ class SyncSite:
                 raise SiteError(f"sync.folders[{i}].path: an absolute folder path is required")
             shared = tuple(f.get("peers") or ())
             if not shared or set(shared) - names:
-                raise SiteError(f"sync.folders[{i}].peers: name peers listed in sync.peers ({', '.join(sorted(names))})")
+                raise SiteError(
+                    f"sync.folders[{i}].peers: name peers listed in sync.peers ({', '.join(sorted(names))})"
+                )
             folders.append(Folder(id=fid, path=Path(path), type=kind, peers=shared, label=str(f.get("label", fid))))
         listen = tuple(_tcp_address(a, where="sync.listen") for a in data.get("listen") or cls.listen)
         gui = str(data.get("gui", cls.gui))

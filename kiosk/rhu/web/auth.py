@@ -53,7 +53,9 @@ def login() -> ResponseReturnValue:
             session.clear()  # a fresh session at sign-in (no fixation), keeping the form token
             session.update(user=user, since=console().clock(), csrf=csrf)
             target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("referrals.index"))
+            return redirect(
+                target if target.startswith("/") and not target.startswith("//") else url_for("referrals.index")
+            )
         else:
             console().failures.setdefault(user, []).append(console().clock())
             error = "Wrong user name or password."
