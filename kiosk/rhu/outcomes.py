@@ -61,12 +61,13 @@ def outcome_line(row: dict[str, Any], *, facility: str, facility_code: str) -> d
         "status": "final",
         "identifier": [{"system": f"{URN}:outcome", "value": ident}],
         "code": {"coding": [{"system": f"{URN}:CodeSystem:observation", "code": "clinical-outcome"}]},
-        "subject": {"identifier": {"system": f"{URN}:slip-code", "value": f"{station}/{row['code']}"}},
         "focus": [{"identifier": {"system": f"{URN}:screening", "value": screening}}],
         "valueCodeableConcept": {"coding": [{"system": f"{URN}:CodeSystem:outcome", "code": row["outcome"]}]},
         "issued": row["recorded_at"],
         "performer": [{"identifier": {"system": f"{URN}:facility", "value": facility_code}, "display": facility}],
     }
+    if row["code"]:  # the slip code names the screening for the kiosk; the focus (screening id) does too
+        line["subject"] = {"identifier": {"system": f"{URN}:slip-code", "value": f"{station}/{row['code']}"}}
     if row["referred"]:
         line["basedOn"] = [{"identifier": {"system": f"{URN}:referral", "value": screening}}]
     if row["seen_on"]:
