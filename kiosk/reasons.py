@@ -105,6 +105,17 @@ REASONS: dict[str, str] = {
     "update_model_not_int8": N_("Only int8 models can be signed for the kiosk (this one takes {dtype} input): {path}"),
     "update_model_ambiguous": N_("The folder holds several models; name the .tflite file to sign: {path}"),
     "update_bad_output": N_("The update must be saved as a .kioskupdate file (or into a folder): {path}"),
+    # The clock (kiosk.clock): a wrong clock misdates every record and slip.
+    "clock_before_build": N_(
+        "The kiosk's clock says {now}, before this software was made ({date}). Set the date and time in Settings."
+    ),
+    "clock_jumped_back": N_(
+        "The kiosk's clock went back (it says {now}, after {last} before). Set the date and time in Settings."
+    ),
+    "clock_set_failed": N_("The clock could not be set ({detail}); the time was not changed."),
+    "clock_set_too_early": N_("That date is before this software was made ({date}); check the year."),
+    "clock_set_too_late": N_("That date is too far in the future; check the year."),
+    "clock_set": N_("The clock is set to {time}."),
     # The RHU console (kiosk rhu, kiosk/rhu/), seen by the RHU's staff and its technician.
     "rhu_failed": N_("The RHU console cannot do this: {detail}"),
 }

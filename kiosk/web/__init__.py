@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'pages']
+['api', 'centre', 'pages']
 >>> station.close()
 """
 
@@ -28,6 +28,7 @@ from flask import Flask, Request, Response
 
 from ..config import Settings
 from .api import bp as api_bp
+from .centre import init_centre
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .errors import register_error_handlers
@@ -132,6 +133,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    init_centre(app)  # station, clock and daily summary on the settings page
     app.after_request(_security_headers)
     return app
 

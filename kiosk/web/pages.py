@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 
 from .. import __version__
+from ..clock import local_time
 from ..reasons import N_, CameraError, KioskError
 from ..records import StoredScreening
 from ..result import ScreeningResult
@@ -118,7 +119,13 @@ def _view(sid: str) -> ResultView:
     found_id, result, at = _find(sid)
     web = ctx.settings.web
     return result_view(
-        found_id, result, at=at, facility=web.referral_facility, days=web.referral_within_days, min_side=ctx.min_side
+        found_id,
+        result,
+        at=at,
+        facility=web.referral_facility,
+        days=web.referral_within_days,
+        min_side=ctx.min_side,
+        zone=ctx.settings.station.time_zone,
     )
 
 
@@ -171,7 +178,8 @@ def history() -> ResponseReturnValue:
     page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
     total = records.count() if records is not None else 0
-    rows = [(s, s.created_at.astimezone()) for s in items]
+    zone = kiosk().settings.station.time_zone
+    rows = [(s, local_time(s.created_at, zone)) for s in items]  # the station's time, whatever the Pi's zone
     return render_template(
         "history.html",
         rows=rows,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..clock import local_time
 from ..reasons import N_
 from ..result import ScreeningResult
 from .i18n import reason_message, translate
@@ -162,10 +163,18 @@ def feature_lines(features: dict[str, Any]) -> list[FeatureLine]:
 
 
 def result_view(
-    sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str | None, days: int, min_side: int
+    sid: str | None,
+    result: ScreeningResult,
+    *,
+    at: datetime | None,
+    facility: str | None,
+    days: int,
+    min_side: int,
+    zone: str | None = None,
 ) -> ResultView:
-    """The page's view of one screening, in the request's language."""
-    local = at.astimezone() if at is not None else None  # the Pi's clock zone: Asia/Manila in the field
+    """The page's view of one screening, in the request's language; ``at`` shown in ``zone`` ([station] time_zone)."""
+    # Without a zone, the Pi's own (set to the station's at first boot).
+    local = (local_time(at, zone) if zone else at.astimezone()) if at is not None else None
     common: dict[str, Any] = {"id": sid, "link_id": sid or "last", "at": local, "result": result}
     if result.status != "ok":
         text = reason_message(result.reason or "internal_error", **reason_params(result, min_side=min_side))
