@@ -97,6 +97,8 @@ def _photo(seed: str, size: int) -> bytes:
     image = Image.new("RGB", (size, size), (200 + rng.randrange(40), 160 + rng.randrange(40), 140))
     r = size // 4 + rng.randrange(size // 8)
     ImageDraw.Draw(image).ellipse((size // 2 - r, size // 2 - r, size // 2 + r, size // 2 + r), fill=(90, 50, 40))
+    for _ in range(12):  # speckles: every screening's photo is a different file, as at a real kiosk
+        image.putpixel((rng.randrange(size), rng.randrange(size)), (rng.randrange(256), 60, rng.randrange(256)))
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=70)
     return buf.getvalue()
