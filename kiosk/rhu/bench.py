@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             server = TempPostgres()
             url = server.start()
         with Database.open(url) as db:
-            result = run(
-                db, work, count=args.count, stations=args.stations, imported_stations=args.imported_stations
-            )
+            result = run(db, work, count=args.count, stations=args.stations, imported_stations=args.imported_stations)
     finally:
         if server is not None:
             server.stop()
