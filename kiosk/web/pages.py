@@ -23,11 +23,12 @@ from flask.typing import ResponseReturnValue
 from .. import __version__
 from ..clock import local_time
 from ..reasons import N_, CameraError, KioskError
-from ..records import StoredScreening
+from ..records import InvalidPatientInfo, StoredScreening
 from ..result import ScreeningResult
 from ..updates import UpdateOutcome, UpdateService
 from .access import may_read, may_read_last, remember
 from .context import kiosk
+from .details import patient_from_form
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
 from .present import ResultView, referral_facility, result_view
@@ -84,7 +85,11 @@ def capture() -> ResponseReturnValue:
     """The capture button without JavaScript: take the photo, then show its result."""
     station = kiosk().station
     try:
-        sid, result = station.capture_and_screen()
+        patient = patient_from_form(request.form)  # the details step's choices (kiosk/web/details.py)
+    except InvalidPatientInfo:
+        return render_template("screen.html", last_seq=_last_seq(), error=reason_message("invalid_patient")), 400
+    try:
+        sid, result = station.capture_and_screen(patient=patient)
     except CameraError as exc:
         return render_template("screen.html", last_seq=_last_seq(), error=reason_message(exc.code, **exc.params)), 503
     last = station.last
@@ -264,7 +269,7 @@ def update_rollback() -> ResponseReturnValue:
 
 
 #: The pages a correct PIN may lead to, and the query parameters each keeps.
-NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
+NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",), "/settings/validation": ("lang",)}
 
 
 def _safe_next(target: str | None) -> str:
