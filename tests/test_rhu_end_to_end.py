@@ -20,6 +20,7 @@ from kiosk.rhu.importer import import_tree
 from kiosk.rhu.outcomes import record_outcome
 from kiosk.rhu.photos import PhotoStore
 from kiosk.rhu.queries import find_by_code, referrals
+from kiosk.validation import report_from_store
 from tests.rhu_conftest import pg_url, rhu_db  # noqa: F401 - fixtures
 
 fhir_export = pytest.importorskip("kiosk.fhir.export", reason="the kiosk's FHIR exporter (kiosk/fhir/) is not here")
@@ -65,7 +66,12 @@ def test_kiosk_export_to_console_and_outcome_back(rhu_db: Database, tmp_path: Pa
         latest = store.latest_outcome(ids["refer"])
         assert latest is not None and (latest.outcome, latest.source) == ("melanoma", "rhu:RHU-PALO")
         assert latest.note == "biopsy: melanoma"
+        # ...and the kiosk's own validation report counts it as a referred, confirmed melanoma.
+        report = report_from_store(store)
+        assert report.overall.melanoma_referred == 1 and report.outcomes.get("melanoma") == 1
+        assert report.confirmed == 1
         again_summary = fhir_outcomes.import_outcomes(store, stick_outcomes, station_code=fhir_data.STATION)
         assert again_summary.imported == 0
+        assert report_from_store(store).confirmed == 1  # a second import counts nothing twice
         lines = [json.loads(p.read_text()) for p in (stick_outcomes / "outcomes").glob("*.ndjson")]
         assert len(lines) == 1
