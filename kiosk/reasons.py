@@ -169,6 +169,8 @@ REASONS: dict[str, str] = {
         "{unknown} with unknown slip codes, {invalid} unreadable."
     ),
     "outcomes_unreadable": N_("The outcome files cannot be read ({path})."),
+    # The RHU console (kiosk rhu, kiosk/rhu/), seen by the RHU's staff and its technician.
+    "rhu_failed": N_("The RHU console cannot do this: {detail}"),
 }
 
 
