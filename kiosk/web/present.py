@@ -187,7 +187,10 @@ def result_view(
             )
         ]
     steps.append(translate(N_("If you or the patient are worried, refer anyway.")))
+    # A screening can carry a reason too: "lesion_unclear" refers whatever the score, and the page says why.
+    why = reason_message(result.reason, **reason_params(result, min_side=min_side)) if result.reason else None
     return ResultView(
+        reason_text=why,
         risk_words=translate(N_("Refer to a doctor")) if refer else translate(N_("Low risk")),
         risk_icon="\u26a0" if refer else "\u25cf",  # warning sign / disc: the colour is never the only signal
         percent=_percent(result.malignant_probability or 0.0),
