@@ -71,6 +71,7 @@ def open_records(
             retention_days=settings.records.retention_days,
             photo_retention_days=settings.records.photo_retention_days,
             keep_images=settings.records.keep_images,
+            station_code=settings.station.code,
         )
     except OSError as exc:  # a read-only card, a folder owned by someone else
         raise ConfigError(

@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only print the [web] line to paste into a settings file; write nothing",
     )
+
+    from .commands import discover
+
+    for command in discover():  # one module per command in kiosk/commands/
+        p = sub.add_parser(command.NAME, help=command.HELP)
+        command.add_arguments(p)
+        p.set_defaults(run_command=command.run)
     return parser
 
 
@@ -105,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args)  # its own one-line errors, named after the update command
     try:
-        return COMMANDS[args.command](args)
+        run_command = getattr(args, "run_command", None) or COMMANDS[args.command]
+        return int(run_command(args))
     except KioskError as exc:
         print(f"kiosk: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -54,6 +54,7 @@ __all__ = [
     "RecordsSettings",
     "Settings",
     "UpdatesSettings",
+    "StationSettings",
     "VisionSettings",
     "WebSettings",
     "dump_settings",
@@ -113,6 +114,45 @@ class _Section:
 
     def _validate(self) -> None:
         """Cross-field checks; override in sections that need them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationSettings(_Section):
+    """Which health station this kiosk is: written per centre by ``deploy/provision-sd --site``."""
+
+    SECTION: ClassVar[str] = "station"
+
+    name: str | None = _setting(
+        None,
+        "The health station's name, printed on every slip and shown on the settings page.",
+        check=lambda v: 0 < len(v.strip()) <= 80 and v.isprintable(),
+        expect="1-80 printable characters",
+        example="Barangay San Jose Health Station",
+    )
+    code: str | None = _setting(
+        None,
+        "The station's short code (capital letters, digits and dashes): with the slip code it makes every "
+        "record's identifier unique across stations (FHIR exports, the RHU console).",
+        check=lambda v: re.fullmatch(r"[A-Z0-9][A-Z0-9-]{1,31}", v) is not None,
+        expect="2-32 capital letters, digits or dashes, e.g. PH-LEY-0001",
+        example="PH-LEY-0001",
+    )
+    time_zone: str = _setting(
+        "Asia/Manila",
+        "IANA time zone in which slips, history and summaries show dates and times (records stay in UTC).",
+        check=lambda v: _is_time_zone(v),
+        expect="an IANA time zone name such as Asia/Manila",
+    )
+
+
+def _is_time_zone(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +347,7 @@ class Settings:
     'auto'
     """
 
+    station: StationSettings = field(default_factory=StationSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)

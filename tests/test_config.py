@@ -413,7 +413,10 @@ def test_example_file_lists_every_key_with_a_valid_value(tmp_path: Path) -> None
         names = {f.name for f in dataclasses.fields(getattr(s, section.name))}
         assert set(data[section.name]) == names  # ...and every key is there
     # Uncommented defaults equal the real defaults, apart from the unset ones shown with an example.
-    assert dataclasses.replace(s, camera=Settings().camera, web=Settings().web) == Settings()
+    assert (
+        dataclasses.replace(s, camera=Settings().camera, web=Settings().web, station=Settings().station) == Settings()
+    )
+    assert dataclasses.replace(s.station, name=None, code=None) == Settings().station
     assert s.camera.mm_per_pixel == 0.02 and s.web.pin == DEMO_PIN_HASH
     assert dataclasses.replace(s.camera, mm_per_pixel=None) == Settings().camera
     assert dataclasses.replace(s.web, pin=None, referral_facility=None, allowed_hosts=None) == Settings().web

@@ -184,7 +184,7 @@ def test_wal_mode_schema_version_and_pragmas(tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "records.sqlite3")
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert other.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         other.close()
 
@@ -234,7 +234,7 @@ def _run_child(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
         f"""
         import os, sys
         from pathlib import Path
-        import kiosk.records as records
+        import kiosk.records.store as records
         from kiosk.result import ScreeningResult
         store = records.RecordStore(Path({str(tmp_path)!r}))
         """
@@ -445,7 +445,7 @@ def test_patient_round_trip_and_partial(tmp_path: Path) -> None:
         ({"sex": "f"}, "sex must be one of female, male, other; got 'f'"),
         (
             {"body_site": "arm"},
-            "body_site must be one of head_neck, trunk, upper_limb, lower_limb, palm_sole, "
+            "body_site must be a body-map region or one of head_neck, trunk, upper_limb, lower_limb, palm_sole, "
             "nail, genital, other; got 'arm'",
         ),
     ],

@@ -22,7 +22,8 @@ import pytest
 import kiosk.storage
 from kiosk.daemon import Health
 from kiosk.reasons import message
-from kiosk.records import RecordStore, StorageFullError, _is_no_space
+from kiosk.records import RecordStore, StorageFullError
+from kiosk.records.store import _is_no_space
 from kiosk.result import ScreeningResult
 from kiosk.station import Station
 from kiosk.web import create_app

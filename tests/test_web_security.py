@@ -20,7 +20,7 @@ import cv2
 import pytest
 
 from kiosk.pinhash import DEMO_PIN, DEMO_PIN_HASH, hash_pin, is_pin_hash, verify_pin
-from kiosk.records import _ID_RE as RECORD_ID_RE
+from kiosk.records.store import _ID_RE as RECORD_ID_RE
 from kiosk.synthetic import random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import WEB_REASONS

@@ -27,8 +27,8 @@ No patient names are stored, only :class:`PatientInfo` (age, sex, body site).
 
 from __future__ import annotations
 
+import builtins  # RecordStore.list shadows the builtin inside the class
 import contextlib
-import dataclasses
 import errno
 import json
 import os
@@ -36,25 +36,23 @@ import re
 import secrets
 import sqlite3
 import threading
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from .result import ScreeningResult
-from .storage import atomic_write_bytes
+from ..result import ScreeningResult
+from ..storage import atomic_write_bytes
+from . import codes
+from .outcomes import ClinicalOutcome
+from .patient import PatientInfo
 
 if TYPE_CHECKING:
-    from .config import RecordsSettings
+    from ..config import RecordsSettings
 
 __all__ = [
-    "BODY_SITES",
-    "SEXES",
-    "InvalidPatientInfo",
-    "PatientInfo",
     "RecordStore",
     "RecordStoreError",
     "RepairSummary",
@@ -62,12 +60,7 @@ __all__ = [
     "StoredScreening",
 ]
 
-Sex = Literal["female", "male", "other"]
-BodySite = Literal["head_neck", "trunk", "upper_limb", "lower_limb", "palm_sole", "nail", "genital", "other"]
-SEXES: tuple[str, ...] = typing.get_args(Sex)
-BODY_SITES: tuple[str, ...] = typing.get_args(BodySite)
-
-SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration step in _migrate()
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump with a migration step in _migrate()
 BUSY_TIMEOUT_MS = 10_000  # a web request waits this long for a save in another process
 #: Below this much free space the store counts as full: a photo is 0.2-1 MB and SQLite
 #: needs room for its write-ahead log, so the next save would likely fail.
@@ -83,12 +76,10 @@ _SEQ_SPACE = 36**4
 
 _COLUMNS = (
     "id, created_at, status, reason, malignant_probability, risk, threshold, model_sha256,"
-    " features_json, quality_json, timings_json, image_file, patient_age, patient_sex, patient_body_site"
+    " features_json, quality_json, timings_json, image_file, patient_age, patient_sex, patient_body_site,"
+    " code, station_code, patient_age_band, patient_skin_type, followup_of, followup_json"
 )
-
-
-class InvalidPatientInfo(ValueError):
-    """A patient field is out of range or not one of the allowed values (one-line message)."""
+_OUTCOME_COLUMNS = "screening_id, outcome, recorded_at, seen_on, note, source"
 
 
 class RecordStoreError(RuntimeError):
@@ -105,58 +96,6 @@ class StorageFullError(RecordStoreError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PatientInfo:
-    """What the kiosk records about the patient: never a name.
-
-    >>> PatientInfo(age=61, sex="female", body_site="lower_limb").to_dict()
-    {'age': 61, 'sex': 'female', 'body_site': 'lower_limb'}
-    >>> PatientInfo(body_site="arm")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    kiosk.records.InvalidPatientInfo: body_site must be one of head_neck, trunk, ..., genital, other; got 'arm'
-    """
-
-    age: int | None = None
-    sex: Sex | None = None
-    body_site: BodySite | None = None
-
-    def __post_init__(self) -> None:
-        age = self.age
-        if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 0 <= age <= 120):
-            raise InvalidPatientInfo(f"age must be a whole number from 0 to 120; got {_show(age)}")
-        if self.sex is not None and self.sex not in SEXES:
-            raise InvalidPatientInfo(f"sex must be one of {', '.join(SEXES)}; got {_show(self.sex)}")
-        if self.body_site is not None and self.body_site not in BODY_SITES:
-            raise InvalidPatientInfo(f"body_site must be one of {', '.join(BODY_SITES)}; got {_show(self.body_site)}")
-
-    @property
-    def is_empty(self) -> bool:
-        return self.age is None and self.sex is None and self.body_site is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PatientInfo:
-        """Build from JSON or a web form: ``""`` means not given; age may be a digit string.
-
-        >>> PatientInfo.from_dict({"age": "7", "sex": "", "body_site": "nail"})
-        PatientInfo(age=7, sex=None, body_site='nail')
-        """
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:  # also how a stray "name" field from a form is refused
-            raise InvalidPatientInfo(f"unknown patient field {unknown[0]!r}; the kiosk records only {', '.join(names)}")
-        values = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in data.items()}
-        age = values.get("age")
-        if isinstance(age, str):
-            if not re.fullmatch(r"\s*[0-9]{1,3}\s*", age):
-                raise InvalidPatientInfo(f"age must be a whole number from 0 to 120; got {_show(age)}")
-            values["age"] = int(age)
-        return cls(**values)
-
-
-@dataclass(frozen=True, kw_only=True)
 class StoredScreening:
     """One saved screening as read back from the store."""
 
@@ -165,6 +104,10 @@ class StoredScreening:
     result: ScreeningResult
     patient: PatientInfo | None
     image_path: Path | None  # absolute; None when no photo was kept
+    code: str | None = None  # the slip code (:mod:`kiosk.records.codes`), nine digits
+    station_code: str | None = None  # the station that took it ([station] code), when configured
+    followup_of: str | None = None  # the id of the earlier screening of the same spot
+    followup: dict[str, Any] | None = None  # what changed since that screening (kiosk.followup)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +116,10 @@ class StoredScreening:
             "result": self.result.to_dict(),
             "patient": self.patient.to_dict() if self.patient else None,
             "image_path": str(self.image_path) if self.image_path else None,
+            "code": self.code,
+            "station_code": self.station_code,
+            "followup_of": self.followup_of,
+            "followup": self.followup,
         }
 
 
@@ -201,6 +148,7 @@ class RecordStore:
         photo_retention_days: int = 180,
         keep_images: bool = True,
         min_free_bytes: int = MIN_FREE_BYTES,
+        station_code: str | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         for name, days in (("retention_days", retention_days), ("photo_retention_days", photo_retention_days)):
@@ -213,6 +161,7 @@ class RecordStore:
         self.photo_retention_days = photo_retention_days
         self.keep_images = keep_images
         self.min_free_bytes = min_free_bytes
+        self.station_code = station_code  # stamped on each new record
         self._out_of_space = False  # the last save found no room, even after pruning
         #: Why the last save failed ("storage_full" or "not_saved"), None after a save that worked.
         self.last_save_error: str | None = None
@@ -313,7 +262,41 @@ class RecordStore:
                     )"""
                 )
                 conn.execute("CREATE INDEX IF NOT EXISTS screenings_created_at ON screenings (created_at)")
+            if version < 2:
+                self._migrate_to_2(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # inside the transaction: atomic with the DDL
+
+    def _migrate_to_2(self, conn: sqlite3.Connection) -> None:
+        """Slip codes, station, age band, skin type, follow-ups and outcomes (the health-centre week)."""
+        for column in (
+            "code TEXT",
+            "station_code TEXT",
+            "patient_age_band TEXT",
+            "patient_skin_type INTEGER",
+            "followup_of TEXT",
+            "followup_json TEXT",
+        ):
+            conn.execute(f"ALTER TABLE screenings ADD COLUMN {column}")
+        taken: set[str] = set()
+        for (sid,) in conn.execute("SELECT id FROM screenings").fetchall():  # every old record gets a code too
+            code = codes.new_code()
+            while code in taken:
+                code = codes.new_code()
+            taken.add(code)
+            conn.execute("UPDATE screenings SET code = ? WHERE id = ?", (code, sid))
+        conn.execute("CREATE UNIQUE INDEX screenings_code ON screenings (code)")
+        conn.execute("CREATE INDEX screenings_followup_of ON screenings (followup_of)")
+        conn.execute(
+            """CREATE TABLE outcomes (
+                screening_id TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                seen_on TEXT,
+                note TEXT,
+                source TEXT NOT NULL,
+                PRIMARY KEY (screening_id, source, recorded_at)
+            )"""
+        )
 
     # --- writing -------------------------------------------------------------
 
@@ -326,17 +309,24 @@ class RecordStore:
         *,
         image_jpeg: bytes | None = None,
         patient: PatientInfo | None = None,
+        followup_of: str | None = None,
+        followup: Mapping[str, Any] | None = None,
     ) -> str:
         """Store ``result`` (and its photo, unless ``keep_images`` is off); return the new id.
 
         Ids look like ``20250314-093015-k3f9-<32 hex digits>``: UTC time, a
         per-second sequence that only grows (so ids sort in save order), then
         128 random bits, so an id cannot be guessed from the time of a visit.
+        Each record also gets a slip code (:meth:`get_by_code`). ``followup_of``
+        names the earlier screening of the same spot and ``followup`` says
+        what changed since (both from :mod:`kiosk.followup`).
         """
         if not isinstance(result, ScreeningResult):
             raise TypeError(f"result must be a ScreeningResult, not {type(result).__name__}")
         if image_jpeg is not None and not image_jpeg:
             raise ValueError("image_jpeg is empty")
+        if followup_of is not None and self.get(followup_of) is None:
+            raise ValueError(f"followup_of names no stored screening: {followup_of!r}")
         patient = patient or PatientInfo()
         # Serialise before touching the disk, so a bad result fails with nothing written.
         values = {
@@ -352,6 +342,10 @@ class RecordStore:
             "patient_age": patient.age,
             "patient_sex": patient.sex,
             "patient_body_site": patient.body_site,
+            "patient_age_band": patient.effective_age_band,
+            "patient_skin_type": patient.skin_type,
+            "followup_of": followup_of,
+            "followup_json": None if followup is None else _to_json(dict(followup)),
         }
         if self.free_bytes() < self.min_free_bytes:
             self.make_room()
@@ -386,6 +380,7 @@ class RecordStore:
         try:
             with self._write() as conn:
                 sid = self._next_id(conn, now)
+                code = self._next_code(conn)
                 if image_jpeg is not None and self.keep_images:
                     image_file = f"{sid}.jpg"
                     atomic_write_bytes(self.images_dir / image_file, bytes(image_jpeg), mode=0o600)
@@ -407,6 +402,12 @@ class RecordStore:
                         values["patient_age"],
                         values["patient_sex"],
                         values["patient_body_site"],
+                        code,
+                        self.station_code,
+                        values["patient_age_band"],
+                        values["patient_skin_type"],
+                        values["followup_of"],
+                        values["followup_json"],
                     ),
                 )
         except BaseException:
@@ -489,6 +490,14 @@ class RecordStore:
             digits.append(_SEQ_DIGITS[d])
         return f"{prefix}-{''.join(reversed(digits))}-{secrets.token_hex(16)}"
 
+    @staticmethod
+    def _next_code(conn: sqlite3.Connection) -> str:
+        for _ in range(100):  # 10^8 codes: a clash is rare, a hundred in a row means something is wrong
+            code = codes.new_code()
+            if conn.execute("SELECT 1 FROM screenings WHERE code = ?", (code,)).fetchone() is None:
+                return code
+        raise RecordStoreError("could not find a free slip code")
+
     def repair(self) -> RepairSummary:
         """Clean up after a save cut short (run at every open; safe to run any time).
 
@@ -527,6 +536,9 @@ class RecordStore:
         cutoff = _iso(now - timedelta(days=self.retention_days))
         with self._write() as conn:
             expired = conn.execute("SELECT image_file FROM screenings WHERE created_at < ?", (cutoff,)).fetchall()
+            conn.execute(
+                "DELETE FROM outcomes WHERE screening_id IN (SELECT id FROM screenings WHERE created_at < ?)", (cutoff,)
+            )
             conn.execute("DELETE FROM screenings WHERE created_at < ?", (cutoff,))
         # Rows first: a power cut here leaves orphan photos, which repair() removes.
         for (image_file,) in expired:
@@ -556,8 +568,96 @@ class RecordStore:
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM screenings").fetchone()[0])
 
+    def get_by_code(self, code: str) -> StoredScreening | None:
+        """The screening a slip code names (dashes and spaces allowed), or None (also for a mistyped code)."""
+        if not isinstance(code, str) or not codes.is_valid(code):
+            return None
+        row = (
+            self._conn()
+            .execute(f"SELECT {_COLUMNS} FROM screenings WHERE code = ?", (codes.normalise(code),))
+            .fetchone()
+        )
+        return self._from_row(row) if row else None
+
+    def find_by_code_prefix(self, prefix: str, *, limit: int = 20) -> builtins.list[StoredScreening]:
+        """Screenings whose slip code starts with these digits, newest first (History's search)."""
+        digits = codes.normalise(prefix) if isinstance(prefix, str) else ""
+        if not re.fullmatch(r"[0-9]{1,9}", digits):
+            return []
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM screenings WHERE code LIKE ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            (digits + "%", limit),
+        )
+        return [self._from_row(row) for row in rows]
+
+    def followups(self, screening_id: str) -> builtins.list[StoredScreening]:
+        """Later screenings of the same spot taken as follow-ups of this one, oldest first."""
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM screenings WHERE followup_of = ? ORDER BY created_at, id", (screening_id,)
+        )
+        return [self._from_row(row) for row in rows]
+
+    def between(self, start: datetime, end: datetime) -> builtins.list[StoredScreening]:
+        """Screenings with ``start <= created_at < end``, oldest first (daily summaries, exports)."""
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM screenings WHERE created_at >= ? AND created_at < ? ORDER BY created_at, id",
+            (_iso(_utc(start)), _iso(_utc(end))),
+        )
+        return [self._from_row(row) for row in rows]
+
+    # --- outcomes ----------------------------------------------------------------
+
+    def record_outcome(self, outcome: ClinicalOutcome) -> bool:
+        """Store what the doctor found; False when this very outcome was stored before (a second import).
+
+        Raises ValueError when the screening is not in the store.
+        """
+        if not isinstance(outcome, ClinicalOutcome):
+            raise TypeError(f"outcome must be a ClinicalOutcome, not {type(outcome).__name__}")
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM screenings WHERE id = ?", (outcome.screening_id,)).fetchone() is None:
+                raise ValueError(f"no screening {outcome.screening_id!r} for this outcome")
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO outcomes ({_OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    outcome.screening_id,
+                    outcome.outcome,
+                    _iso(_utc(outcome.recorded_at)),
+                    outcome.seen_on.isoformat() if outcome.seen_on else None,
+                    outcome.note,
+                    outcome.source,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def outcomes(self, screening_id: str) -> builtins.list[ClinicalOutcome]:
+        """Every outcome recorded for a screening, oldest first (the last one counts)."""
+        rows = self._conn().execute(
+            f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE screening_id = ? ORDER BY recorded_at, source",
+            (screening_id,),
+        )
+        return [_outcome_from_row(row) for row in rows]
+
+    def latest_outcome(self, screening_id: str) -> ClinicalOutcome | None:
+        found = self.outcomes(screening_id)
+        return found[-1] if found else None
+
+    def latest_outcomes(self) -> dict[str, ClinicalOutcome]:
+        """Screening id -> its newest outcome, for every screening that has one (the validation report)."""
+        latest: dict[str, ClinicalOutcome] = {}
+        for row in self._conn().execute(f"SELECT {_OUTCOME_COLUMNS} FROM outcomes ORDER BY recorded_at, source"):
+            latest[row["screening_id"]] = _outcome_from_row(row)
+        return latest
+
     def _from_row(self, row: sqlite3.Row) -> StoredScreening:
-        patient = PatientInfo(age=row["patient_age"], sex=row["patient_sex"], body_site=row["patient_body_site"])
+        patient = PatientInfo(
+            age=row["patient_age"],
+            sex=row["patient_sex"],
+            body_site=row["patient_body_site"],
+            # Stored derived from the age too (for SQL counts); given back only when it was given.
+            age_band=row["patient_age_band"] if row["patient_age"] is None else None,
+            skin_type=row["patient_skin_type"],
+        )
         result = ScreeningResult(
             status=row["status"],
             reason=row["reason"],
@@ -575,6 +675,10 @@ class RecordStore:
             result=result,
             patient=None if patient.is_empty else patient,
             image_path=self.images_dir / row["image_file"] if row["image_file"] else None,
+            code=row["code"],
+            station_code=row["station_code"],
+            followup_of=row["followup_of"],
+            followup=json.loads(row["followup_json"]) if row["followup_json"] else None,
         )
 
     # --- lifetime --------------------------------------------------------------
@@ -603,6 +707,17 @@ class RecordStore:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _outcome_from_row(row: sqlite3.Row) -> ClinicalOutcome:
+    return ClinicalOutcome(
+        screening_id=row["screening_id"],
+        outcome=row["outcome"],
+        recorded_at=datetime.fromisoformat(row["recorded_at"]),
+        seen_on=date.fromisoformat(row["seen_on"]) if row["seen_on"] else None,
+        note=row["note"],
+        source=row["source"],
+    )
 
 
 def _utc(moment: datetime) -> datetime:
