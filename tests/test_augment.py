@@ -106,3 +106,46 @@ def test_augmented_input_is_the_kiosk_preprocessing_of_the_augmented_photo():
     photo = aug.photo(IMAGE, rng=aug.rng(epoch=2, index=5))
     assert np.array_equal(x, preprocess(photo, size=96))
     assert not np.array_equal(x, preprocess(IMAGE, size=96))
+
+
+@pytest.mark.training
+def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
+    """The trainer's batches: changed photos are the kiosk preprocessing of the augmented file, the rest the cache."""
+    pytest.importorskip("keras")
+    import cv2
+
+    from kiosk.vision.loader import load_image
+    from training.train import camera_batches
+
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"lesion_{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(draw_lesion(seed=i, width=120, height=100), cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    cache = np.stack([preprocess(load_image(p), size=48) for p in paths])
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    camera = CameraAugment(seed=5, probability=0.5)
+
+    def batches():
+        return camera_batches(
+            cache, labels, paths, batch=4, class_weight={0: 1.0, 1: 2.0}, augment=None,
+            camera=camera, epoch=2, seed=7, size=48, recipe="crop-sog6-v1",
+        )  # fmt: skip
+
+    first, again = batches(), batches()
+    assert len(first) == 2
+    images, onehot, weights = first[0]
+    assert images.shape == (4, 48, 48, 3) and images.dtype == np.float32 and onehot.shape == (4, 2)
+    assert np.array_equal(images, again[0][0])
+    assert np.array_equal(weights, np.where(labels[first.order[:4]] == 1, 2.0, 1.0))
+    changed = 0
+    for b in range(len(first)):
+        images = first[b][0]
+        for j, i in enumerate(first.order[4 * b : 4 * b + 4]):
+            rng = camera.rng(epoch=2, index=int(i))
+            families = camera.families_for(rng)
+            photo = camera.apply(load_image(paths[i]), families, rng=rng)
+            expected = preprocess(photo, size=48) if families else cache[i]
+            assert np.array_equal(images[j], expected.astype(np.float32))
+            changed += bool(families) and not np.array_equal(expected, cache[i])
+    assert 0 < changed < 6  # some photos changed, some straight from the cache
