@@ -1,4 +1,4 @@
-"""training.augment: seeded, shape-keeping, every family changes the photo, and no draw lands on a benchmark severity."""
+"""training.augment: seeded, shape-keeping, each family changes the photo, no draw lands on a benchmark severity."""
 
 from __future__ import annotations
 

@@ -462,7 +462,9 @@ def test_a_plain_result_shows_no_reason_line(client, records):
     from kiosk.result import ScreeningResult
 
     sid = records.save(
-        ScreeningResult(status="ok", malignant_probability=0.02, risk="low", threshold=0.1367, features={}, model_sha256="ab" * 32)
+        ScreeningResult(
+            status="ok", malignant_probability=0.02, risk="low", threshold=0.1367, features={}, model_sha256="ab" * 32
+        )
     )
     enter_pin(client, PIN)
     assert 'data-testid="result-reason"' not in client.get(f"/screenings/{sid}").get_data(as_text=True)

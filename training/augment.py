@@ -42,9 +42,9 @@ from kiosk.vision.preprocess import DEFAULT_RECIPE, preprocess
 from .conditions import CONDITIONS, FITZPATRICK_LAB
 
 # sRGB <-> linear light by look-up tables (float32): the same curve as training.conditions, ~10x cheaper.
-_TO_LINEAR = np.where(
-    (c := np.arange(256) / 255.0) <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4
-).astype(np.float32)
+_TO_LINEAR = np.where((c := np.arange(256) / 255.0) <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(
+    np.float32
+)
 _LUT_STEPS = 16383
 _TO_SRGB = np.clip(
     np.round(
@@ -69,6 +69,7 @@ def to_srgb(linear: np.ndarray) -> np.ndarray:
     index = np.clip(linear * _LUT_STEPS + 0.5, 0, _LUT_STEPS).astype(np.int32)
     out: np.ndarray = _TO_SRGB[index]
     return out
+
 
 #: Relative half-width of the band cut out around each benchmark value (continuous parameters).
 HELD_OUT_BAND = 0.12
@@ -142,7 +143,11 @@ def motion(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, flo
     t = np.linspace(-0.5, 0.5, 4 * length)
     cx = (length + 3) / 2 + t * length * np.cos(angle) - bend * (t**2 - 0.25) * np.sin(angle)
     cy = (length + 3) / 2 + t * length * np.sin(angle) + bend * (t**2 - 0.25) * np.cos(angle)
-    np.add.at(kernel, (np.clip(np.round(cy), 0, length + 3).astype(int), np.clip(np.round(cx), 0, length + 3).astype(int)), 1.0)
+    np.add.at(
+        kernel,
+        (np.clip(np.round(cy), 0, length + 3).astype(int), np.clip(np.round(cx), 0, length + 3).astype(int)),
+        1.0,
+    )
     return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT), fraction
 
 
@@ -165,7 +170,9 @@ def jpeg(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float
     if rng.random() < 0.3:
         params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     _ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), float(quality)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    assert decoded is not None  # OpenCV just encoded it
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), float(quality)
 
 
 def downsample(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
