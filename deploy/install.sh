@@ -12,6 +12,8 @@
 #   PYTHON3 SYSTEMCTL USERADD USERMOD GETENT CHOWN    the commands used (default: by name)
 #   KIOSK_DESKTOP_USER     who gets the browser unit and labwc autostart (default: uid 1000)
 #   KIOSK_START=0          enable the service but do not start it (the first-boot hook reboots)
+#   KIOSK_SITE_CONFIG=F    a new kiosk.toml starts from F (the centre's settings that
+#                          deploy/provision-sd --site put on the card) instead of the example
 set -euo pipefail
 umask 022  # the service user must be able to read the venv and the models
 
@@ -33,6 +35,7 @@ usermod="${USERMOD:-usermod}"
 getent="${GETENT:-getent}"
 chown="${CHOWN:-chown}"
 start="${KIOSK_START:-1}"
+site_config="${KIOSK_SITE_CONFIG:-}"
 
 # Paths as the running system sees them (they go into config files), and r() for where
 # this script writes them.
@@ -42,6 +45,9 @@ r() { printf '%s%s' "$root" "$1"; }
 
 if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
     die "run as root: sudo $0"
+fi
+if [ -n "$site_config" ] && [ ! -f "$site_config" ]; then
+    die "KIOSK_SITE_CONFIG=$site_config does not exist, nothing installed"
 fi
 
 # --- 1. integrity: change nothing unless every file matches SHA256SUMS --------------
@@ -134,14 +140,17 @@ if [ -f config/update-key.pub ]; then
 fi
 conf="$(r "$etc")/kiosk.toml"
 model_path="$opt/models/$model_file"
+template=config/kiosk.example.toml
+[ -z "$site_config" ] || template="$site_config"
 if [ -e "$conf" ]; then
     say "keeping the existing $etc/kiosk.toml"
+    [ -z "$site_config" ] || say "warning: the site settings in $site_config were not applied (kiosk.toml exists)"
     grep -Eq '^[[:space:]]*path[[:space:]]*=' "$conf" \
         || say "warning: $etc/kiosk.toml sets no model.path; add path = \"$model_path\" under [model]"
 else
-    say "writing $etc/kiosk.toml (model.path = $model_path)"
-    sed "/^\[model\]\$/a path = \"$model_path\"" config/kiosk.example.toml >"$conf.new"
-    grep -q "^path = \"$model_path\"\$" "$conf.new" || die "config/kiosk.example.toml has no [model] section"
+    say "writing $etc/kiosk.toml (model.path = $model_path)${site_config:+, with the site settings}"
+    sed "/^\[model\]\$/a path = \"$model_path\"" "$template" >"$conf.new"
+    grep -q "^path = \"$model_path\"\$" "$conf.new" || die "$template has no [model] section"
     chmod 0640 "$conf.new"
     "$chown" root:kiosk "$conf.new"
     mv "$conf.new" "$conf"
@@ -160,7 +169,32 @@ polkit.addRule(function (action, subject) {
         return polkit.Result.YES;
     }
 });
+// The settings page (behind the kiosk's PIN) sets a wrong clock by hand through timedated:
+// the time and the NTP switch, nothing else (not the time zone, not the RTC mode).
+polkit.addRule(function (action, subject) {
+    if ((action.id == "org.freedesktop.timedate1.set-time" ||
+         action.id == "org.freedesktop.timedate1.set-ntp") &&
+        subject.user == "kiosk") {
+        return polkit.Result.YES;
+    }
+});
 EOF
+
+# --- 6b. the clock of an offline Pi --------------------------------------------------------
+# A Pi 5 has a real-time clock (/dev/rtc0; it keeps time while off only with its battery): the
+# kernel reads it at boot and timedated writes it when the time is set. A Pi 4 has none:
+# fake-hwclock (in Raspberry Pi OS) saves the time hourly and at shutdown and restores it at
+# boot, never backwards. Enabled on both: on a Pi 5 without a battery it is the fallback.
+if [ -e /dev/rtc0 ]; then
+    say "real-time clock /dev/rtc0 found (a Pi 5 keeps time while off with its battery fitted)"
+fi
+if command -v fake-hwclock >/dev/null 2>&1 || [ -e "$(r /lib/systemd/system/fake-hwclock.service)" ]; then
+    "$systemctl" enable fake-hwclock.service >/dev/null 2>&1 || say "warning: cannot enable fake-hwclock.service"
+    say "fake-hwclock enabled (the clock resumes from its last save after a power cut)"
+else
+    say "warning: fake-hwclock is not installed, so without an RTC the clock restarts from the image's date" \
+        "after a power cut: apt install fake-hwclock, or fit the Pi 5's RTC battery (the kiosk warns of a wrong clock)"
+fi
 
 # --- 7. the screen: Chromium unit and labwc autostart for the desktop user -------------
 desk="${KIOSK_DESKTOP_USER:-$("$getent" passwd 1000 2>/dev/null | cut -d: -f1 || true)}"

@@ -45,18 +45,24 @@ __all__ = ["Kiosk", "build_kiosk", "build_screener", "open_records"]
 _LOG = logging.getLogger(__name__)
 
 
-def build_screener(settings: Settings, *, model: Model | None = None) -> Screener:
+def build_screener(
+    settings: Settings, *, model: Model | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> Screener:
     """The screener ``settings`` describe (quality gate, camera calibration) around ``model``.
 
     ``model`` defaults to ``settings.model.path`` loaded with ``settings.model.threads``;
     a model update passes the new model here, so it is screened exactly like the old one.
+    ``data_dir``: the records folder whose ``calibration.json`` (the settings page's
+    calibration, :mod:`kiosk.calibration`) overrides ``camera.mm_per_pixel``.
     """
+    from .calibration import current_scale
+
     if model is None:
         model = Model.load(settings.model.path, threads=settings.model.threads)
     return Screener(
         model,
         thresholds=QualityThresholds(min_side=settings.vision.min_side),
-        mm_per_pixel=settings.camera.mm_per_pixel,
+        mm_per_pixel=current_scale(data_dir, default=settings.camera.mm_per_pixel),
     )
 
 
@@ -149,7 +155,8 @@ def build_kiosk(
     whatever was opened already closed again.
     """
     progress("loading the model")
-    screener = build_screener(settings)
+    folder = Path(data_dir).expanduser() if data_dir is not None else settings.records.data_dir
+    screener = build_screener(settings, data_dir=folder if station else None)  # the kiosk's own camera scale
     kiosk = Kiosk(settings=settings, screener=screener)
     if not station:
         return kiosk
@@ -171,7 +178,7 @@ def build_kiosk(
         kiosk.updates = UpdateService.from_settings(
             settings,
             log=kiosk.records.data_dir / LOG_FILE,
-            load_screener=lambda: build_screener(settings),
+            load_screener=lambda: build_screener(settings, data_dir=folder),
             swap=kiosk.station.swap_screener,
         )
         if gpio:

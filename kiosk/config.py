@@ -49,6 +49,7 @@ from .reasons import ConfigError
 __all__ = [
     "PROJECT_ROOT",
     "CameraSettings",
+    "ClockSettings",
     "GpioSettings",
     "ModelSettings",
     "RecordsSettings",
@@ -60,6 +61,7 @@ __all__ = [
     "dump_settings",
     "example_toml",
     "load_settings",
+    "settings_from_tables",
 ]
 
 #: The directory containing the ``kiosk`` package (the repository root in a
@@ -142,6 +144,22 @@ class StationSettings(_Section):
         "IANA time zone in which slips, history and summaries show dates and times (records stay in UTC).",
         check=lambda v: _is_time_zone(v),
         expect="an IANA time zone name such as Asia/Manila",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockSettings(_Section):
+    """How the settings page sets a wrong clock by hand (kiosk/clock.py)."""
+
+    SECTION: ClassVar[str] = "clock"
+
+    timedatectl: str = _setting(
+        "timedatectl",
+        "The program that sets the clock, called as PROGRAM set-ntp false, then PROGRAM set-time "
+        "'YYYY-MM-DD HH:MM:SS UTC': systemd's timedatectl (allowed for the kiosk user by install.sh's "
+        "polkit rule). Tests give a stand-in.",
+        check=lambda v: 0 < len(v) <= 200 and v.isprintable(),
+        expect="a program name or absolute path",
     )
 
 
@@ -348,6 +366,7 @@ class Settings:
     """
 
     station: StationSettings = field(default_factory=StationSettings)
+    clock: ClockSettings = field(default_factory=ClockSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
@@ -551,20 +570,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
 
     if path is not None:
         file = Path(path).expanduser()
-        where = f"in {file}"
-        for section, table in _read_toml(file).items():
-            if section not in sections:
-                if not isinstance(table, dict):  # a key outside any [section]
-                    owners = [s for s, cls in sections.items() if section in {f.name for f in dataclasses.fields(cls)}]
-                    hint = f" (did you mean {owners[0]}.{section} under [{owners[0]}]?)" if owners else ""
-                    raise _invalid(section, f"settings belong under a [section]{hint}; {where}")
-                raise _invalid(section, f"unknown section{_suggest(section, list(sections))}; {where}")
-            if not isinstance(table, dict):
-                raise _invalid(section, f"expected a [{section}] table, got {_show(table)}; {where}")
-            for name, value in table.items():
-                _field_of(sections[section], section, name, where)
-                raw[section][name] = value
-                sources[f"{section}.{name}"] = where
+        _take_tables(raw, sources, _read_toml(file), f"in {file}")
 
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV_VAR:
@@ -586,6 +592,46 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
             raise _invalid(key, f"{exc.params['detail']}; {where}") from None
         sources[key] = where
 
+    return _build(raw, sources)
+
+
+def settings_from_tables(tables: Mapping[str, Any], *, where: str) -> Settings:
+    """Settings from TOML already parsed (``deploy/provision-sd --site``); ``where`` ends each message.
+
+    >>> settings_from_tables({"station": {"code": "PH-LEY-0001"}}, where="in site.toml").station.code
+    'PH-LEY-0001'
+    >>> settings_from_tables({"web": {"referal_facility": "RHU"}}, where="in site.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kiosk.reasons.ConfigError: Setting web.referal_facility is invalid: unknown key (did you mean ...); in site.toml
+    """
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _sections()}
+    sources: dict[str, str] = {}
+    _take_tables(raw, sources, tables, where)
+    return _build(raw, sources)
+
+
+def _take_tables(
+    raw: dict[str, dict[str, Any]], sources: dict[str, str], tables: Mapping[str, Any], where: str
+) -> None:
+    sections = _sections()
+    for section, table in tables.items():
+        if section not in sections:
+            if not isinstance(table, dict):  # a key outside any [section]
+                owners = [s for s, cls in sections.items() if section in {f.name for f in dataclasses.fields(cls)}]
+                hint = f" (did you mean {owners[0]}.{section} under [{owners[0]}]?)" if owners else ""
+                raise _invalid(section, f"settings belong under a [section]{hint}; {where}")
+            raise _invalid(section, f"unknown section{_suggest(section, list(sections))}; {where}")
+        if not isinstance(table, dict):
+            raise _invalid(section, f"expected a [{section}] table, got {_show(table)}; {where}")
+        for name, value in table.items():
+            _field_of(sections[section], section, name, where)
+            raw[section][name] = value
+            sources[f"{section}.{name}"] = where
+
+
+def _build(raw: dict[str, dict[str, Any]], sources: dict[str, str]) -> Settings:
+    sections = _sections()
     built: dict[str, _Section] = {}
     for section, cls in sections.items():
         try:

@@ -32,6 +32,10 @@ REASONS: dict[str, str] = {
     "lesion_unclear": N_(
         "The spot is hard to see in this photo, so the kiosk refers to be safe. A closer, sharper photo may help."
     ),
+    "acral_site": N_(
+        "Palm, sole or nail: the model was not trained on these sites, so the kiosk always refers. "
+        "A doctor should look at this spot."
+    ),
     # Input errors: the file itself is unusable.
     "empty_file": N_("The file is empty."),
     "not_an_image": N_("The file is not an image the kiosk can read (JPEG, PNG, WebP or BMP)."),
@@ -105,6 +109,54 @@ REASONS: dict[str, str] = {
     "update_model_not_int8": N_("Only int8 models can be signed for the kiosk (this one takes {dtype} input): {path}"),
     "update_model_ambiguous": N_("The folder holds several models; name the .tflite file to sign: {path}"),
     "update_bad_output": N_("The update must be saved as a .kioskupdate file (or into a folder): {path}"),
+    # The clock (kiosk.clock): a wrong clock misdates every record and slip.
+    "clock_before_build": N_(
+        "The kiosk's clock says {now}, before this software was made ({date}). Set the date and time in Settings."
+    ),
+    "clock_jumped_back": N_(
+        "The kiosk's clock went back (it says {now}, after {last} before). Set the date and time in Settings."
+    ),
+    "clock_set_failed": N_("The clock could not be set ({detail}); the time was not changed."),
+    "clock_set_too_early": N_("That date is before this software was made ({date}); check the year."),
+    "clock_set_too_late": N_("That date is too far in the future; check the year."),
+    "clock_set": N_("The clock is set to {time}."),
+    # Camera calibration (settings page, kiosk/calibration.py): nothing is stored when it fails.
+    "calibration_no_target": N_(
+        "The calibration card was not found in the photo. Hold the printed card flat where the skin goes and try again."
+    ),
+    "calibration_not_flat": N_(
+        "The card looks tilted or bent (its markers differ by {spread}%). Hold it flat against the lens and try again."
+    ),
+    "calibration_not_saved": N_("The calibration could not be saved ({detail}); the earlier one is kept."),
+    "calibration_saved": N_(
+        "Calibrated: {mm} mm per pixel, from {markers} markers. The next screenings give diameters in mm."
+    ),
+    "calibration_lens_noted": N_(
+        "The lens change is noted. Photograph the calibration card again to have diameters in mm."
+    ),
+    # Records for the rural health unit (kiosk/fhir: export to a folder or USB stick, outcomes back).
+    "export_no_station": N_("Set this kiosk's station code ([station] code) before exporting records."),
+    "export_no_space": N_(
+        "There is no room left on the USB stick or folder ({path}). Nothing was lost; use one with more space."
+    ),
+    "export_read_only": N_(
+        "The USB stick or folder cannot be written ({path}). Slide the stick's lock switch off or use another stick."
+    ),
+    "export_failed": N_("The records could not be written to {path} ({detail}). Nothing was lost; try again."),
+    "export_verify_failed": N_(
+        "The copy on the USB stick does not match the records ({detail}). "
+        "Nothing was lost; try again or use another stick."
+    ),
+    "export_busy": N_("An export or import is already running. Wait for it to finish, then try again."),
+    "usb_no_stick": N_("No USB stick was found. Insert the stick, wait a few seconds and try again."),
+    "export_done": N_("{screenings} screenings and {photos} photos were written to the USB stick and checked."),
+    "export_nothing_new": N_("There are no new screenings to export; the USB stick was not changed."),
+    "outcomes_none": N_("No outcomes were found on the USB stick (the RHU puts them in melanoma-kiosk/outcomes)."),
+    "outcomes_imported": N_(
+        "Outcomes: {imported} imported, {already} already here, {other} for other stations, "
+        "{unknown} with unknown slip codes, {invalid} unreadable."
+    ),
+    "outcomes_unreadable": N_("The outcome files cannot be read ({path})."),
 }
 
 

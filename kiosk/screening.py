@@ -24,7 +24,7 @@ from .result import Risk, ScreeningResult
 from .vision.features import lesion_features
 from .vision.lesion import find_lesion
 from .vision.loader import load_image
-from .vision.preprocess import preprocess
+from .vision.preprocess import model_crop, preprocess
 from .vision.quality import QualityThresholds, assess_quality
 
 
@@ -43,13 +43,13 @@ class Screener:
         self.mm_per_pixel = mm_per_pixel
 
     def screen_file(
-        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True
+        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True, acral_site: bool = False
     ) -> ScreeningResult:
         """Decode and screen a file or bytes; an unreadable image is an ``error`` result, never an exception."""
-        return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate)[1]
+        return self.decode_and_screen(source, apply_quality_gate=apply_quality_gate, acral_site=acral_site)[1]
 
     def decode_and_screen(
-        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True
+        self, source: bytes | str | os.PathLike[str], *, apply_quality_gate: bool = True, acral_site: bool = False
     ) -> tuple[np.ndarray | None, ScreeningResult]:
         """:meth:`screen_file`, also returning the decoded upright RGB image (None when it could not be decoded).
 
@@ -64,7 +64,11 @@ class Screener:
             )
         decoded = time.perf_counter()
         return image, self.screen_image(
-            image, apply_quality_gate=apply_quality_gate, _started=started, _decode_ms=(decoded - started) * 1000
+            image,
+            apply_quality_gate=apply_quality_gate,
+            acral_site=acral_site,
+            _started=started,
+            _decode_ms=(decoded - started) * 1000,
         )
 
     def screen_image(
@@ -72,6 +76,7 @@ class Screener:
         image: np.ndarray,
         *,
         apply_quality_gate: bool = True,
+        acral_site: bool = False,
         _started: float | None = None,
         _decode_ms: float = 0.0,
     ) -> ScreeningResult:
@@ -80,7 +85,12 @@ class Screener:
         With ``apply_quality_gate=False`` (evaluation) a failed gate is still
         reported in ``reason`` but the model runs anyway. With the gate on, a photo whose
         lesion evidence is weak (``QualityReport.lesion_unclear``) is always ``risk="refer"``
-        with reason ``lesion_unclear``: it never comes out "low".
+        with reason ``lesion_unclear``: it never comes out "low". ``acral_site`` (a palm, sole
+        or nail: :attr:`kiosk.records.PatientInfo.acral`) is always ``risk="refer"`` with reason
+        ``acral_site``, whatever the score: the model was not trained on those sites.
+
+        The ok result's ``quality["crop"]`` is the square the model saw (``x``, ``y``, ``side``
+        in the photo's pixels, with the photo's ``width`` and ``height``), for the result page.
         """
         started = _started if _started is not None else time.perf_counter()
         timings = {"decode": round(_decode_ms, 2)}
@@ -100,9 +110,13 @@ class Screener:
             return ScreeningResult.retake(report.reason, timings_ms=timings, **common)
 
         t = time.perf_counter()
-        model_input = preprocess(
-            image, size=self.model.input_size, recipe=self.model.manifest.preprocessing_recipe, lesion=lesion
-        )
+        recipe = self.model.manifest.preprocessing_recipe
+        model_input = preprocess(image, size=self.model.input_size, recipe=recipe, lesion=lesion)
+        crop_x, crop_y, crop_side = model_crop(image.shape, recipe, lesion=lesion)
+        common["quality"] = {
+            **report.measures,
+            "crop": {"x": crop_x, "y": crop_y, "side": crop_side, "width": image.shape[1], "height": image.shape[0]},
+        }
         timings["preprocess"] = _ms(t)
         t = time.perf_counter()
         probability = self.model.malignant_probability(model_input)
@@ -117,6 +131,9 @@ class Screener:
             # Weak lesion evidence (a faint real lesion, or a line or stain that is not one):
             # the model's "low" cannot be trusted there, so refer. When in doubt, refer.
             risk, reason = "refer", "lesion_unclear"
+        if acral_site:
+            # Palm, sole, nail: acral melanoma looks different and the model never saw it. Refer, and say why.
+            risk, reason = "refer", "acral_site"
         return ScreeningResult(
             status="ok",
             reason=reason,

@@ -433,3 +433,77 @@ def random_lesion_params(seed: int, *, width: int = 640, height: int = 480) -> d
 def random_lesion(seed: int, *, width: int = 640, height: int = 480) -> np.ndarray:
     """A varied, always screenable lesion photo for the demo camera (RGB uint8)."""
     return draw_lesion(**random_lesion_params(seed, width=width, height=height))
+
+
+# --- the demo camera's mix ---------------------------------------------------------------
+
+#: The capture page's framing circle: 70% of the preview's height across (``.guide`` in kiosk.css).
+FRAMING_RADIUS = 0.35
+#: What each demo photo is drawn to look like, by ``seed % 10``: a trainer sees every screen within ten captures.
+DEMO_CYCLE: tuple[str, ...] = (
+    "suspicious",
+    "plain",
+    "suspicious",
+    "plain",
+    "suspicious",
+    "suspicious",
+    "plain",
+    "suspicious",
+    "plain",
+    "shaky",
+)
+#: Light skin and a small, even, light-brown spot: what the model (trained mostly on Fitzpatrick I-III
+#: dermoscopy) tends to score below its threshold. The demo shows the "low" screen with these.
+_PLAIN_SKINS: tuple[RGB, ...] = ((236, 204, 196), (240, 214, 190), (232, 198, 178))
+_PLAIN_SPOTS: tuple[RGB, ...] = ((196, 136, 92), (204, 146, 104))  # orange-brown: darker or pinker ones score higher
+
+
+def _fit_radius(params: dict[str, Any], *, limit: float = FRAMING_RADIUS - 0.03) -> float:
+    """The largest radius, up to the asked one, whose outline stays ``limit`` x min side from the frame centre."""
+    width, height = params["width"], params["height"]
+    outline = _lesion_outline(params["seed"], width, height, params["centre"], params["radius"], params["irregularity"])
+    reach = float(np.hypot(outline[:, 0] - (width - 1) / 2, outline[:, 1] - (height - 1) / 2).max())
+    allowed = limit * min(width, height)
+    # The outline scales about its centroid, so shrink the radius by the overshoot of the part beyond the centroid.
+    offset = math.hypot(params["centre"][0] * width - width / 2, params["centre"][1] * height - height / 2)
+    if reach <= allowed:
+        return float(params["radius"])
+    return float(params["radius"] * max(0.2, (allowed - offset) / max(reach - offset, 1e-6)))
+
+
+def demo_lesion_params(seed: int, *, width: int = 640, height: int = 480) -> dict[str, Any]:
+    """Parameters of the demo camera's ``seed``-th photo: a mix a trainer can rely on.
+
+    ``DEMO_CYCLE[seed % 10]`` picks the kind: ``"suspicious"`` (large, irregular, several dark colours:
+    :func:`random_lesion_params`), ``"plain"`` (a small even light-brown spot on light skin) or
+    ``"shaky"`` (a photo too blurred to screen: the retake screen). Every spot stays inside the
+    capture page's framing circle.
+
+    >>> [demo_lesion_params(s)["kind"] for s in (0, 1, 9)]
+    ['suspicious', 'plain', 'shaky']
+    """
+    kind = DEMO_CYCLE[seed % len(DEMO_CYCLE)]
+    params = random_lesion_params(seed, width=width, height=height)
+    rng = _rng(seed, _PARAMS + 1)  # its own stream: random_lesion_params' draws stay as they were
+    if kind == "plain":
+        params.update(
+            radius=float(rng.uniform(0.085, 0.11)),
+            irregularity=float(rng.uniform(0.0, 0.15)),
+            colours=1,
+            hairs=int(rng.integers(0, 4)),
+            skin=_PLAIN_SKINS[int(rng.integers(len(_PLAIN_SKINS)))],
+            lesion_colour=_PLAIN_SPOTS[int(rng.integers(len(_PLAIN_SPOTS)))],
+            vignette=False,
+            brightness=float(rng.uniform(0.92, 1.0)),  # light skin: brighter would blow out to glare
+        )
+    elif kind == "shaky":
+        params["blur_sigma"] = float(rng.uniform(4.0, 6.0)) * min(width, height) / 480
+    params["radius"] = _fit_radius(params)
+    return {"kind": kind, **params}
+
+
+def demo_lesion(seed: int, *, width: int = 640, height: int = 480) -> np.ndarray:
+    """The demo camera's ``seed``-th photo (RGB uint8): see :func:`demo_lesion_params`."""
+    params = demo_lesion_params(seed, width=width, height=height)
+    del params["kind"]
+    return draw_lesion(**params)

@@ -18,7 +18,7 @@ from kiosk.camera.base import fit_size, fit_within
 from kiosk.camera.opencv import to_rgb
 from kiosk.camera.pi import NOT_INSTALLED, yuv420_to_rgb
 from kiosk.reasons import CameraError, ConfigError
-from kiosk.synthetic import random_lesion
+from kiosk.synthetic import demo_lesion, random_lesion
 
 
 def assert_rgb_frame(frame: np.ndarray, shape: tuple[int, int] | None = None) -> None:
@@ -69,7 +69,7 @@ def test_synthetic_capture_draws_a_new_lesion_each_time() -> None:
         assert_rgb_frame(first, (240, 320))
         # Stills are the preview-size drawing scaled up (cheap in time and memory).
         for still, seed in ((first, 5), (second, 6)):
-            expected = cv2.resize(random_lesion(seed, width=160, height=120), (320, 240), interpolation=cv2.INTER_CUBIC)
+            expected = cv2.resize(demo_lesion(seed, width=160, height=120), (320, 240), interpolation=cv2.INTER_CUBIC)
             assert np.array_equal(still, expected)
         assert not np.array_equal(first, second)
         assert cam.seed == 7
@@ -84,7 +84,7 @@ def test_synthetic_preview_is_small_live_and_shows_the_next_capture() -> None:
     # What the preview shows is what the next capture returns.
     still = cv2.resize(cam.capture(), (320, 240), interpolation=cv2.INTER_AREA).astype(float)
     assert np.abs(still - frames[0].astype(float)).mean() < 12
-    other = cv2.resize(random_lesion(99, width=640, height=480), (320, 240), interpolation=cv2.INTER_AREA)
+    other = cv2.resize(demo_lesion(99, width=640, height=480), (320, 240), interpolation=cv2.INTER_AREA)
     assert np.abs(other.astype(float) - frames[0].astype(float)).mean() > 12
     # After a capture the preview moves on to the next lesion.
     after = next(cam.frames()).astype(float)

@@ -184,7 +184,7 @@ def test_wal_mode_schema_version_and_pragmas(tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "records.sqlite3")
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert other.execute("PRAGMA user_version").fetchone()[0] == 3  # schema 3: the export log (kiosk.fhir)
     finally:
         other.close()
 

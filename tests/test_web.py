@@ -346,7 +346,13 @@ def test_result_page(client, lang):
     risk = text_of(html, "result-risk")
     words = tr(lang, "Refer to a doctor" if body["risk"] == "refer" else "Low risk")
     assert words in risk and ("\u26a0" in risk or "\u25cf" in risk)  # words and an icon, not colour alone
-    assert f"{body['malignant_probability'] * 100:.0f}%" in text_of(html, "result-probability")
+    # A model score, worded as one: never a percentage that reads as a chance of cancer.
+    score = text_of(html, "result-probability")
+    assert f"{body['malignant_probability']:.2f}" in score and "%" not in score
+    assert score == tr(lang, "Model score %(score)s (not a chance of cancer). Refer at or above %(threshold)s.") % {
+        "score": f"{body['malignant_probability']:.2f}",
+        "threshold": f"{body['threshold']:.2f}",
+    }
     assert tr(lang, "Asymmetry") in html and tr(lang, "Border") in html
     steps = html[html.index('data-testid="next-steps"') :]
     if body["risk"] == "refer":
@@ -380,11 +386,11 @@ def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_p
     with test_app.test_client() as client:
         enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
         for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
-            steps = text_of(client.get(path).get_data(as_text=True), "next-steps")
-            assert (
-                tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": default, "days": 14}
-                in steps
-            )
+            html = client.get(path).get_data(as_text=True)
+            steps = text_of(html, "next-steps")
+            assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
+            # The facility on its own line after its label: no sentence depends on its article ("sa ang").
+            assert text_of(html, "referral-facility") == f"{tr(lang, 'Referral facility:')} {default}"
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -415,17 +421,18 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
         html = client.get(path).get_data(as_text=True)
         risk = text_of(html, "result-risk")
         assert "\u26a0" in risk and tr(lang, "Refer to a doctor") in risk
-        assert "91%" in text_of(html, "result-probability") and "35%" in text_of(html, "result-probability")
+        score = text_of(html, "result-probability")
+        assert "0.91" in score and "0.35" in score and "%" not in score
         steps = text_of(html, "next-steps")
-        assert (
-            tr(lang, "Refer the patient to %(facility)s within %(days)s days.") % {"facility": FACILITY, "days": 14}
-            in steps
-        )
+        assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
+        assert text_of(html, "referral-facility") == f"{tr(lang, 'Referral facility:')} {FACILITY}"
         shown = text_of(html, "result-features")
-        for msgid in ("Uneven shape", "Irregular, ragged border", "Several colours", "dark brown", "blue-grey"):
+        for value in ("0.31", "2.05", "7.4 mm"):
+            assert value in shown, value
+        for msgid in ("dark brown", "blue-grey", "(larger than 6 mm)", "Across the widest part"):
             assert tr(lang, msgid) in shown, msgid
-        assert tr(lang, "About %(mm)s mm across") % {"mm": "7.4"} in shown
-        assert tr(lang, "(larger than 6 mm)") in shown
+        # Measured statements only, and with "refer" a line that they do not override it.
+        assert text_of(html, "features-note") == tr(lang, "These measurements do not override the referral.")
 
 
 @pytest.mark.parametrize("lang", LANGS)

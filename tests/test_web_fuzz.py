@@ -126,7 +126,9 @@ def requests(draw, path: str, method: str):
         kwargs = {
             "data": draw(
                 st.dictionaries(
-                    st.sampled_from(["pin", "next", "age", "sex", "body_site", "image", "csrf_token", "x"]),
+                    st.sampled_from(
+                        ["pin", "next", "age", "sex", "body_site", "age_band", "skin_type", "image", "csrf_token", "x"]
+                    ),
                     ODD_TEXT,
                     max_size=4,
                 )

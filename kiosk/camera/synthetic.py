@@ -1,6 +1,8 @@
 """The demo camera: drawn lesions instead of a sensor.
 
-Each ``capture()`` returns a new varied lesion (the seed counts up); the
+Each ``capture()`` returns a new varied lesion (the seed counts up), in the
+demo mix of :func:`kiosk.synthetic.demo_lesion_params`: in every ten photos
+some the model scores low, more it refers, and one too shaky to screen. The
 preview shows the lesion the next capture will return, redrawn once per
 seed at preview size and then only shifted by a pixel or two per frame so it
 looks live at almost no cost.
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from ..synthetic import random_lesion
+from ..synthetic import demo_lesion
 from .base import Camera, Size, check_size, fit_size, unavailable
 
 
@@ -74,7 +76,7 @@ class SyntheticCamera(Camera):
         cached = self._preview
         if cached is not None and cached[0] == seed:
             return cached[1]
-        frame = random_lesion(seed, width=self._preview_size[0], height=self._preview_size[1])
+        frame = demo_lesion(seed, width=self._preview_size[0], height=self._preview_size[1])
         self._preview = (seed, frame)
         return frame
 

@@ -20,7 +20,7 @@ from .patient import (
     InvalidPatientInfo,
     PatientInfo,
 )
-from .store import RecordStore, RecordStoreError, RepairSummary, StorageFullError, StoredScreening
+from .store import ExportBatch, RecordStore, RecordStoreError, RepairSummary, StorageFullError, StoredScreening
 
 __all__ = [
     "ACRAL_GROUPS",
@@ -31,6 +31,7 @@ __all__ = [
     "OUTCOMES",
     "SEXES",
     "ClinicalOutcome",
+    "ExportBatch",
     "InvalidOutcome",
     "InvalidPatientInfo",
     "PatientInfo",

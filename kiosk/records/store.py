@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ..config import RecordsSettings
 
 __all__ = [
+    "ExportBatch",
     "RecordStore",
     "RecordStoreError",
     "RepairSummary",
@@ -60,7 +61,7 @@ __all__ = [
     "StoredScreening",
 ]
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; bump with a migration step in _migrate()
+SCHEMA_VERSION = 3  # PRAGMA user_version; bump with a migration step in _migrate()
 BUSY_TIMEOUT_MS = 10_000  # a web request waits this long for a save in another process
 #: Below this much free space the store counts as full: a photo is 0.2-1 MB and SQLite
 #: needs room for its write-ahead log, so the next save would likely fail.
@@ -121,6 +122,18 @@ class StoredScreening:
             "followup_of": self.followup_of,
             "followup": self.followup,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportBatch:
+    """One export batch of the log: which screenings went (or are going) out together."""
+
+    export_id: str
+    channel: str  # "outbox", "usb", ...: each channel gets every screening once
+    number: int  # grows across channels: batch ids are unique per station
+    opened_at: datetime
+    finished_at: datetime | None  # None: written partly or not at all; redo it
+    screening_ids: tuple[str, ...]  # oldest first (a purged screening's id may stay listed)
 
 
 @dataclass(frozen=True)
@@ -264,6 +277,8 @@ class RecordStore:
                 conn.execute("CREATE INDEX IF NOT EXISTS screenings_created_at ON screenings (created_at)")
             if version < 2:
                 self._migrate_to_2(conn)
+            if version < 3:
+                self._migrate_to_3(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # inside the transaction: atomic with the DDL
 
     def _migrate_to_2(self, conn: sqlite3.Connection) -> None:
@@ -297,6 +312,27 @@ class RecordStore:
                 PRIMARY KEY (screening_id, source, recorded_at)
             )"""
         )
+
+    def _migrate_to_3(self, conn: sqlite3.Connection) -> None:
+        """The export log (kiosk.fhir): which screenings went out in which batch, per channel."""
+        conn.execute(
+            """CREATE TABLE export_batches (
+                export_id TEXT PRIMARY KEY,
+                channel TEXT NOT NULL,
+                number INTEGER NOT NULL UNIQUE,
+                opened_at TEXT NOT NULL,
+                finished_at TEXT
+            )"""
+        )
+        conn.execute(
+            """CREATE TABLE exported (
+                screening_id TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                export_id TEXT NOT NULL REFERENCES export_batches (export_id),
+                PRIMARY KEY (screening_id, channel)
+            )"""
+        )
+        conn.execute("CREATE INDEX exported_export_id ON exported (export_id)")
 
     # --- writing -------------------------------------------------------------
 
@@ -679,6 +715,106 @@ class RecordStore:
             station_code=row["station_code"],
             followup_of=row["followup_of"],
             followup=json.loads(row["followup_json"]) if row["followup_json"] else None,
+        )
+
+    # --- the export log (kiosk.fhir) ------------------------------------------------
+
+    def open_export(
+        self, channel: str, *, limit: int, export_id: Callable[[int, datetime], str]
+    ) -> ExportBatch | None:
+        """The batch to write next on ``channel``: the unfinished one if there is one, else a new one.
+
+        A new batch takes up to ``limit`` screenings never exported on this
+        channel (oldest first) and is committed *before* anything is written,
+        so a power cut during the export neither loses them (the batch is
+        redone, same id, same screenings) nor exports them twice. None when
+        there is nothing to export. ``export_id(number, opened_at)`` names a
+        new batch; numbers grow across all channels.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1; got {limit}")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT export_id FROM export_batches WHERE channel = ? AND finished_at IS NULL"
+                " ORDER BY number LIMIT 1",
+                (channel,),
+            ).fetchone()
+            if row is not None:
+                return self._batch(conn, row[0])
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM screenings WHERE id NOT IN (SELECT screening_id FROM exported WHERE channel = ?)"
+                    " ORDER BY created_at, id LIMIT ?",
+                    (channel, limit),
+                )
+            ]
+            if not ids:
+                return None
+            number = int(conn.execute("SELECT coalesce(max(number), 0) + 1 FROM export_batches").fetchone()[0])
+            opened_at = self._now()
+            new_id = export_id(number, opened_at)
+            conn.execute(
+                "INSERT INTO export_batches (export_id, channel, number, opened_at) VALUES (?, ?, ?, ?)",
+                (new_id, channel, number, _iso(opened_at)),
+            )
+            conn.executemany(
+                "INSERT INTO exported (screening_id, channel, export_id) VALUES (?, ?, ?)",
+                [(sid, channel, new_id) for sid in ids],
+            )
+            return self._batch(conn, new_id)
+
+    def finish_export(self, export_id: str) -> None:
+        """Mark a batch as written and verified; its screenings are not offered again on its channel."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE export_batches SET finished_at = ? WHERE export_id = ? AND finished_at IS NULL",
+                (_iso(self._now()), export_id),
+            )
+
+    def export_batches(self, channel: str | None = None) -> builtins.list[ExportBatch]:
+        """Every batch (of one channel, or all), oldest first."""
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT export_id FROM export_batches WHERE ? IS NULL OR channel = ? ORDER BY number", (channel, channel)
+        ).fetchall()
+        return [self._batch(conn, r[0]) for r in rows]
+
+    def unexported_count(self, channel: str) -> int:
+        """Screenings not yet in a *finished* batch of ``channel`` (the settings page's "not yet on a stick")."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT count(*) FROM screenings WHERE id NOT IN (SELECT e.screening_id FROM exported e"
+                " JOIN export_batches b ON b.export_id = e.export_id"
+                " WHERE e.channel = ? AND b.finished_at IS NOT NULL)",
+                (channel,),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    @staticmethod
+    def _batch(conn: sqlite3.Connection, export_id: str) -> ExportBatch:
+        row = conn.execute(
+            "SELECT export_id, channel, number, opened_at, finished_at FROM export_batches WHERE export_id = ?",
+            (export_id,),
+        ).fetchone()
+        ids = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT e.screening_id FROM exported e LEFT JOIN screenings s ON s.id = e.screening_id"
+                " WHERE e.export_id = ? ORDER BY s.created_at, e.screening_id",
+                (export_id,),
+            )
+        )
+        return ExportBatch(
+            export_id=row["export_id"],
+            channel=row["channel"],
+            number=row["number"],
+            opened_at=datetime.fromisoformat(row["opened_at"]),
+            finished_at=datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None,
+            screening_ids=ids,
         )
 
     # --- lifetime --------------------------------------------------------------

@@ -323,11 +323,12 @@ class Station:
                 self._busy_since = time.monotonic()
             self._emit("busy")
             screening: Screening | None = None
+            acral = patient is not None and patient.acral  # palm, sole, nail: always refer (see Screener)
             try:
                 photo = get_photo()
                 if isinstance(photo, np.ndarray):
                     image: np.ndarray | None = photo
-                    result = self._screener.screen_image(photo)
+                    result = self._screener.screen_image(photo, acral_site=acral)
                 elif isinstance(photo, _Decoded):
                     image = photo.image
                     if photo.image is None:
@@ -335,9 +336,11 @@ class Station:
                         result = photo.error
                     else:  # "total" counts the decode too, though it ran before the screening lock
                         started = time.perf_counter() - photo.decode_ms / 1000
-                        result = self._screener.screen_image(photo.image, _started=started, _decode_ms=photo.decode_ms)
+                        result = self._screener.screen_image(
+                            photo.image, acral_site=acral, _started=started, _decode_ms=photo.decode_ms
+                        )
                 else:
-                    image, result = self._screener.decode_and_screen(photo)
+                    image, result = self._screener.decode_and_screen(photo, acral_site=acral)
                 sid = self._save(result, image, patient)
                 with self._lock:
                     self._seq += 1

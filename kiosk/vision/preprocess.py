@@ -72,6 +72,22 @@ def crop_box(shape: tuple[int, ...], lesion: Lesion, recipe: Recipe) -> tuple[in
     return x0, y0, side
 
 
+def model_crop(shape: tuple[int, ...], recipe: str | Recipe, *, lesion: Lesion | None) -> tuple[int, int, int]:
+    """The square (x, y, side) of the photo that :func:`preprocess` gives the model, in full-image pixels.
+
+    >>> model_crop((480, 640, 3), "full-v1", lesion=None)
+    (80, 0, 480)
+    """
+    recipe = get_recipe(recipe)
+    if recipe.min_crop < 1.0 or recipe.margin > 0:
+        if lesion is None:
+            raise ValueError(f"recipe {recipe.id} crops around the lesion: pass the lesion")
+        return crop_box(shape, lesion, recipe)
+    h, w = shape[:2]
+    side = min(h, w)
+    return (w - side) // 2, (h - side) // 2, side
+
+
 def remove_hair(image: np.ndarray) -> np.ndarray:
     """DullRazor-style: find thin dark lines with a black-hat filter and inpaint them."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -111,13 +127,9 @@ def preprocess(
     does) to avoid doing it twice; the result is identical either way.
     """
     recipe = get_recipe(recipe)
-    if recipe.min_crop < 1.0 or recipe.margin > 0:
-        lesion = lesion if lesion is not None else find_lesion(image)
-        x0, y0, side = crop_box(image.shape, lesion, recipe)
-    else:
-        h, w = image.shape[:2]
-        side = min(h, w)
-        x0, y0 = (w - side) // 2, (h - side) // 2
+    if lesion is None and (recipe.min_crop < 1.0 or recipe.margin > 0):
+        lesion = find_lesion(image)
+    x0, y0, side = model_crop(image.shape, recipe, lesion=lesion)
     crop = image[y0 : y0 + side, x0 : x0 + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     out = cv2.resize(crop, (size, size), interpolation=interpolation)

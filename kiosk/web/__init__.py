@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'pages']
+['api', 'calibration', 'centre', 'details', 'outcomes', 'pages', 'photos', 'transfer']
 >>> station.close()
 """
 
@@ -28,13 +28,19 @@ from flask import Flask, Request, Response
 
 from ..config import Settings
 from .api import bp as api_bp
+from .calibration import bp as calibration_bp
+from .centre import init_centre
 from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
+from .details import bp as details_bp
 from .errors import register_error_handlers
 from .hosts import HostCheck
 from .i18n import init_i18n
+from .outcomes import bp as outcomes_bp
 from .pages import bp as pages_bp
+from .photos import bp as photos_bp
 from .pin import LOCKOUT_FILE, PinGuard
+from .transfer import bp as transfer_bp
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -132,6 +138,12 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(details_bp)
+    app.register_blueprint(photos_bp)
+    init_centre(app)  # station, clock and daily summary on the settings page
+    app.register_blueprint(outcomes_bp)
+    app.register_blueprint(calibration_bp)
+    app.register_blueprint(transfer_bp)
     app.after_request(_security_headers)
     return app
 

@@ -42,7 +42,7 @@ bp = Blueprint("api", __name__)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 _DIGITS = re.compile(r"[0-9]{1,10}")
-PATIENT_FIELDS = ("age", "sex", "body_site")
+PATIENT_FIELDS = ("age", "sex", "body_site", "age_band", "skin_type")  # PatientInfo's fields: never a name
 
 
 @bp.get("/healthz")

@@ -67,6 +67,9 @@ WEB_REASONS: dict[str, str] = {
     "invalid_json": N_("The request is not a valid JSON object."),
     "unknown_field": N_("The request has a field the kiosk does not know: {field}."),
     "host_not_allowed": N_("This address is not the kiosk's. Open the kiosk by its own address."),
+    "invalid_outcome": N_("That is not an outcome the kiosk knows. Go back and tap one of the buttons."),
+    "invalid_outcome_date": N_("The day it was seen must be from {first} to {last}. Go back and choose it again."),
+    "outcome_not_saved": N_("The outcome was not saved (the records cannot be written). Try again later."),
 }
 
 

@@ -21,12 +21,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 
 from .. import __version__
+from ..clock import local_time
 from ..reasons import N_, CameraError, KioskError
-from ..records import StoredScreening
+from ..records import InvalidPatientInfo, StoredScreening
 from ..result import ScreeningResult
 from ..updates import UpdateOutcome, UpdateService
 from .access import may_read, may_read_last, remember
 from .context import kiosk
+from .details import patient_from_form
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
 from .present import ResultView, referral_facility, result_view
@@ -83,7 +85,11 @@ def capture() -> ResponseReturnValue:
     """The capture button without JavaScript: take the photo, then show its result."""
     station = kiosk().station
     try:
-        sid, result = station.capture_and_screen()
+        patient = patient_from_form(request.form)  # the details step's choices (kiosk/web/details.py)
+    except InvalidPatientInfo:
+        return render_template("screen.html", last_seq=_last_seq(), error=reason_message("invalid_patient")), 400
+    try:
+        sid, result = station.capture_and_screen(patient=patient)
     except CameraError as exc:
         return render_template("screen.html", last_seq=_last_seq(), error=reason_message(exc.code, **exc.params)), 503
     last = station.last
@@ -118,7 +124,13 @@ def _view(sid: str) -> ResultView:
     found_id, result, at = _find(sid)
     web = ctx.settings.web
     return result_view(
-        found_id, result, at=at, facility=web.referral_facility, days=web.referral_within_days, min_side=ctx.min_side
+        found_id,
+        result,
+        at=at,
+        facility=web.referral_facility,
+        days=web.referral_within_days,
+        min_side=ctx.min_side,
+        zone=ctx.settings.station.time_zone,
     )
 
 
@@ -171,7 +183,8 @@ def history() -> ResponseReturnValue:
     page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
     items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
     total = records.count() if records is not None else 0
-    rows = [(s, s.created_at.astimezone()) for s in items]
+    zone = kiosk().settings.station.time_zone
+    rows = [(s, local_time(s.created_at, zone)) for s in items]  # the station's time, whatever the Pi's zone
     return render_template(
         "history.html",
         rows=rows,
@@ -256,7 +269,7 @@ def update_rollback() -> ResponseReturnValue:
 
 
 #: The pages a correct PIN may lead to, and the query parameters each keeps.
-NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",)}
+NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",), "/settings/validation": ("lang",)}
 
 
 def _safe_next(target: str | None) -> str:

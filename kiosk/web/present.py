@@ -1,12 +1,14 @@
 """How a screening is shown: its JSON for the API, and plain words for the page and the slip.
 
-The ABCD features come from :mod:`kiosk.vision.features` as numbers; here they
-become short phrases a health worker can read to a patient, each with the
-number beside it. The word bands are descriptive only (they match the
-features' own scales); the risk band comes from the model alone.
+The ABCD features come from :mod:`kiosk.vision.features` as numbers; here each
+becomes the measured number with its scale in words, never a judgement: "Even
+shape" beside a "Refer" would sound like reassurance the kiosk cannot give. The
+risk band comes from the model alone, and the score is worded as a model score,
+not a chance of cancer. Diameter is in millimetres only when the camera is
+calibrated (``camera.mm_per_pixel``); pixels are never shown.
 
->>> describe_asymmetry(0.03), describe_border(2.1)
-('Even shape', 'Irregular, ragged border')
+>>> score_number(0.9531, threshold=0.13671875)
+('0.95', '0.14')
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..clock import local_time
 from ..reasons import N_
 from ..result import ScreeningResult
 from .i18n import reason_message, translate
@@ -22,10 +25,9 @@ from .i18n import reason_message, translate
 __all__ = [
     "FeatureLine",
     "ResultView",
-    "describe_asymmetry",
-    "describe_border",
     "referral_facility",
     "result_view",
+    "score_number",
     "screening_json",
 ]
 
@@ -62,28 +64,12 @@ COLOUR_NAMES = {
 DIAMETER_ALERT_MM = 6.0  # the "D" of the ABCD rule
 
 
-def describe_asymmetry(value: float) -> str:
-    if value < 0.1:
-        return N_("Even shape")
-    if value < 0.2:
-        return N_("Slightly uneven shape")
-    return N_("Uneven shape")
-
-
-def describe_border(value: float) -> str:
-    if value < 1.3:
-        return N_("Smooth, regular border")
-    if value < 1.7:
-        return N_("Slightly irregular border")
-    return N_("Irregular, ragged border")
-
-
 @dataclass(frozen=True)
 class FeatureLine:
     letter: str  # A, B, C, D
     label: str  # translated
-    words: str  # translated
-    value: str  # the number behind the words
+    words: str  # translated: the scale or what was measured, never a judgement
+    value: str  # the measured value ("-" when not measured)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,8 +85,11 @@ class ResultView:
     risk_icon: str | None = None
     percent: str | None = None
     threshold_percent: str | None = None
+    score_text: str | None = None  # "Model score 0.95 (not a chance of cancer). Refer at or above 0.14."
     features: list[FeatureLine] = field(default_factory=list)
+    features_note: str | None = None  # with "refer": the features do not override the referral
     next_steps: list[str] = field(default_factory=list)
+    facility: str | None = None  # where "refer" sends the patient, shown on its own line after its label
 
     @property
     def refer(self) -> bool:
@@ -132,54 +121,70 @@ def _percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
+def score_number(value: float, *, threshold: float) -> tuple[str, str]:
+    """The score and the threshold, with as few decimals as keep them on the right side of each other.
+
+    >>> score_number(0.1362, threshold=0.13671875)
+    ('0.136', '0.137')
+    """
+    for places in (2, 3, 4):
+        score, limit = f"{value:.{places}f}", f"{threshold:.{places}f}"
+        if (float(score) >= float(limit)) == (value >= threshold):
+            return score, limit
+    return f"{value:.6f}", f"{threshold:.6f}"
+
+
 def feature_lines(features: dict[str, Any]) -> list[FeatureLine]:
+    """The ABCD lines: each measured value with its scale; no line is a verdict."""
     if not features:
         return []
     lines = []
     if features.get("asymmetry") is not None:
         value = float(features["asymmetry"])
-        lines.append(FeatureLine("A", translate(N_("Asymmetry")), translate(describe_asymmetry(value)), f"{value:.2f}"))
+        words = translate(N_("0 means both halves match; higher means less alike"))
+        lines.append(FeatureLine("A", translate(N_("Asymmetry")), words, f"{value:.2f}"))
     if features.get("border_irregularity") is not None:
         value = float(features["border_irregularity"])
-        lines.append(FeatureLine("B", translate(N_("Border")), translate(describe_border(value)), f"{value:.2f}"))
+        words = translate(N_("1.0 is a smooth circle; higher means a more uneven edge"))
+        lines.append(FeatureLine("B", translate(N_("Border")), words, f"{value:.2f}"))
     colours = [translate(COLOUR_NAMES.get(c, c)) for c in features.get("colours") or []]
     if colours:
-        words = translate(N_("Several colours")) if len(colours) >= 3 else translate(N_("One or two colours"))
+        words = translate(N_("Colours seen: %(count)s"), count=len(colours))
         lines.append(FeatureLine("C", translate(N_("Colours")), words, ", ".join(colours)))
     if features.get("diameter_mm") is not None:
         mm = float(features["diameter_mm"])
-        words = translate(N_("About %(mm)s mm across"), mm=f"{mm:.1f}")
+        words = translate(N_("Across the widest part"))
         if mm > DIAMETER_ALERT_MM:
             words += " " + translate(N_("(larger than 6 mm)"))
         lines.append(FeatureLine("D", translate(N_("Diameter")), words, f"{mm:.1f} mm"))
-    elif features.get("diameter_px") is not None:
-        px = float(features["diameter_px"])
-        words = translate(N_("The size in millimetres needs a calibrated camera"))
-        lines.append(
-            FeatureLine("D", translate(N_("Diameter")), words, translate(N_("%(px)s pixels across"), px=f"{px:.0f}"))
-        )
+    elif features:
+        words = translate(N_("Not measured: the camera is not calibrated for millimetres"))
+        lines.append(FeatureLine("D", translate(N_("Diameter")), words, "-"))
     return lines
 
 
 def result_view(
-    sid: str | None, result: ScreeningResult, *, at: datetime | None, facility: str | None, days: int, min_side: int
+    sid: str | None,
+    result: ScreeningResult,
+    *,
+    at: datetime | None,
+    facility: str | None,
+    days: int,
+    min_side: int,
+    zone: str | None = None,
 ) -> ResultView:
-    """The page's view of one screening, in the request's language."""
-    local = at.astimezone() if at is not None else None  # the Pi's clock zone: Asia/Manila in the field
+    """The page's view of one screening, in the request's language; ``at`` shown in ``zone`` ([station] time_zone)."""
+    # Without a zone, the Pi's own (set to the station's at first boot).
+    local = (local_time(at, zone) if zone else at.astimezone()) if at is not None else None
     common: dict[str, Any] = {"id": sid, "link_id": sid or "last", "at": local, "result": result}
     if result.status != "ok":
         text = reason_message(result.reason or "internal_error", **reason_params(result, min_side=min_side))
         return ResultView(reason_text=text, **common)
     refer = result.risk == "refer"
     if refer:
-        steps = [
-            translate(
-                N_("Refer the patient to %(facility)s within %(days)s days."),
-                facility=referral_facility(facility),
-                days=days,
-            ),
-            translate(N_("Print the referral slip and give it to the patient.")),
-        ]
+        # The facility goes on its own line after a label: a sentence around it would need the
+        # right article for every facility's name in Filipino and Waray ("sa ang ...").
+        steps = [translate(N_("Refer the patient to a doctor within %(days)s days."), days=days)]
     else:
         steps = [
             translate(
@@ -187,15 +192,25 @@ def result_view(
             )
         ]
     steps.append(translate(N_("If you or the patient are worried, refer anyway.")))
-    # A screening can carry a reason too: "lesion_unclear" refers whatever the score, and the page says why.
-    why = reason_message(result.reason, **reason_params(result, min_side=min_side)) if result.reason else None
+    probability = result.malignant_probability or 0.0
+    threshold = result.threshold or 0.0
+    score_shown, threshold_shown = score_number(probability, threshold=threshold)
+    score = translate(
+        N_("Model score %(score)s (not a chance of cancer). Refer at or above %(threshold)s."),
+        score=score_shown,
+        threshold=threshold_shown,
+    )
+    reason = result.reason
     return ResultView(
-        reason_text=why,
         risk_words=translate(N_("Refer to a doctor")) if refer else translate(N_("Low risk")),
         risk_icon="\u26a0" if refer else "\u25cf",  # warning sign / disc: the colour is never the only signal
-        percent=_percent(result.malignant_probability or 0.0),
-        threshold_percent=_percent(result.threshold or 0.0),
+        percent=_percent(probability),
+        threshold_percent=_percent(threshold),
+        score_text=score,
+        reason_text=reason_message(reason) if reason else None,  # why an "ok" result refers (acral site...)
         features=feature_lines(result.features),
+        features_note=translate(N_("These measurements do not override the referral.")) if refer else None,
         next_steps=steps,
+        facility=referral_facility(facility) if refer else None,
         **common,
     )

@@ -63,9 +63,18 @@
       capturing = true;
       showError("");
       setBusy(true);
+      // The details chosen before the capture (body site, age band, sex) go with it as JSON.
+      var patient = {}, any = false;
+      Array.prototype.forEach.call(form.querySelectorAll("[data-patient-field]"), function (field) {
+        patient[field.name] = field.value;
+        any = true;
+      });
+      var headers = { "X-CSRF-Token": csrf, "Accept": "application/json" };
+      if (any) { headers["Content-Type"] = "application/json"; }
       fetch("/api/screenings", {
         method: "POST",
-        headers: { "X-CSRF-Token": csrf, "Accept": "application/json" },
+        headers: headers,
+        body: any ? JSON.stringify({ capture: true, patient: patient }) : undefined,
         credentials: "same-origin"
       }).then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
