@@ -443,6 +443,45 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_an_unclear_lesion_is_a_referral_that_says_why(client, records, lang):
+    """A score under the threshold with weak lesion evidence: "Refer", and the page says the photo was unclear."""
+    from kiosk.reasons import REASONS
+    from kiosk.result import ScreeningResult
+
+    sid = records.save(
+        ScreeningResult(
+            status="ok",
+            reason="lesion_unclear",
+            malignant_probability=0.03,
+            risk="refer",
+            threshold=0.1367,
+            features={},
+            model_sha256="ab" * 32,
+        )
+    )
+    enter_pin(client, PIN)
+    html = client.get(f"/screenings/{sid}?lang={lang}").get_data(as_text=True)
+    risk = text_of(html, "result-risk")
+    assert "\u26a0" in risk and tr(lang, "Refer to a doctor") in risk and tr(lang, "Low risk") not in html
+    assert text_of(html, "result-reason") == tr(lang, REASONS["lesion_unclear"])
+    assert 'data-reason="lesion_unclear"' in html
+    assert "14" in text_of(html, "next-steps")  # the referral step, with its days
+    assert lang == "en" or tr(lang, REASONS["lesion_unclear"]) != REASONS["lesion_unclear"]  # translated
+
+
+def test_a_plain_result_shows_no_reason_line(client, records):
+    from kiosk.result import ScreeningResult
+
+    sid = records.save(
+        ScreeningResult(
+            status="ok", malignant_probability=0.02, risk="low", threshold=0.1367, features={}, model_sha256="ab" * 32
+        )
+    )
+    enter_pin(client, PIN)
+    assert 'data-testid="result-reason"' not in client.get(f"/screenings/{sid}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_retake_page_shows_the_specific_translated_reason(client, lang):
     from kiosk.reasons import REASONS
 

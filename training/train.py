@@ -69,6 +69,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)",
     )
+    p.add_argument(
+        "--camera-aug",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="camera-domain augmentation (training.augment) of this share of training photos, before the kiosk's "
+        "preprocessing; 0 = off",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
         "--init",
@@ -224,7 +232,27 @@ def main(argv=None) -> int:
     class_weight = {i: len(y_train) / (2.0 * c) for i, c in enumerate(counts)}
     augment = None if args.paper_recipe else augmenter(args.size, seed=args.seed)
 
+    camera = None
+    if getattr(args, "camera_aug", 0.0) > 0 and not args.paper_recipe:
+        from .augment import CameraAugment
+
+        camera = CameraAugment(seed=args.seed, probability=args.camera_aug)
+
     def train_dataset(epoch: int):
+        if camera is not None:
+            return camera_batches(
+                x_train,
+                y_train,
+                [args.data / s.path for s in train_samples],
+                batch=args.batch,
+                class_weight=class_weight,
+                augment=augment,
+                camera=camera,
+                epoch=epoch,
+                seed=args.seed + epoch,
+                size=args.size,
+                recipe=args.recipe,
+            )
         if not on_tensorflow:
             return shuffled_batches(
                 x_train, y_train, batch=args.batch, class_weight=class_weight, augment=augment, seed=args.seed + epoch
@@ -245,7 +273,7 @@ def main(argv=None) -> int:
         fit = model.fit(
             train_dataset(epoch),
             epochs=1,
-            class_weight=class_weight if on_tensorflow else None,
+            class_weight=class_weight if on_tensorflow and camera is None else None,
             verbose=2 if not sys.stderr.isatty() else 1,
         )
         recalibrate_batchnorm(model, x_train, seed=args.seed + epoch)
@@ -450,6 +478,60 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: 
         def __getitem__(self, index):
             picked = self.order[index * batch : (index + 1) * batch]
             images = x[picked].astype(np.float32)
+            if augmented is not None:
+                images = augmented(images)
+            return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]
+
+    return Batches()
+
+
+def camera_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    paths: list[Path],
+    *,
+    batch: int,
+    class_weight: dict,
+    augment,
+    camera,
+    epoch: int,
+    seed: int,
+    size: int,
+    recipe: str,
+):
+    """One epoch of batches where a share of the photos are camera-augmented (training.augment).
+
+    A photo picked for it is read again, changed as a camera would, and sent through the kiosk's
+    own ``preprocess`` (its lesion crop sees the blurred, darker or smaller lesion, as in the
+    kiosk); the others come from the preprocessed cache. The usual augmentation layers (flips,
+    rotation, zoom, colour jitter) then run on the whole batch. Which photos and which changes is
+    fixed by (seed, epoch, image index); two worker threads (OpenCV releases the GIL).
+    """
+    import keras
+
+    from kiosk.vision.loader import load_image
+    from kiosk.vision.preprocess import preprocess
+
+    augmented = compiled_augmenter(augment)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=2, use_multiprocessing=False)
+            self.order = np.random.default_rng(seed).permutation(len(x))
+            self.weights = np.array([class_weight[i] for i in range(len(class_weight))], np.float32)
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch))
+
+        def __getitem__(self, index):
+            picked = self.order[index * batch : (index + 1) * batch]
+            images = x[picked].astype(np.float32)
+            for j, i in enumerate(picked):
+                rng = camera.rng(epoch=epoch, index=int(i))
+                families = camera.families_for(rng)
+                if families:
+                    photo = camera.apply(load_image(paths[i]), families, rng=rng)
+                    images[j] = preprocess(photo, size=size, recipe=recipe)
             if augmented is not None:
                 images = augmented(images)
             return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]

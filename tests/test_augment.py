@@ -1,0 +1,151 @@
+"""training.augment: seeded, shape-keeping, each family changes the photo, no draw lands on a benchmark severity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.synthetic import draw_lesion
+from kiosk.vision.preprocess import preprocess
+from training.augment import (
+    COVERS,
+    FAMILIES,
+    CameraAugment,
+    augmented_input,
+    draw_outside,
+    held_out_intervals,
+)
+from training.conditions import CONDITIONS
+
+IMAGE = draw_lesion(seed=3, width=240, height=200, radius=0.18, skin=(226, 182, 160))
+SMALL = draw_lesion(seed=4, width=64, height=56, radius=0.2, skin=(226, 182, 160))
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_each_family_keeps_shape_and_dtype_and_changes_the_photo(name):
+    out, _parameter = FAMILIES[name](IMAGE, np.random.default_rng(5))
+    assert out.shape == IMAGE.shape and out.dtype == np.uint8
+    changed = np.abs(out.astype(np.int16) - IMAGE).mean()
+    assert changed > 0.05, f"{name} changed the photo by only {changed:.3f} grey levels on average"
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_each_family_is_deterministic_on_its_generator(name):
+    a, pa = FAMILIES[name](IMAGE, np.random.default_rng(11))
+    b, pb = FAMILIES[name](IMAGE, np.random.default_rng(11))
+    assert pa == pb and np.array_equal(a, b)
+
+
+def test_a_draw_is_fixed_by_seed_epoch_and_index():
+    aug = CameraAugment(seed=2, probability=1.0)
+    first = aug.photo(IMAGE, rng=aug.rng(epoch=3, index=17))
+    again = aug.photo(IMAGE, rng=aug.rng(epoch=3, index=17))
+    assert np.array_equal(first, again)
+    others = [aug.photo(IMAGE, rng=aug.rng(epoch=e, index=i)) for e, i in ((4, 17), (3, 18))]
+    assert not any(np.array_equal(first, o) for o in others)
+    other_seed = CameraAugment(seed=3, probability=1.0)
+    assert not np.array_equal(first, other_seed.photo(IMAGE, rng=other_seed.rng(epoch=3, index=17)))
+
+
+def test_probability_is_the_share_of_changed_photos():
+    aug = CameraAugment(seed=0, probability=0.5)
+    drawn = [aug.families_for(aug.rng(epoch=1, index=i)) for i in range(2000)]
+    share = np.mean([bool(f) for f in drawn])
+    assert 0.46 < share < 0.54
+    assert all(1 <= len(f) <= aug.max_families for f in drawn if f)
+    assert all(f == [n for n in FAMILIES if n in f] for f in drawn)  # photo order
+    assert CameraAugment(seed=0, probability=0.0).families_for(np.random.default_rng(1)) == []
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_no_draw_falls_on_a_held_out_benchmark_severity(name):
+    """The benchmark's values lie inside the cut-out bands, and 400 draws of the family never land in one."""
+    bands = held_out_intervals(name)
+    benchmark = [
+        v
+        for condition, families in COVERS.items()
+        if families == (name,) and condition not in ("darker_skin", "darker_whole", "turned")
+        for v in CONDITIONS[condition].severities
+    ]
+    for value in benchmark:
+        assert any(a < value < b for a, b in bands), f"{name}: benchmark value {value} is not held out"
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        _out, parameter = FAMILIES[name](SMALL, rng)
+        assert not any(a <= parameter <= b for a, b in bands), f"{name} drew {parameter}, inside a held-out band"
+
+
+def test_skin_and_rotation_bands_hold_out_the_benchmark_targets():
+    from training.conditions import FITZPATRICK_LAB
+
+    for family in ("darker_skin", "darker_whole"):
+        assert all(any(a < lab[0] < b for a, b in held_out_intervals(family)) for lab in FITZPATRICK_LAB.values())
+    assert all(any(a < angle < b for a, b in held_out_intervals("rotate")) for angle in (0, 90, 180, 270, 360))
+
+
+def test_draw_outside_is_uniform_over_what_is_left():
+    rng = np.random.default_rng(1)
+    draws = np.array([draw_outside(rng, 0.0, 10.0, [(2.0, 4.0), (6.0, 9.0)]) for _ in range(6000)])
+    assert not np.any((draws >= 2) & (draws <= 4)) and not np.any((draws >= 6) & (draws <= 9))
+    # 2 + 2 + 1 units left: the shares follow the widths
+    shares = [np.mean(draws < 2), np.mean((draws > 4) & (draws < 6)), np.mean(draws > 9)]
+    assert np.allclose(shares, [0.4, 0.4, 0.2], atol=0.03)
+    logged = np.array([draw_outside(rng, 1.0, 100.0, [(9.0, 11.0)], log=True) for _ in range(4000)])
+    assert np.all((logged >= 1) & (logged <= 100)) and not np.any((logged >= 9) & (logged <= 11))
+
+
+def test_every_benchmark_condition_is_covered_by_a_family():
+    assert set(COVERS) == set(CONDITIONS)
+    assert all(f in FAMILIES for families in COVERS.values() for f in families)
+
+
+def test_augmented_input_is_the_kiosk_preprocessing_of_the_augmented_photo():
+    aug = CameraAugment(seed=9, probability=1.0)
+    x = augmented_input(IMAGE, aug, epoch=2, index=5, size=96)
+    assert x.shape == (96, 96, 3) and x.dtype == np.uint8
+    photo = aug.photo(IMAGE, rng=aug.rng(epoch=2, index=5))
+    assert np.array_equal(x, preprocess(photo, size=96))
+    assert not np.array_equal(x, preprocess(IMAGE, size=96))
+
+
+@pytest.mark.training
+def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
+    """The trainer's batches: changed photos are the kiosk preprocessing of the augmented file, the rest the cache."""
+    pytest.importorskip("keras")
+    import cv2
+
+    from kiosk.vision.loader import load_image
+    from training.train import camera_batches
+
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"lesion_{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(draw_lesion(seed=i, width=120, height=100), cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    cache = np.stack([preprocess(load_image(p), size=48) for p in paths])
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    camera = CameraAugment(seed=5, probability=0.5)
+
+    def batches():
+        return camera_batches(
+            cache, labels, paths, batch=4, class_weight={0: 1.0, 1: 2.0}, augment=None,
+            camera=camera, epoch=2, seed=7, size=48, recipe="crop-sog6-v1",
+        )  # fmt: skip
+
+    first, again = batches(), batches()
+    assert len(first) == 2
+    images, onehot, weights = first[0]
+    assert images.shape == (4, 48, 48, 3) and images.dtype == np.float32 and onehot.shape == (4, 2)
+    assert np.array_equal(images, again[0][0])
+    assert np.array_equal(weights, np.where(labels[first.order[:4]] == 1, 2.0, 1.0))
+    changed = 0
+    for b in range(len(first)):
+        images = first[b][0]
+        for j, i in enumerate(first.order[4 * b : 4 * b + 4]):
+            rng = camera.rng(epoch=2, index=int(i))
+            families = camera.families_for(rng)
+            photo = camera.apply(load_image(paths[i]), families, rng=rng)
+            expected = preprocess(photo, size=48) if families else cache[i]
+            assert np.array_equal(images[j], expected.astype(np.float32))
+            changed += bool(families) and not np.array_equal(expected, cache[i])
+    assert 0 < changed < 6  # some photos changed, some straight from the cache
