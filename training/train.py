@@ -456,11 +456,22 @@ def augmenter(size: int, *, seed: int):
     )
 
 
-def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: dict, augment, seed: int):
+def shuffled_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch: int,
+    class_weight: dict,
+    augment,
+    seed: int,
+    before_layers=None,
+    workers: int = 1,
+):
     """One epoch of (images, one-hot labels, class weights) batches for backends without tf.data.
 
     The same shuffle rule and the same augmentation layers as the TensorFlow
     pipeline; the layers run on the backend's device, batch by batch.
+    ``before_layers(images, picked)`` may change a batch in place first (camera_batches).
     """
     import keras
 
@@ -468,7 +479,7 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: 
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
+            super().__init__(workers=workers, use_multiprocessing=False)
             self.order = np.random.default_rng(seed).permutation(len(x))
             self.weights = np.array([class_weight[i] for i in range(len(class_weight))], np.float32)
 
@@ -478,6 +489,8 @@ def shuffled_batches(x: np.ndarray, y: np.ndarray, *, batch: int, class_weight: 
         def __getitem__(self, index):
             picked = self.order[index * batch : (index + 1) * batch]
             images = x[picked].astype(np.float32)
+            if before_layers is not None:
+                before_layers(images, picked)
             if augmented is not None:
                 images = augmented(images)
             return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]
@@ -507,36 +520,21 @@ def camera_batches(
     rotation, zoom, colour jitter) then run on the whole batch. Which photos and which changes is
     fixed by (seed, epoch, image index); two worker threads (OpenCV releases the GIL).
     """
-    import keras
 
     from kiosk.vision.loader import load_image
     from kiosk.vision.preprocess import preprocess
 
-    augmented = compiled_augmenter(augment)
+    def camera_step(images: np.ndarray, picked: np.ndarray) -> None:
+        for j, i in enumerate(picked):
+            rng = camera.rng(epoch=epoch, index=int(i))
+            families = camera.families_for(rng)
+            if families:
+                photo = camera.apply(load_image(paths[i]), families, rng=rng)
+                images[j] = preprocess(photo, size=size, recipe=recipe)
 
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=2, use_multiprocessing=False)
-            self.order = np.random.default_rng(seed).permutation(len(x))
-            self.weights = np.array([class_weight[i] for i in range(len(class_weight))], np.float32)
-
-        def __len__(self):
-            return int(np.ceil(len(x) / batch))
-
-        def __getitem__(self, index):
-            picked = self.order[index * batch : (index + 1) * batch]
-            images = x[picked].astype(np.float32)
-            for j, i in enumerate(picked):
-                rng = camera.rng(epoch=epoch, index=int(i))
-                families = camera.families_for(rng)
-                if families:
-                    photo = camera.apply(load_image(paths[i]), families, rng=rng)
-                    images[j] = preprocess(photo, size=size, recipe=recipe)
-            if augmented is not None:
-                images = augmented(images)
-            return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]
-
-    return Batches()
+    return shuffled_batches(
+        x, y, batch=batch, class_weight=class_weight, augment=augment, seed=seed, before_layers=camera_step, workers=2
+    )
 
 
 def compiled_augmenter(augment):
