@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import threading
-from html.parser import HTMLParser
 
 import cv2
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from kiosk.synthetic import draw_skin, random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import TRANSLATIONS_DIR
-from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, pin_hash, wait_until
+from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, pin_hash, text_of, wait_until
 
 SCREEN_KEYS = {
     "image",
@@ -59,37 +58,6 @@ def upload(client, token, data: bytes, name="lesion.png", query=""):
         data={"image": (io.BytesIO(data), name)},
         content_type="multipart/form-data",
     )
-
-
-class _TextOf(HTMLParser):
-    """The text inside the first element with a given data-testid (nested elements included)."""
-
-    VOID = {"input", "img", "br", "meta", "link", "hr"}
-
-    def __init__(self, testid: str) -> None:
-        super().__init__()
-        self.testid, self.depth, self.parts, self.found = testid, 0, [], False
-
-    def handle_starttag(self, tag, attrs):
-        if self.depth:
-            self.depth += tag not in self.VOID
-        elif not self.found and dict(attrs).get("data-testid") == self.testid:
-            self.found, self.depth = True, 1
-
-    def handle_endtag(self, tag):
-        if self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data):
-        if self.depth:
-            self.parts.append(data)
-
-
-def text_of(html: str, testid: str) -> str:
-    parser = _TextOf(testid)
-    parser.feed(html)
-    assert parser.found, f"no {testid}"
-    return " ".join("".join(parser.parts).split())
 
 
 # --- health ---------------------------------------------------------------------------------------

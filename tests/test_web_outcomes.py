@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from kiosk.records import OUTCOMES, ClinicalOutcome, RecordStore
 from kiosk.result import ScreeningResult
 from tests.web_conftest import PIN, csrf_of
+from tests.web_conftest import text_of as text_of_testid
 
 REFER = ScreeningResult(status="ok", malignant_probability=0.7, risk="refer", threshold=0.2)
 LOW = ScreeningResult(status="ok", malignant_probability=0.05, risk="low", threshold=0.2)
@@ -20,37 +20,6 @@ MANILA = ZoneInfo("Asia/Manila")
 def unlock(client) -> None:
     r = client.post("/pin", data={"pin": PIN, "next": "/history", "csrf_token": csrf_of(client, "/pin")})
     assert r.status_code == 303
-
-
-class _TextAt(HTMLParser):
-    """The text inside the first element with a given data-testid (nested elements included)."""
-
-    VOID = frozenset({"input", "img", "br", "meta", "link", "hr"})
-
-    def __init__(self, testid: str) -> None:
-        super().__init__()
-        self.testid, self.depth, self.parts, self.found = testid, 0, [], False
-
-    def handle_starttag(self, tag, attrs):
-        if self.depth:
-            self.depth += tag not in self.VOID
-        elif not self.found and dict(attrs).get("data-testid") == self.testid:
-            self.found, self.depth = True, 1
-
-    def handle_endtag(self, tag):
-        if self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data):
-        if self.depth:
-            self.parts.append(data)
-
-
-def text_of_testid(html: str, testid: str) -> str:
-    parser = _TextAt(testid)
-    parser.feed(html)
-    assert parser.found, f"no {testid}"
-    return " ".join("".join(parser.parts).split())
 
 
 def post_outcome(client, sid: str, **form: str):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-from html.parser import HTMLParser
 
 import pytest
 
@@ -20,6 +19,7 @@ from kiosk.screening import Screener
 from kiosk.web import create_app
 from tests.updates_conftest import NAME, sha, shipped_models, write_variant
 from tests.web_conftest import FAST_RETRY, PIN, clock, csrf_of, make_settings, records, rig  # noqa: F401
+from tests.web_conftest import text_of as text_at
 
 pytest.importorskip("cryptography")
 
@@ -70,37 +70,6 @@ def kiosk_app(signed, tmp_path, rig, records, clock):  # noqa: F811 - fixtures f
 def unlock(client) -> None:
     r = client.post("/pin", data={"pin": PIN, "next": "/settings", "csrf_token": csrf_of(client, "/pin")})
     assert r.status_code == 303 and r.headers["Location"] == "/settings"
-
-
-class _TextAt(HTMLParser):
-    """The text inside the first element with a given data-testid (nested elements included)."""
-
-    VOID = {"input", "img", "br", "meta", "link", "hr"}
-
-    def __init__(self, testid: str) -> None:
-        super().__init__()
-        self.testid, self.depth, self.parts, self.found = testid, 0, [], False
-
-    def handle_starttag(self, tag, attrs):
-        if self.depth:
-            self.depth += tag not in self.VOID
-        elif not self.found and dict(attrs).get("data-testid") == self.testid:
-            self.found, self.depth = True, 1
-
-    def handle_endtag(self, tag):
-        if self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data):
-        if self.depth:
-            self.parts.append(data)
-
-
-def text_at(html: str, testid: str) -> str:
-    parser = _TextAt(testid)
-    parser.feed(html)
-    assert parser.found, testid
-    return " ".join("".join(parser.parts).split())
 
 
 def token_on(html: str) -> str:

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -126,6 +127,38 @@ def make_settings(tmp_path, *, pin: str | None = PIN) -> Settings:
         web=WebSettings(pin=pin_hash(pin) if pin else None, referral_facility=FACILITY, referral_within_days=14),
         records=RecordsSettings(data_dir=tmp_path / "data"),
     )
+
+
+class _TextAt(HTMLParser):
+    """The text inside the first element with a given data-testid (nested elements included)."""
+
+    VOID = frozenset({"input", "img", "br", "meta", "link", "hr"})
+
+    def __init__(self, testid: str) -> None:
+        super().__init__()
+        self.testid, self.depth, self.parts, self.found = testid, 0, [], False
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth:
+            self.depth += tag not in self.VOID
+        elif not self.found and dict(attrs).get("data-testid") == self.testid:
+            self.found, self.depth = True, 1
+
+    def handle_endtag(self, tag):
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.parts.append(data)
+
+
+def text_of(html: str, testid: str) -> str:
+    """The whitespace-collapsed text of the first element with ``data-testid=testid`` (asserts it exists)."""
+    parser = _TextAt(testid)
+    parser.feed(html)
+    assert parser.found, f"no {testid}"
+    return " ".join("".join(parser.parts).split())
 
 
 def csrf_of(client, path: str = "/") -> str:
