@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import request, session
+from flask import redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from .context import kiosk
 
 if TYPE_CHECKING:
     from ..station import Screening
 
-__all__ = ["kiosk_screen", "may_read", "may_read_last", "remember", "took"]
+__all__ = ["kiosk_screen", "may_read", "may_read_last", "remember", "require_pin", "took"]
 
 TAKEN_KEY = "taken"
 TAKEN_SEQ_KEY = "taken_seq"
@@ -67,3 +68,16 @@ def may_read_last(last: Screening) -> bool:
         remember(last.id, seq=last.seq)
         return True
     return False
+
+
+def require_pin(next_page: str) -> ResponseReturnValue | None:
+    """None when this session is unlocked; else the page to show instead (the one PIN rule for every page behind it).
+
+    No PIN set: the "ask the technician" page. Locked: the PIN pad, which returns to ``next_page``.
+    """
+    pin = kiosk().pin
+    if not pin.configured:
+        return render_template("pin_missing.html")
+    if not pin.session_unlocked():
+        return redirect(url_for("pages.pin_form", next=next_page), code=303)
+    return None

@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from ..calibration import TARGET, Calibration, CalibrationState, CalibrationStore, measure_scale, target_png
 from ..reasons import KioskError
+from .access import require_pin
 from .context import kiosk
 from .errors import WebError
 
@@ -70,9 +71,7 @@ def _globals() -> dict[str, object]:
 
 
 def _guard() -> ResponseReturnValue | None:
-    from .pages import _guard as guard
-
-    return guard(url_for("pages.settings_page"))
+    return require_pin(url_for("pages.settings_page"))
 
 
 def _apply(calibration: Calibration) -> None:

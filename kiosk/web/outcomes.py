@@ -26,6 +26,7 @@ from ..reasons import N_
 from ..records import OUTCOMES, ClinicalOutcome, RecordStore, RecordStoreError, StoredScreening
 from ..records.codes import format_code
 from ..validation import ValidationReport, cases_from_records, validation_report
+from .access import require_pin
 from .context import kiosk
 from .errors import WebError
 from .i18n import translate
@@ -90,9 +91,7 @@ SKIN_TYPE_NAMES = {"1": "I", "2": "II", "3": "III", "4": "IV", "5": "V", "6": "V
 
 
 def _guard() -> ResponseReturnValue | None:
-    from .pages import _guard as guard  # the one PIN rule for every page behind it
-
-    return guard(request.path)
+    return require_pin(request.path)
 
 
 def _records() -> RecordStore:

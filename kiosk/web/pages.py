@@ -27,7 +27,7 @@ from ..reasons import N_, CameraError, KioskError
 from ..records import InvalidPatientInfo, StoredScreening, codes
 from ..result import ScreeningResult
 from ..updates import UpdateOutcome, UpdateService
-from .access import may_read, may_read_last, remember
+from .access import may_read, may_read_last, remember, require_pin
 from .context import kiosk
 from .details import patient_from_form
 from .errors import WebError
@@ -186,14 +186,7 @@ def _slip_of(view: ResultView) -> SlipView:
 # --- PIN-guarded pages ----------------------------------------------------------------
 
 
-def _guard(next_page: str) -> ResponseReturnValue | None:
-    """None when the session may see the page; else the page to show instead."""
-    pin = kiosk().pin
-    if not pin.configured:
-        return render_template("pin_missing.html")
-    if not pin.session_unlocked():
-        return redirect(url_for("pages.pin_form", next=next_page), code=303)
-    return None
+_guard = require_pin
 
 
 @bp.get("/history")

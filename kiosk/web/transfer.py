@@ -7,12 +7,13 @@ The panel is ``_transfer.html``, included by ``settings.html``.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask import Blueprint, current_app, redirect, session, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import __version__
 from ..fhir.mapping import ExportContext, StationInfo
 from ..fhir.usb import USB_CHANNEL, Transfer, export_to_stick, import_from_stick
+from .access import require_pin
 from .context import kiosk
 from .errors import WebError
 
@@ -37,12 +38,7 @@ def transfer_panel() -> dict[str, object]:
 
 
 def _guard() -> ResponseReturnValue | None:
-    pin = kiosk().pin
-    if not pin.configured:
-        return render_template("pin_missing.html")
-    if not pin.session_unlocked():
-        return redirect(url_for("pages.pin_form", next=url_for("pages.settings_page")), code=303)
-    return None
+    return require_pin(url_for("pages.settings_page"))
 
 
 def _run(action: str) -> ResponseReturnValue:
