@@ -86,8 +86,8 @@ def test_settings_show_the_station_and_set_the_clock_by_touch(tiny_model_path, t
             start = {f: int(screen.testid(f"clock-value-{f}").inner_text()) for f in ("year", "hour", "minute")}
             # Two years on, an hour back, ten minutes on: taps only, no keyboard.
             for button in ("clock-year-plus", "clock-year-plus", "clock-hour-minus", "clock-minute-plus10"):
-                screen.testid(button).tap()
-                screen.page.wait_for_load_state("load")
+                with screen.page.expect_navigation():  # each tap posts the form: tap the next on the new page
+                    screen.testid(button).tap()
             year, hour = start["year"] + 2, start["hour"]
             minute = start["minute"] + 10
             hour = (hour - 1 + minute // 60) % 24  # minutes past 60 carry into the hour, hours wrap the day

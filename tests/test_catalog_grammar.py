@@ -52,9 +52,13 @@ def test_the_refer_advice_reads_right_with_any_facility(tmp_path, station, recor
     client = create_app(settings=settings, station=station, testing=True, clock=clock).test_client()
     sid = records.save(ScreeningResult(status="ok", malignant_probability=0.9, risk="refer", threshold=0.35))
     enter_pin(client, PIN)
-    for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?lang={lang}"):
+    # The result page gives the worker's next steps; the slip (no worker advice on it) its see-by date.
+    for path, advice_id in (
+        (f"/screenings/{sid}?lang={lang}", "next-steps"),
+        (f"/screenings/{sid}/slip?lang={lang}", "slip-see-by"),
+    ):
         html = client.get(path).get_data(as_text=True)
-        advice = text_of(html, "next-steps") + " " + text_of(html, "referral-facility")
+        advice = text_of(html, advice_id) + " " + text_of(html, "referral-facility")
         assert not DOUBLED[lang].search(advice), advice
         if facility:
             assert text_of(html, "referral-facility").endswith(facility)
