@@ -65,6 +65,18 @@ REASONS: dict[str, str] = {
         "This result was not saved (the records cannot be written). Write it down and tell the kiosk's keeper."
     ),
     "internal_error": N_("Something went wrong inside the kiosk; the photo was not lost. Please try again."),
+    # Follow-up of a spot (kiosk/followup.py): the result refers because the spot changed since last time.
+    "lesion_changed": N_("The spot has changed since the last screening, so the kiosk refers. A doctor should see it."),
+    "code_mistyped": N_("This is not a slip code. Check the 9 digits on the slip and try again."),
+    "code_not_found": N_("No screening on this kiosk has this code. Check the digits on the slip."),
+    "code_paused": N_("Too many wrong codes. Wait {seconds} seconds, then try again."),
+    "code_not_in_photo": N_(
+        "No slip code was found in the camera picture. Hold the QR code still in front of the camera."
+    ),
+    "followup_no_photo": N_(
+        "The earlier photo is no longer kept, so the spot cannot be compared. Start a new screening."
+    ),
+    "followup_no_lesion": N_("The earlier photo shows no spot to compare with. Start a new screening."),
     # Model updates from a USB stick (kiosk/updates/, deploy/UPDATES.md). A refused update never
     # changes the model in use, so every refusal can say so.
     "update_not_a_package": N_("This file is not a kiosk model update (make one with deploy/sign-model): {path}"),
@@ -157,6 +169,8 @@ REASONS: dict[str, str] = {
         "{unknown} with unknown slip codes, {invalid} unreadable."
     ),
     "outcomes_unreadable": N_("The outcome files cannot be read ({path})."),
+    # The RHU console (kiosk rhu, kiosk/rhu/), seen by the RHU's staff and its technician.
+    "rhu_failed": N_("The RHU console cannot do this: {detail}"),
 }
 
 

@@ -54,7 +54,9 @@ MIN_TARGET = 48  # px: the smallest touch target the page may have
 # The widest line each paper can print (thermal heads print narrower than the roll), in CSS px (96/in).
 PAPER_WIDTH_PX = {"58": 48 / 25.4 * 96, "80": 72 / 25.4 * 96, "a6": 105 / 25.4 * 96}
 # The page each slip asks for (CSS @page size), in mm: the roll's width by the longest slip; A6.
-PAPER_MM = {"58": (58, 260), "80": (80, 210), "a6": (105, 148)}  # 58 mm wraps most: a longer roll page
+PAPER_MM = {"58": (58, 360), "80": (80, 300), "a6": (105, 148)}  # 58 mm wraps most: a longer roll page
+# Rolls print the slip as one page; A6 as two sheets: the patient's part, then the doctor's with its return part.
+PAPER_PAGES = {"58": 1, "80": 1, "a6": 2}
 RISK_WORDS = {"low": "Low risk", "refer": "Refer to a doctor"}
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kiosk serve is stopped with SIGTERM")
@@ -70,12 +72,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def kiosk_serve(model: Path, folder: Path, *, camera: str = "synthetic") -> Iterator[str]:
-    """``kiosk serve`` in a subprocess until the block ends; yields its base URL."""
+def kiosk_serve(
+    model: Path, folder: Path, *, camera: str = "synthetic", settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``kiosk serve`` in a subprocess until the block ends; yields its base URL (``settings``: KIOSK_* overrides)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "NOTIFY_", "WATCHDOG_"))}
     env.update(KIOSK_GPIO_ENABLED="false", KIOSK_WEB_PIN=DEMO_PIN_HASH)  # the hash of PIN (2580)
+    env.update(settings or {})
     cmd = [
         sys.executable,
         "-m",
@@ -336,7 +341,8 @@ def test_home_capture_result_languages_and_slips(screen, kiosk_url):
                 page.emulate_media(media="screen")
             assert pdf.startswith(b"%PDF")
             (screen.artifacts / f"{screen.name}-slip-{paper}-{lang}.pdf").write_bytes(pdf)
-            assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1, f"the {paper} slip ({lang}) needs more than one page"
+            pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+            assert pages == PAPER_PAGES[paper], f"the {paper} slip ({lang}) prints on {pages} pages"
             box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
             assert box, "no MediaBox in the PDF"
             size_mm = (round(float(box.group(1)) / 72 * 25.4), round(float(box.group(2)) / 72 * 25.4))

@@ -387,8 +387,9 @@ def test_without_a_configured_facility_the_default_is_in_the_page_language(tmp_p
         enter_pin(client, PIN)  # a record this session did not take: only a PIN session may read it
         for path in (f"/screenings/{sid}?lang={lang}", f"/screenings/{sid}/slip?paper=58&lang={lang}"):
             html = client.get(path).get_data(as_text=True)
-            steps = text_of(html, "next-steps")
-            assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
+            if "/slip" not in path:  # the slip has no advice for the health worker (tests/test_web_slip.py)
+                steps = text_of(html, "next-steps")
+                assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
             # The facility on its own line after its label: no sentence depends on its article ("sa ang").
             assert text_of(html, "referral-facility") == f"{tr(lang, 'Referral facility:')} {default}"
 
@@ -423,14 +424,20 @@ def test_a_refer_result_names_the_facility_the_days_and_the_features(client, rec
         assert "\u26a0" in risk and tr(lang, "Refer to a doctor") in risk
         score = text_of(html, "result-probability")
         assert "0.91" in score and "0.35" in score and "%" not in score
-        steps = text_of(html, "next-steps")
-        assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
+        if "/slip" in path:  # the slip tells the patient by when (tests/test_web_slip.py), not the worker
+            assert 'data-testid="slip-see-by"' in html and 'data-testid="next-steps"' not in html
+        else:
+            steps = text_of(html, "next-steps")
+            assert tr(lang, "Refer the patient to a doctor within %(days)s days.") % {"days": 14} in steps
         assert text_of(html, "referral-facility") == f"{tr(lang, 'Referral facility:')} {FACILITY}"
         shown = text_of(html, "result-features")
         for value in ("0.31", "2.05", "7.4 mm"):
             assert value in shown, value
-        for msgid in ("dark brown", "blue-grey", "(larger than 6 mm)", "Across the widest part"):
+        for msgid in ("dark brown", "blue-grey"):
             assert tr(lang, msgid) in shown, msgid
+        # The slip's doctor's part gives the scales in English only (they would not fit a roll twice).
+        for msgid in ("(larger than 6 mm)", "Across the widest part"):
+            assert (msgid if "/slip" in path else tr(lang, msgid)) in shown, msgid
         # Measured statements only, and with "refer" a line that they do not override it.
         assert text_of(html, "features-note") == tr(lang, "These measurements do not override the referral.")
 
@@ -520,7 +527,14 @@ def test_slip_for_each_paper_size(client, paper):
         "result-risk",
         "result-probability",
         "result-features",
-        "next-steps",
+        "slip-station",
+        "slip-body-site",
+        "slip-code",
+        "slip-qr",
+        "slip-photo",
+        "slip-name",
+        "slip-versions",
+        "slip-return",
         "disclaimer",
         "paper-option-58",
         "paper-option-80",
@@ -532,6 +546,9 @@ def test_slip_for_each_paper_size(client, paper):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", text_of(html, "slip-date"))
     assert tr("fil", "A referral aid, not a diagnosis.") in html
     assert html.count('data-testid="disclaimer"') == 1
+    # The slip is for the patient and the doctor: no advice meant for the health worker.
+    assert 'data-testid="next-steps"' not in html
+    assert tr("fil", "Print the referral slip and give it to the patient.") not in html
 
 
 def test_slip_with_an_unknown_paper_uses_80mm_and_retakes_have_none(client):

@@ -719,9 +719,7 @@ class RecordStore:
 
     # --- the export log (kiosk.fhir) ------------------------------------------------
 
-    def open_export(
-        self, channel: str, *, limit: int, export_id: Callable[[int, datetime], str]
-    ) -> ExportBatch | None:
+    def open_export(self, channel: str, *, limit: int, export_id: Callable[[int, datetime], str]) -> ExportBatch | None:
         """The batch to write next on ``channel``: the unfinished one if there is one, else a new one.
 
         A new batch takes up to ``limit`` screenings never exported on this

@@ -34,10 +34,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from ..camera import Camera
+from ..followup import FollowupPlan
 from ..reasons import ImageError, KioskError
 from ..records import PatientInfo, RecordStore, RecordStoreError
 from ..result import ScreeningResult
@@ -246,11 +248,15 @@ class Station:
 
     # --- screening -------------------------------------------------------------
 
-    def capture_and_screen(self, *, patient: PatientInfo | None = None) -> Outcome:
+    def capture_and_screen(
+        self, *, patient: PatientInfo | None = None, followup: FollowupPlan | None = None
+    ) -> Outcome:
         """Take a still, screen it, save it; return ``(id, result)`` (``id`` None when not saved).
 
+        ``followup``: this photo is the same spot again; what changed is stored with the
+        screening (``followup_of``), and a significant change refers (:mod:`kiosk.followup`).
         If a capture is already running, wait for it and return *its* outcome
-        (``patient`` is then ignored): two taps give one photo. Raises
+        (``patient`` and ``followup`` are then ignored): two taps give one photo. Raises
         ``CameraError`` when no photo could be taken; the camera is being
         rebuilt by then.
         """
@@ -267,7 +273,7 @@ class Station:
             except KioskError as error:  # each caller gets its own exception object
                 raise type(error)(error.code, **error.params) from error
         try:
-            outcome = self._run(self.camera.capture, patient=patient, source="camera")
+            outcome = self._run(self.camera.capture, patient=patient, source="camera", followup=followup)
         except BaseException as exc:
             self._finish_capture()
             future.set_exception(exc)
@@ -316,7 +322,12 @@ class Station:
         return previous
 
     def _run(
-        self, get_photo: Callable[[], np.ndarray | bytes | _Decoded], *, patient: PatientInfo | None, source: str
+        self,
+        get_photo: Callable[[], np.ndarray | bytes | _Decoded],
+        *,
+        patient: PatientInfo | None,
+        source: str,
+        followup: FollowupPlan | None = None,
     ) -> Outcome:
         with self._screen_lock:
             with self._lock:
@@ -341,7 +352,16 @@ class Station:
                         )
                 else:
                     image, result = self._screener.decode_and_screen(photo, acral_site=acral)
-                sid = self._save(result, image, patient)
+                change = None
+                if followup is not None:
+                    result, change = followup.assess(image, result)
+                sid = self._save(
+                    result,
+                    image,
+                    patient,
+                    followup_of=followup.earlier_id if followup is not None and result.status == "ok" else None,
+                    followup=change,
+                )
                 with self._lock:
                     self._seq += 1
                     screening = self._last = Screening(
@@ -355,13 +375,23 @@ class Station:
                     self._emit("result", screening)
                 self._emit("ready" if self.camera_ok else "camera")
 
-    def _save(self, result: ScreeningResult, image: np.ndarray | None, patient: PatientInfo | None) -> str | None:
+    def _save(
+        self,
+        result: ScreeningResult,
+        image: np.ndarray | None,
+        patient: PatientInfo | None,
+        *,
+        followup_of: str | None = None,
+        followup: dict[str, Any] | None = None,
+    ) -> str | None:
         if self.records is None or result.status == "error":
             return None  # an error result has no usable photo; nothing to keep
         keep = image is not None and self.records.keep_images
         jpeg = encode_jpeg(image, quality=STILL_JPEG_QUALITY) if keep and image is not None else None
         try:
-            return self.records.save(result, image_jpeg=jpeg, patient=patient)
+            return self.records.save(
+                result, image_jpeg=jpeg, patient=patient, followup_of=followup_of, followup=followup
+            )
         except (OSError, sqlite3.Error, RecordStoreError) as exc:
             # The health worker still sees the result; only the record is lost, and the log says why.
             self._log(f"records: could not save a screening ({type(exc).__name__}: {exc})")

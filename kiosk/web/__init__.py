@@ -10,7 +10,7 @@ Everything is local: templates, one CSS file, one small script, a favicon.
 >>> station = Station(screener=None, camera_factory=SyntheticCamera, records=None)  # pages need a model
 >>> app = create_app(settings=Settings(), station=station, testing=True)
 >>> sorted(app.blueprints)
-['api', 'calibration', 'centre', 'details', 'outcomes', 'pages', 'photos', 'transfer']
+['api', 'calibration', 'centre', 'details', 'followup', 'outcomes', 'pages', 'photos', 'thumbnails', 'transfer']
 >>> station.close()
 """
 
@@ -34,12 +34,14 @@ from .context import EXTENSION, KioskContext
 from .csrf import init_csrf
 from .details import bp as details_bp
 from .errors import register_error_handlers
+from .followup import bp as followup_bp
 from .hosts import HostCheck
 from .i18n import init_i18n
 from .outcomes import bp as outcomes_bp
 from .pages import bp as pages_bp
 from .photos import bp as photos_bp
 from .pin import LOCKOUT_FILE, PinGuard
+from .thumbnails import bp as thumbnails_bp
 from .transfer import bp as transfer_bp
 
 if TYPE_CHECKING:
@@ -144,6 +146,8 @@ def create_app(
     app.register_blueprint(outcomes_bp)
     app.register_blueprint(calibration_bp)
     app.register_blueprint(transfer_bp)
+    app.register_blueprint(thumbnails_bp)
+    app.register_blueprint(followup_bp)
     app.after_request(_security_headers)
     return app
 

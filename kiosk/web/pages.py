@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask.typing import ResponseReturnValue
@@ -23,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from .. import __version__
 from ..clock import local_time
 from ..reasons import N_, CameraError, KioskError
-from ..records import InvalidPatientInfo, StoredScreening
+from ..records import InvalidPatientInfo, StoredScreening, codes
 from ..result import ScreeningResult
 from ..updates import UpdateOutcome, UpdateService
 from .access import may_read, may_read_last, remember
@@ -32,6 +33,7 @@ from .details import patient_from_form
 from .errors import WebError
 from .i18n import LANGUAGES, current_language, reason_message, translate
 from .present import ResultView, referral_facility, result_view
+from .slip import SlipView, in_language, slip_view
 
 bp = Blueprint("pages", __name__)
 
@@ -156,7 +158,29 @@ def slip(sid: str) -> ResponseReturnValue:
     paper = request.args.get("paper", DEFAULT_PAPER).lower()
     if paper not in PAPERS:
         paper = DEFAULT_PAPER
-    return render_template("slip.html", view=view, paper=paper, papers=PAPERS)
+    with in_language("en"):  # the doctor's part also in English
+        view_en = _view(sid)
+    facility = referral_facility(kiosk().settings.web.referral_facility)
+    return render_template(
+        "slip.html", view=view, view_en=view_en, slip=_slip_of(view), facility=facility, paper=paper, papers=PAPERS
+    )
+
+
+def _slip_of(view: ResultView) -> SlipView:
+    ctx = kiosk()
+    stored = ctx.records.get(view.id) if ctx.records is not None and view.id else None
+    model = ctx.model
+    return slip_view(
+        stored,
+        at=view.at,
+        refer=view.refer,
+        station_name=ctx.settings.station.name,
+        station_code=ctx.settings.station.code,
+        zone=ZoneInfo(ctx.settings.station.time_zone),
+        days=ctx.settings.web.referral_within_days,
+        photo_url=url_for("thumbnails.photo", sid=stored.id, size="slip") if stored and stored.image_path else None,
+        model_name=model.manifest.extra.get("name") if model.sha256 == view.result.model_sha256 else None,
+    )
 
 
 # --- PIN-guarded pages ----------------------------------------------------------------
@@ -181,8 +205,17 @@ def history() -> ResponseReturnValue:
     page = request.args.get("page", "1")
     # ASCII digits, bounded: "²".isdigit() is true, and a 30-digit offset overflows SQLite.
     page_no = int(page) if re.fullmatch(r"[0-9]{1,6}", page) and int(page) >= 1 else 1
-    items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE) if records is not None else []
-    total = records.count() if records is not None else 0
+    # ?code=482193: the screenings whose slip code starts with these digits (the keypad's search).
+    code = codes.normalise(request.args.get("code", ""))[:9]
+    code = code if re.fullmatch(r"[0-9]{1,9}", code) else ""
+    if records is None:
+        items, total = [], 0
+    elif code:
+        items = records.find_by_code_prefix(code, limit=HISTORY_PAGE)
+        total, page_no = len(items), 1
+    else:
+        items = records.list(limit=HISTORY_PAGE, offset=(page_no - 1) * HISTORY_PAGE)
+        total = records.count()
     zone = kiosk().settings.station.time_zone
     rows = [(s, local_time(s.created_at, zone)) for s in items]  # the station's time, whatever the Pi's zone
     return render_template(
@@ -190,8 +223,11 @@ def history() -> ResponseReturnValue:
         rows=rows,
         page=page_no,
         total=total,
-        has_more=page_no * HISTORY_PAGE < total,
+        has_more=not code and page_no * HISTORY_PAGE < total,
         records=records is not None,
+        code=code,
+        searching=request.args.get("search") == "1",
+        format_code=codes.format_code,
     )
 
 
@@ -269,7 +305,11 @@ def update_rollback() -> ResponseReturnValue:
 
 
 #: The pages a correct PIN may lead to, and the query parameters each keeps.
-NEXT_PAGES = {"/history": ("page", "lang"), "/settings": ("lang",), "/settings/validation": ("lang",)}
+NEXT_PAGES = {
+    "/history": ("page", "lang", "code", "search"),
+    "/settings": ("lang",),
+    "/settings/validation": ("lang",),
+}
 
 
 def _safe_next(target: str | None) -> str:
@@ -285,7 +325,7 @@ def _safe_next(target: str | None) -> str:
     keep = NEXT_PAGES.get(path)
     if keep is None:
         return url_for("pages.history")
-    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,8}", v)}
+    args = {k: v for k, v in parse_qsl(query) if k in keep and re.fullmatch(r"[0-9a-z]{1,9}", v)}
     return f"{path}?{urlencode(args)}" if args else path
 
 

@@ -1,0 +1,299 @@
+"""Syncthing for a kiosk or an RHU, from the site file: only the given peers, nothing that reaches further.
+
+A kiosk shares its outbox (``kiosk export fhir --out``) as a **send-only**
+folder with the RHU and receives the RHU's outcomes in a **receive-only**
+inbox; the RHU has the mirror image, one pair of folders per station.
+:func:`configure` writes Syncthing's ``config.xml`` so that it:
+
+- knows only the peers in the site file, at their static addresses
+  (``tcp://192.168.1.10:22000``; a peer without addresses may only call in);
+- has global and local discovery, relays, NAT traversal (UPnP/NAT-PMP) and
+  STUN, usage reporting, crash reporting and automatic upgrades turned off;
+- listens where the site file says (default ``tcp://127.0.0.1:22000``: a kiosk
+  that only dials out to the RHU listens on nothing but loopback), with its GUI
+  and REST API on 127.0.0.1 only, guarded by a random API key.
+
+The site file's ``[sync]`` table (TOML)::
+
+    [sync]
+    name = "PH-LEY-0001"
+    listen = ["tcp://127.0.0.1:22000"]
+    gui = "127.0.0.1:8384"
+    [[sync.peers]]
+    name = "RHU-PALO"
+    device_id = "MFZWI3D-..."
+    addresses = ["tcp://192.168.1.10:22000"]
+    [[sync.folders]]
+    id = "PH-LEY-0001-outbox"
+    path = "/var/lib/melanoma-kiosk/outbox"
+    type = "sendonly"
+    peers = ["RHU-PALO"]
+
+>>> site = SyncSite.from_mapping({"name": "k", "peers": [{"name": "rhu", "device_id": "A" * 56}],
+...     "folders": [{"id": "k-outbox", "path": "/tmp/outbox", "type": "sendonly", "peers": ["rhu"]}]})
+>>> site.listen, site.gui, site.folders[0].type, site.peers[0].addresses
+(('tcp://127.0.0.1:22000',), '127.0.0.1:8384', 'sendonly', ())
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..storage import atomic_write_bytes
+
+__all__ = [
+    "FOLDER_TYPES",
+    "Folder",
+    "Peer",
+    "SiteError",
+    "SyncSite",
+    "configure",
+    "device_id",
+    "generate",
+    "serve_command",
+]
+
+FOLDER_TYPES = ("sendonly", "receiveonly")
+_DEVICE_ID_RE = re.compile(r"[A-Z2-7]{7}(?:-[A-Z2-7]{7}){7}|[A-Z2-7]{56}")
+_FOLDER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Every option that would reach beyond the peers, and its "off" value (Syncthing 1.19's names).
+CLOSED_OPTIONS = {
+    "globalAnnounceEnabled": "false",  # global discovery
+    "localAnnounceEnabled": "false",  # local (LAN broadcast) discovery
+    "relaysEnabled": "false",
+    "natEnabled": "false",  # UPnP / NAT-PMP port mapping
+    "stunKeepaliveStartS": "0",  # 0: never contact a STUN server
+    "stunKeepaliveMinS": "0",
+    "urAccepted": "-1",  # usage reporting: declined, and never asked again
+    "crashReportingEnabled": "false",
+    "autoUpgradeIntervalH": "0",
+    "startBrowser": "false",
+    "announceLANAddresses": "false",
+}
+#: Address lists emptied, so that even a setting turned back on has nowhere to go.
+CLOSED_LISTS = ("globalAnnounceServer", "stunServer")
+
+
+class SiteError(ValueError):
+    """The site file's [sync] table cannot be used (one line: which key, and why)."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    device_id: str
+    addresses: tuple[str, ...] = ()  # static tcp://HOST:PORT; empty: it calls in, we never look it up
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: str
+    path: Path
+    type: str  # sendonly (an outbox) or receiveonly (an inbox)
+    peers: tuple[str, ...]
+    label: str = ""
+
+
+def _tcp_address(text: str, *, where: str) -> str:
+    match = re.fullmatch(r"tcp[46]?://(\[[0-9a-fA-F:]+\]|[0-9.]+):([0-9]{1,5})", text)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise SiteError(f"{where}: {text!r} is not tcp://IP:PORT (a static IP address; names need discovery)")
+    ipaddress.ip_address(match.group(1).strip("[]"))
+    return text
+
+
+@dataclass(frozen=True)
+class SyncSite:
+    name: str
+    peers: tuple[Peer, ...]
+    folders: tuple[Folder, ...]
+    listen: tuple[str, ...] = ("tcp://127.0.0.1:22000",)
+    gui: str = "127.0.0.1:8384"
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> SyncSite:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SiteError(f"{path}: {exc}") from None
+        if not isinstance(data.get("sync"), Mapping):
+            raise SiteError(f"{path}: no [sync] table")
+        return cls.from_mapping(data["sync"])
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SyncSite:
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise SiteError("sync.name: this device's name is required")
+        peers = []
+        for i, p in enumerate(data.get("peers") or ()):
+            did = str(p.get("device_id", "")).strip().upper()
+            if not _DEVICE_ID_RE.fullmatch(did):
+                raise SiteError(f"sync.peers[{i}].device_id: not a Syncthing device id")
+            addresses = tuple(_tcp_address(a, where=f"sync.peers[{i}].addresses") for a in p.get("addresses") or ())
+            peers.append(Peer(name=str(p.get("name") or did[:7]), device_id=did, addresses=addresses))
+        names = {p.name for p in peers}
+        folders = []
+        for i, f in enumerate(data.get("folders") or ()):
+            fid, kind, path = f.get("id"), f.get("type"), f.get("path")
+            if not isinstance(fid, str) or not _FOLDER_ID_RE.fullmatch(fid):
+                raise SiteError(f"sync.folders[{i}].id: 1-64 letters, digits, '.', '_' or '-'")
+            if kind not in FOLDER_TYPES:
+                raise SiteError(f"sync.folders[{i}].type: must be sendonly or receiveonly, got {kind!r}")
+            if not isinstance(path, str) or not Path(path).is_absolute():
+                raise SiteError(f"sync.folders[{i}].path: an absolute folder path is required")
+            shared = tuple(f.get("peers") or ())
+            if not shared or set(shared) - names:
+                raise SiteError(
+                    f"sync.folders[{i}].peers: name peers listed in sync.peers ({', '.join(sorted(names))})"
+                )
+            folders.append(Folder(id=fid, path=Path(path), type=kind, peers=shared, label=str(f.get("label", fid))))
+        listen = tuple(_tcp_address(a, where="sync.listen") for a in data.get("listen") or cls.listen)
+        gui = str(data.get("gui", cls.gui))
+        host = gui.rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "::1"):
+            raise SiteError(f"sync.gui: the GUI and REST API stay on 127.0.0.1 (got {gui!r})")
+        return cls(name=name, peers=tuple(peers), folders=tuple(folders), listen=listen, gui=gui)
+
+
+def _syncthing(binary: str | None) -> str:
+    found = binary or shutil.which("syncthing")
+    if not found:
+        raise SiteError("syncthing is not installed (Debian: apt-get install syncthing)")
+    return found
+
+
+def generate(home: Path, *, binary: str | None = None) -> str:
+    """Make this device's key and certificate in ``home`` (once) and return its device id."""
+    home = Path(home)
+    if not (home / "cert.pem").exists():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        subprocess.run(
+            [_syncthing(binary), "generate", f"--home={home}", "--no-default-folder", "--skip-port-probing"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    return device_id(home, binary=binary)
+
+
+def device_id(home: Path, *, binary: str | None = None) -> str:
+    out = subprocess.run(
+        [_syncthing(binary), "serve", f"--home={home}", "--device-id"], check=True, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    match = _DEVICE_ID_RE.search(out.stdout + out.stderr)
+    if not match:
+        raise SiteError(f"syncthing printed no device id for {home}")
+    return match.group(0)
+
+
+def _set(parent: ET.Element, tag: str, text: str) -> None:
+    node = parent.find(tag)
+    if node is None:
+        node = ET.SubElement(parent, tag)
+    node.text = text
+
+
+def _device_element(did: str, name: str, addresses: Sequence[str]) -> ET.Element:
+    device = ET.Element("device", id=did, name=name, compression="metadata", introducer="false")
+    for address in addresses or ("dynamic",):  # "dynamic" with discovery off: only an incoming call finds it
+        ET.SubElement(device, "address").text = address
+    ET.SubElement(device, "paused").text = "false"
+    ET.SubElement(device, "autoAcceptFolders").text = "false"
+    return device
+
+
+def configure(home: Path, site: SyncSite, *, binary: str | None = None, api_key: str | None = None) -> tuple[str, str]:
+    """Write ``home/config.xml`` for ``site``; returns (this device's id, the REST API key).
+
+    Folders are created (with Syncthing's ``.stfolder`` marker) when missing.
+    The file is rewritten whole from the site file each time, atomically.
+    """
+    home = Path(home)
+    did = generate(home, binary=binary)
+    tree = ET.parse(home / "config.xml")
+    root = tree.getroot()
+    for old in root.findall("device") + root.findall("folder"):
+        root.remove(old)
+    root.insert(0, _device_element(did, site.name, ()))
+    for peer in site.peers:
+        root.insert(1, _device_element(peer.device_id, peer.name, peer.addresses))
+    by_name = {p.name: p for p in site.peers}
+    for folder in site.folders:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        (folder.path / ".stfolder").mkdir(exist_ok=True)
+        if folder.type == "sendonly":  # an export still being written (.<id>.partial/) is not sent
+            atomic_write_bytes(folder.path / ".stignore", b".*.partial\n")
+        element = ET.Element(
+            "folder", id=folder.id, label=folder.label, path=str(folder.path), type=folder.type,
+            rescanIntervalS="60", fsWatcherEnabled="true", fsWatcherDelayS="1", ignorePerms="true",
+            autoNormalize="true",
+        )  # fmt: skip
+        ET.SubElement(element, "filesystemType").text = "basic"
+        for shared in (did, *(by_name[n].device_id for n in folder.peers)):
+            ET.SubElement(element, "device", id=shared)
+        ET.SubElement(element, "minDiskFree", unit="%").text = "1"
+        ET.SubElement(element, "markerName").text = ".stfolder"
+        root.insert(1, element)
+    gui = root.find("gui")
+    assert gui is not None, "syncthing generate writes a <gui> element"
+    gui.set("enabled", "true")
+    gui.set("tls", "false")  # loopback only: TLS would add nothing but a certificate warning
+    _set(gui, "address", site.gui)
+    key = api_key or secrets.token_urlsafe(24)
+    _set(gui, "apikey", key)
+    options = root.find("options")
+    assert options is not None
+    for tag in ("listenAddress", *CLOSED_LISTS):
+        for node in options.findall(tag):
+            options.remove(node)
+    for address in site.listen:
+        ET.SubElement(options, "listenAddress").text = address
+    for tag in CLOSED_LISTS:
+        # Present and empty: no server at all (a missing element would mean Syncthing's "default" servers).
+        ET.SubElement(options, tag)
+    for tag, value in CLOSED_OPTIONS.items():
+        _set(options, tag, value)
+    for tag in ("urURL", "releasesURL", "crashReportingURL"):
+        _set(options, tag, "")  # nowhere to report to, even if switched back on
+    ET.indent(tree)
+    atomic_write_bytes(home / "config.xml", ET.tostring(root, encoding="utf-8", xml_declaration=False), mode=0o600)
+    return did, key
+
+
+def serve_command(home: Path, *, binary: str | None = None) -> list[str]:
+    """How systemd (systemd/melanoma-kiosk-syncthing.service) and the tests start Syncthing."""
+    return [_syncthing(binary), "serve", f"--home={home}", "--no-browser", "--no-restart", "--no-upgrade",
+            "--no-default-folder"]  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kiosk.sync.syncthing --site SITE.toml --home DIR``: configure, print the device id."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kiosk.sync.syncthing", description=main.__doc__)
+    parser.add_argument("--site", required=True, help="the site file (TOML) with a [sync] table")
+    parser.add_argument("--home", required=True, help="Syncthing's folder (keys, config.xml, database)")
+    args = parser.parse_args(argv)
+    try:
+        did, _key = configure(Path(args.home), SyncSite.from_toml(args.site))
+    except (SiteError, OSError, subprocess.SubprocessError) as exc:
+        print(f"syncthing: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(did)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
