@@ -161,6 +161,7 @@ def test_bundle_contents(bundle, tiny_models):
         "config/update-key.pub",
         "systemd/melanoma-kiosk.service",
         "systemd/melanoma-kiosk-browser.service",
+        "systemd/melanoma-kiosk-syncthing.service",
         "systemd/labwc-autostart",
         "models/tiny_int8.tflite",
         "models/tiny_int8.json",

@@ -350,7 +350,7 @@ def configure(
     (install.sh's KIOSK_ROOT: config.xml names them as the running system sees them).
     The file is rewritten whole from the site file each time, atomically.
     """
-    home = Path(home)
+    home, prefix = Path(home), Path(root)
     did = generate(home, binary=binary)
     tree = ET.parse(home / "config.xml")
     root = tree.getroot()
@@ -361,7 +361,7 @@ def configure(
         root.insert(1, _device_element(peer.device_id, peer.name, peer.addresses))
     by_name = {p.name: p for p in site.peers}
     for folder in site.folders:
-        made = Path(root) / folder.path.relative_to(folder.path.anchor)
+        made = prefix / folder.path.relative_to(folder.path.anchor)
         made.mkdir(parents=True, exist_ok=True)
         (made / ".stfolder").mkdir(exist_ok=True)
         if folder.type == "sendonly":  # an export still being written (.<id>.partial/) is not sent
@@ -410,16 +410,19 @@ def serve_command(home: Path, *, binary: str | None = None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m kiosk.sync.syncthing --site SITE.toml --home DIR [--root /]``: configure, print the device id."""
+    """``python -m kiosk.sync.syncthing --site SITE.toml --home DIR``: configure, print the device id."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m kiosk.sync.syncthing", description=main.__doc__)
     parser.add_argument("--site", required=True, help="the site file (TOML) with a [sync] table")
     parser.add_argument("--home", required=True, help="Syncthing's folder (keys, config.xml, database)")
     parser.add_argument("--root", default="/", help="make the folders under this root (install.sh's KIOSK_ROOT)")
+    parser.add_argument("--syncthing", help="the syncthing program (default: syncthing on PATH)")
     args = parser.parse_args(argv)
     try:
-        did, _key = configure(Path(args.home), SyncSite.from_toml(args.site), root=Path(args.root))
+        did, _key = configure(
+            Path(args.home), SyncSite.from_toml(args.site), binary=args.syncthing, root=Path(args.root)
+        )
     except (SiteError, OSError, subprocess.SubprocessError) as exc:
         print(f"syncthing: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
