@@ -6,6 +6,7 @@ install test runs the real kiosk.sync.syncthing with Debian's real syncthing (sk
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from kiosk.site import SiteError, read_site_file, site_from_row
 from kiosk.sync.syncthing import CLOSED_OPTIONS, SyncSite
+from tests.conftest import REPO_ROOT
 from tests.test_deploy import (  # noqa: F401 - bundle, tiny_models, stand_in_wheels and throwaway are fixtures
     PROVISION,
     boot_file,
@@ -93,6 +95,16 @@ def test_site_sync_names_a_file_that_many_sites_share(tmp_path):
     assert sync is not None and sync.name == "PH-LEY-0002"
     assert [f.id for f in sync.folders] == ["PH-LEY-0002-outbox", "PH-LEY-0002-outcomes"]
     assert site_from_row({"station.code": "PH-LEY-0003"}, where="in sites.csv row 3").sync is None
+
+
+def test_the_example_site_file_reads_with_and_without_its_sync_example(tmp_path):
+    example = REPO_ROOT / "config" / "site.example.toml"
+    assert read_site_file(example).sync is None
+    text = example.read_text()
+    start = text.index("# [[sync.peers]]")
+    uncommented = tmp_path / "site.toml"
+    uncommented.write_text(text[:start] + re.sub(r"^# ", "", text[start:], flags=re.M))
+    assert read_site_file(uncommented).sync == SyncSite.from_mapping(EXPECTED)
 
 
 @pytest.mark.parametrize(
