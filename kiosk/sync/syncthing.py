@@ -353,12 +353,12 @@ def configure(
     home, prefix = Path(home), Path(root)
     did = generate(home, binary=binary)
     tree = ET.parse(home / "config.xml")
-    root = tree.getroot()
-    for old in root.findall("device") + root.findall("folder"):
-        root.remove(old)
-    root.insert(0, _device_element(did, site.name, ()))
+    config = tree.getroot()
+    for old in config.findall("device") + config.findall("folder"):
+        config.remove(old)
+    config.insert(0, _device_element(did, site.name, ()))
     for peer in site.peers:
-        root.insert(1, _device_element(peer.device_id, peer.name, peer.addresses))
+        config.insert(1, _device_element(peer.device_id, peer.name, peer.addresses))
     by_name = {p.name: p for p in site.peers}
     for folder in site.folders:
         made = prefix / folder.path.relative_to(folder.path.anchor)
@@ -376,15 +376,15 @@ def configure(
             ET.SubElement(element, "device", id=shared)
         ET.SubElement(element, "minDiskFree", unit="%").text = "1"
         ET.SubElement(element, "markerName").text = ".stfolder"
-        root.insert(1, element)
-    gui = root.find("gui")
+        config.insert(1, element)
+    gui = config.find("gui")
     assert gui is not None, "syncthing generate writes a <gui> element"
     gui.set("enabled", "true")
     gui.set("tls", "false")  # loopback only: TLS would add nothing but a certificate warning
     _set(gui, "address", site.gui)
     key = api_key or secrets.token_urlsafe(24)
     _set(gui, "apikey", key)
-    options = root.find("options")
+    options = config.find("options")
     assert options is not None
     for tag in ("listenAddress", *CLOSED_LISTS):
         for node in options.findall(tag):
@@ -399,7 +399,7 @@ def configure(
     for tag in ("urURL", "releasesURL", "crashReportingURL"):
         _set(options, tag, "")  # nowhere to report to, even if switched back on
     ET.indent(tree)
-    atomic_write_bytes(home / "config.xml", ET.tostring(root, encoding="utf-8", xml_declaration=False), mode=0o600)
+    atomic_write_bytes(home / "config.xml", ET.tostring(config, encoding="utf-8", xml_declaration=False), mode=0o600)
     return did, key
 
 
