@@ -167,8 +167,8 @@ def site_from_tables(tables: Mapping[str, Any], *, where: str, base: Path | None
     except ConfigError as exc:
         raise SiteError(str(exc)) from None
     values = {s: dict(t) for s, t in settings_part.items() if isinstance(t, dict) and t}
-    site_ = _checked(values, settings.station.time_zone, site.get("hostname"), where)
-    return _with_sync(site_, sync_table, where)
+    checked = _checked(values, settings.station.time_zone, site.get("hostname"), where)
+    return _with_sync(checked, sync_table, where)
 
 
 def site_from_row(row: Mapping[str, str | None], *, where: str, base: Path | None = None) -> Site:
@@ -214,9 +214,9 @@ def site_from_row(row: Mapping[str, str | None], *, where: str, base: Path | Non
         for key, text in keys.items():
             typed = getattr(getattr(settings, section), key)
             values.setdefault(section, {})[key] = text if isinstance(typed, Path) else typed
-    site_ = _checked(values, settings.station.time_zone, site.get("hostname"), where)
+    checked = _checked(values, settings.station.time_zone, site.get("hostname"), where)
     sync_file = site.get("sync")
-    return _with_sync(site_, _read_sync_file(sync_file, base, where) if sync_file else None, where)
+    return _with_sync(checked, _read_sync_file(sync_file, base, where) if sync_file else None, where)
 
 
 def _known_sections(settings_part: Mapping[str, Any], where: str) -> None:
