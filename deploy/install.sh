@@ -18,6 +18,8 @@
 #                          becomes /etc/melanoma-kiosk/sync.toml; with that file (from F or an
 #                          earlier run) Syncthing to the RHU is configured and enabled, else not
 #   RUNUSER SYNCTHING      the commands for that step (default: runuser, syncthing)
+#   DPKG                   installs the bundle's debs/*.deb (Debian's syncthing, build-bundle --deb)
+#                          offline when syncthing is missing (default: dpkg)
 set -euo pipefail
 umask 022  # the service user must be able to read the venv and the models
 
@@ -43,6 +45,7 @@ site_config="${KIOSK_SITE_CONFIG:-}"
 sync_config="${KIOSK_SYNC_CONFIG:-}"
 runuser="${RUNUSER:-runuser}"
 syncthing="${SYNCTHING:-syncthing}"
+dpkg="${DPKG:-dpkg}"
 
 # Paths as the running system sees them (they go into config files), and r() for where
 # this script writes them.
@@ -71,6 +74,19 @@ fi
 unlisted="$(LC_ALL=C comm -13 <(sed 's/^[0-9a-f]\{64\}  //' SHA256SUMS | LC_ALL=C sort) \
                      <(find . -type f ! -path ./SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort) | head -n 3 | tr '\n' ' ')"
 [ -z "$unlisted" ] || die "bundle has files SHA256SUMS does not list, nothing installed: ${unlisted}"
+# The .debs (build-bundle --deb: Debian's syncthing for an offline first boot), each also against
+# the sha256 build-bundle recorded for it when it took the file (debs/SHA256SUMS).
+debs=()
+if [ -d debs ]; then
+    [ -f debs/SHA256SUMS ] || die "bundle has debs/ but no debs/SHA256SUMS, nothing installed"
+    if ! (cd debs && sha256sum --check --strict --quiet SHA256SUMS >/dev/null 2>&1); then
+        bad="$(cd debs && sha256sum --check --strict SHA256SUMS 2>&1 | grep -v ': OK$' | head -n 2 \
+            | tr '\n' ' ' || true)"
+        die "a .deb does not match the sha256 recorded in debs/SHA256SUMS, nothing installed: ${bad}"
+    fi
+    # Only the listed ones are installed (SHA256SUMS above already refuses any file it does not list).
+    while read -r _ name; do debs+=("$bundle/debs/$name"); done <debs/SHA256SUMS
+fi
 say "bundle verified (melanoma-kiosk $version)"
 
 # --- 2. the wheelhouse for this Python ----------------------------------------------
@@ -246,7 +262,15 @@ if [ -f "$sync_conf" ]; then
     state=/var/lib/melanoma-kiosk
     install -d -m 0700 "$(r "$state")" "$(r "$state/syncthing")"
     "$chown" kiosk:kiosk "$(r "$state")" "$(r "$state/syncthing")"
-    install -m 0644 systemd/melanoma-kiosk-syncthing.service "$(r /etc/systemd/system)/melanoma-kiosk-syncthing.service"
+    for unit in melanoma-kiosk-syncthing.service melanoma-kiosk-sync.service melanoma-kiosk-sync.timer; do
+        install -m 0644 "systemd/$unit" "$(r /etc/systemd/system)/$unit"
+    done
+    # Raspberry Pi OS has no syncthing: Debian's .deb from the bundle, offline (the first-boot hook's
+    # apt-get, which needs a network, is only the fallback for a bundle without one).
+    if ! command -v "$syncthing" >/dev/null 2>&1 && [ "${#debs[@]}" -gt 0 ]; then
+        say "installing ${debs[*]##*/} from the bundle (dpkg -i, offline)"
+        "$dpkg" -i "${debs[@]}" || say "warning: dpkg -i of the bundle's debs failed (see above)"
+    fi
     if ! syncthing_bin="$(command -v "$syncthing")"; then
         say "warning: syncthing is not installed, so records go by USB stick only: apt install syncthing," \
             "then run this install.sh again (it configures and enables Syncthing from $etc/sync.toml)"
@@ -283,5 +307,11 @@ if [ "$sync_enable" = 1 ]; then
         "$systemctl" restart melanoma-kiosk-syncthing.service \
             || die "Syncthing did not start: journalctl -u melanoma-kiosk-syncthing -b"
     fi
-    say "Syncthing to the RHU enabled (melanoma-kiosk-syncthing.service)"
+    # Every 15 minutes: the new screenings into the outbox, the RHU's outcomes from the inbox.
+    if [ "$start" != 0 ]; then
+        "$systemctl" enable --now melanoma-kiosk-sync.timer
+    else
+        "$systemctl" enable melanoma-kiosk-sync.timer
+    fi
+    say "Syncthing to the RHU enabled (melanoma-kiosk-syncthing.service; melanoma-kiosk-sync.timer fills its outbox)"
 fi

@@ -162,6 +162,8 @@ def test_bundle_contents(bundle, tiny_models):
         "systemd/melanoma-kiosk.service",
         "systemd/melanoma-kiosk-browser.service",
         "systemd/melanoma-kiosk-syncthing.service",
+        "systemd/melanoma-kiosk-sync.service",
+        "systemd/melanoma-kiosk-sync.timer",
         "systemd/labwc-autostart",
         "models/tiny_int8.tflite",
         "models/tiny_int8.json",

@@ -179,7 +179,8 @@ def test_provision_puts_the_checked_sync_table_on_the_card(flavour, bundle, tmp_
     assert 'KIOSK_SYNC_CONFIG="$BOOT/melanoma-kiosk-sync.toml"' in hook
     assert 'rm -f "$BOOT/melanoma-kiosk-sync.toml"' in hook
     assert 'cp /etc/melanoma-kiosk/syncthing-device-id "$BOOT/melanoma-kiosk-syncthing-id.txt"' in hook
-    assert "apt-get install -y --no-install-recommends syncthing" in hook
+    assert "apt-get install -y --no-install-recommends syncthing" in hook  # the fallback, online
+    assert '[ ! -f "$BOOT/melanoma-kiosk/debs/SHA256SUMS" ]' in hook  # only for a bundle without the .deb
     if shutil.which("shellcheck"):
         script = tmp_path / "hook.sh"
         script.write_text(hook)
@@ -265,6 +266,7 @@ def test_install_configures_syncthing_from_the_sync_table_only_when_there_is_one
     assert stat.S_IMODE((etc / "sync.toml").stat().st_mode) == 0o640
     assert "chown root:kiosk " + str(etc / "sync.toml.new") in calls.read_text()
     assert "melanoma-kiosk-syncthing" not in calls.read_text() and not (etc / "syncthing-device-id").exists()
+    assert "melanoma-kiosk-sync.timer" not in calls.read_text()  # no outbox to fill without Syncthing
 
     # After apt install syncthing, install.sh again (no KIOSK_SYNC_CONFIG now): configured, enabled.
     calls.write_text("")
@@ -279,6 +281,10 @@ def test_install_configures_syncthing_from_the_sync_table_only_when_there_is_one
     assert "systemctl enable melanoma-kiosk-syncthing.service" in log
     # Run by hand (the hook sets KIOSK_START=0 and reboots instead): restarted, to read the new config.xml.
     assert "systemctl restart melanoma-kiosk-syncthing.service" in log
+    # ... and the timer that fills its outbox and reads its inbox, enabled with it.
+    assert "systemctl enable --now melanoma-kiosk-sync.timer" in log
+    for name in ("melanoma-kiosk-sync.service", "melanoma-kiosk-sync.timer"):
+        assert (root / "etc/systemd/system" / name).read_bytes() == (bundle / "systemd" / name).read_bytes()
     assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE((state / "syncthing").stat().st_mode) == 0o700
 
     # The config Syncthing will run with: this site's peer at its static address, nothing reaching further.
