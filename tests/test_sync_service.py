@@ -173,4 +173,3 @@ def test_an_empty_inbox_is_a_successful_run(tmp_path, kiosk_state) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), KIOSK_RECORDS_DATA_DIR=str(tmp_path / "state"))
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "no outcomes/*.ndjson" in proc.stderr
-
