@@ -14,6 +14,12 @@
 #   KIOSK_START=0          enable the service but do not start it (the first-boot hook reboots)
 #   KIOSK_SITE_CONFIG=F    a new kiosk.toml starts from F (the centre's settings that
 #                          deploy/provision-sd --site put on the card) instead of the example
+#   KIOSK_SYNC_CONFIG=F    the site's [sync] table (provision-sd's melanoma-kiosk-sync.toml):
+#                          becomes /etc/melanoma-kiosk/sync.toml; with that file (from F or an
+#                          earlier run) Syncthing to the RHU is configured and enabled, else not
+#   RUNUSER SYNCTHING      the commands for that step (default: runuser, syncthing)
+#   DPKG                   installs the bundle's debs/*.deb (Debian's syncthing, build-bundle --deb)
+#                          offline when syncthing is missing (default: dpkg)
 set -euo pipefail
 umask 022  # the service user must be able to read the venv and the models
 
@@ -36,6 +42,10 @@ getent="${GETENT:-getent}"
 chown="${CHOWN:-chown}"
 start="${KIOSK_START:-1}"
 site_config="${KIOSK_SITE_CONFIG:-}"
+sync_config="${KIOSK_SYNC_CONFIG:-}"
+runuser="${RUNUSER:-runuser}"
+syncthing="${SYNCTHING:-syncthing}"
+dpkg="${DPKG:-dpkg}"
 
 # Paths as the running system sees them (they go into config files), and r() for where
 # this script writes them.
@@ -49,6 +59,9 @@ fi
 if [ -n "$site_config" ] && [ ! -f "$site_config" ]; then
     die "KIOSK_SITE_CONFIG=$site_config does not exist, nothing installed"
 fi
+if [ -n "$sync_config" ] && [ ! -f "$sync_config" ]; then
+    die "KIOSK_SYNC_CONFIG=$sync_config does not exist, nothing installed"
+fi
 
 # --- 1. integrity: change nothing unless every file matches SHA256SUMS --------------
 cd "$bundle"
@@ -61,6 +74,19 @@ fi
 unlisted="$(LC_ALL=C comm -13 <(sed 's/^[0-9a-f]\{64\}  //' SHA256SUMS | LC_ALL=C sort) \
                      <(find . -type f ! -path ./SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort) | head -n 3 | tr '\n' ' ')"
 [ -z "$unlisted" ] || die "bundle has files SHA256SUMS does not list, nothing installed: ${unlisted}"
+# The .debs (build-bundle --deb: Debian's syncthing for an offline first boot), each also against
+# the sha256 build-bundle recorded for it when it took the file (debs/SHA256SUMS).
+debs=()
+if [ -d debs ]; then
+    [ -f debs/SHA256SUMS ] || die "bundle has debs/ but no debs/SHA256SUMS, nothing installed"
+    if ! (cd debs && sha256sum --check --strict --quiet SHA256SUMS >/dev/null 2>&1); then
+        bad="$(cd debs && sha256sum --check --strict SHA256SUMS 2>&1 | grep -v ': OK$' | head -n 2 \
+            | tr '\n' ' ' || true)"
+        die "a .deb does not match the sha256 recorded in debs/SHA256SUMS, nothing installed: ${bad}"
+    fi
+    # Only the listed ones are installed (SHA256SUMS above already refuses any file it does not list).
+    while read -r _ name; do debs+=("$bundle/debs/$name"); done <debs/SHA256SUMS
+fi
 say "bundle verified (melanoma-kiosk $version)"
 
 # --- 2. the wheelhouse for this Python ----------------------------------------------
@@ -220,6 +246,45 @@ else
     say "screen set up for desktop user $desk"
 fi
 
+# --- 7b. Syncthing to the RHU: only for a site whose site file has a [sync] table ---------
+# The site's [sync] table, checked on the laptop (kiosk/site.py), replaces sync.toml: the kiosk
+# never edits it. python -m kiosk.sync.syncthing, as the kiosk user, makes the device's key once
+# and rewrites config.xml whole (no discovery, relays, NAT, STUN, reporting or upgrades).
+sync_conf="$(r "$etc")/sync.toml"
+sync_enable=0
+if [ -n "$sync_config" ]; then
+    say "installing $etc/sync.toml (the site's Syncthing peers and folders)"
+    install -m 0640 "$sync_config" "$sync_conf.new"
+    "$chown" root:kiosk "$sync_conf.new"
+    mv "$sync_conf.new" "$sync_conf"
+fi
+if [ -f "$sync_conf" ]; then
+    state=/var/lib/melanoma-kiosk
+    install -d -m 0700 "$(r "$state")" "$(r "$state/syncthing")"
+    "$chown" kiosk:kiosk "$(r "$state")" "$(r "$state/syncthing")"
+    for unit in melanoma-kiosk-syncthing.service melanoma-kiosk-sync.service melanoma-kiosk-sync.timer; do
+        install -m 0644 "systemd/$unit" "$(r /etc/systemd/system)/$unit"
+    done
+    # Raspberry Pi OS has no syncthing: Debian's .deb from the bundle, offline (the first-boot hook's
+    # apt-get, which needs a network, is only the fallback for a bundle without one).
+    if ! command -v "$syncthing" >/dev/null 2>&1 && [ "${#debs[@]}" -gt 0 ]; then
+        say "installing ${debs[*]##*/} from the bundle (dpkg -i, offline)"
+        "$dpkg" -i "${debs[@]}" || say "warning: dpkg -i of the bundle's debs failed (see above)"
+    fi
+    if ! syncthing_bin="$(command -v "$syncthing")"; then
+        say "warning: syncthing is not installed, so records go by USB stick only: apt install syncthing," \
+            "then run this install.sh again (it configures and enables Syncthing from $etc/sync.toml)"
+    else
+        # From /: python -m must not find modules in the bundle's folder.
+        device_id="$(cd / && "$runuser" -u kiosk -- "$venv/bin/python" -m kiosk.sync.syncthing \
+            --syncthing "$syncthing_bin" --site "$sync_conf" --home "$(r "$state/syncthing")" --root "${root:-/}")" \
+            || die "cannot configure Syncthing from $etc/sync.toml (see the line above); the kiosk itself is installed"
+        printf '%s\n' "$device_id" >"$(r "$etc")/syncthing-device-id"
+        say "Syncthing device id of this kiosk: $device_id (add it at the RHU; also in $etc/syncthing-device-id)"
+        sync_enable=1
+    fi
+fi
+
 # --- 8. start ---------------------------------------------------------------------------
 was_active=0
 "$systemctl" is-active --quiet melanoma-kiosk.service 2>/dev/null && was_active=1
@@ -235,4 +300,18 @@ else
             || die "installed, but the service did not restart: journalctl -u melanoma-kiosk -b"
     fi
     say "installed and started melanoma-kiosk $version (systemctl status melanoma-kiosk)"
+fi
+if [ "$sync_enable" = 1 ]; then
+    "$systemctl" enable melanoma-kiosk-syncthing.service
+    if [ "$start" != 0 ]; then  # Syncthing reads config.xml only when it starts
+        "$systemctl" restart melanoma-kiosk-syncthing.service \
+            || die "Syncthing did not start: journalctl -u melanoma-kiosk-syncthing -b"
+    fi
+    # Every 15 minutes: the new screenings into the outbox, the RHU's outcomes from the inbox.
+    if [ "$start" != 0 ]; then
+        "$systemctl" enable --now melanoma-kiosk-sync.timer
+    else
+        "$systemctl" enable melanoma-kiosk-sync.timer
+    fi
+    say "Syncthing to the RHU enabled (melanoma-kiosk-syncthing.service; melanoma-kiosk-sync.timer fills its outbox)"
 fi

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -46,11 +47,32 @@ def _site(tmp_path: Path, **changes: object) -> dict[str, object]:
         ({"listen": ["quic://0.0.0.0:22000"]}, "sync.listen"),
         ({"folders": [{"id": "o", "path": "/x", "type": "sendreceive", "peers": ["RHU-PALO"]}]}, "sendonly or"),
         ({"folders": [{"id": "o", "path": "/x", "type": "sendonly", "peers": ["nobody"]}]}, "name peers listed"),
+        # Shapes TOML allows but a [sync] table must not have: each refused by key, never an AttributeError.
+        ({"peers": {"name": "x", "device_id": PEER}}, r"^sync.peers: expected a list of tables"),
+        ({"peers": ["RHU-PALO"]}, r"^sync.peers: expected a list of tables"),
+        ({"peers": [{"device_id": PEER, "addresses": "tcp://192.168.1.10:22000"}]}, r"addresses: expected a list"),
+        ({"peers": [{"device_id": PEER, "adresses": []}]}, r"^sync.peers\[0\].adresses: unknown key"),
+        ({"peerz": []}, r"^sync.peerz: unknown key"),
+        ({"peers": [{"device_id": PEER, "addresses": ["tcp://999.1.1.1:22000"]}]}, "is not tcp://IP:PORT"),
+        ({"peers": [{"device_id": PEER[:-1] + "E"}]}, r"^sync.peers\[0\].device_id: a check character is wrong"),
+        ({"peers": [{"device_id": 42}]}, r"^sync.peers\[0\].device_id: a Syncthing device id, written in quotes"),
+        ({"peers": [{"name": "a", "device_id": PEER}, {"name": "b", "device_id": PEER}]}, "is listed twice"),
+        ({"folders": [{"id": "o", "path": "/x", "type": "sendonly", "peers": "RHU-PALO"}]}, "peers: expected a list"),
+        ({"gui": "127.0.0.1.evil:8384"}, "sync.gui"),
     ],
 )
 def test_site_file_mistakes_are_one_line_errors(tmp_path: Path, changes: dict[str, object], message: str) -> None:
-    with pytest.raises(SiteError, match=message):
+    with pytest.raises(SiteError, match=message) as refused:
         SyncSite.from_mapping(_site(tmp_path, **changes))
+    assert "\n" not in str(refused.value) and refused.value.key and str(refused.value).startswith(refused.value.key)
+
+
+def test_device_ids_are_normalised_and_the_table_reads_back(tmp_path: Path) -> None:
+    site = SyncSite.from_mapping(
+        _site(tmp_path, peers=[{"name": "RHU-PALO", "device_id": PEER.replace("-", "").lower()}])
+    )
+    assert site.peers[0].device_id == PEER  # as Syncthing writes it, so config.xml and its REST API agree
+    assert SyncSite.from_mapping(tomllib.loads(site.to_toml())["sync"]) == site
 
 
 @needs_syncthing
