@@ -80,8 +80,10 @@ debs=()
 if [ -d debs ]; then
     [ -f debs/SHA256SUMS ] || die "bundle has debs/ but no debs/SHA256SUMS, nothing installed"
     if ! (cd debs && sha256sum --check --strict --quiet SHA256SUMS >/dev/null 2>&1); then
-        bad="$(cd debs && sha256sum --check --strict SHA256SUMS 2>&1 | grep -v ': OK$' | head -n 2 \
-            | tr '\n' ' ' || true)"
+        bad="$(
+            cd debs || exit 0
+            { sha256sum --check --strict SHA256SUMS 2>&1 | grep -v ': OK$' | head -n 2 | tr '\n' ' '; } || true
+        )"
         die "a .deb does not match the sha256 recorded in debs/SHA256SUMS, nothing installed: ${bad}"
     fi
     # Only the listed ones are installed (SHA256SUMS above already refuses any file it does not list).
