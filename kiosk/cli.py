@@ -193,11 +193,15 @@ def cmd_screen(args: argparse.Namespace) -> int:
 
 
 def describe(image: str, result: ScreeningResult) -> str:
+    from .result import score_number
+
     if result.status == "ok":
         band = "REFER to a doctor" if result.risk == "refer" else "low risk"
+        # The same words as the page and the slip: a model score is not a chance of cancer.
+        score, limit = score_number(result.malignant_probability or 0.0, threshold=result.threshold or 0.0)
         return (
-            f"{image}: {band} (malignant probability {result.malignant_probability:.1%}, "
-            f"threshold {result.threshold:.1%}) - a referral aid, not a diagnosis"
+            f"{image}: {band} (model score {score}, not a chance of cancer; refer at or above {limit})"
+            " - a referral aid, not a diagnosis"
         )
     word = "retake" if result.status == "retake" else "error"
     return f"{image}: {word}: {message(result.reason or '')}"

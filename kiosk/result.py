@@ -55,3 +55,16 @@ class ScreeningResult:
     def from_dict(cls, data: dict[str, Any]) -> ScreeningResult:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def score_number(value: float, *, threshold: float) -> tuple[str, str]:
+    """The score and the threshold, with as few decimals as keep them on the right side of each other.
+
+    >>> score_number(0.1362, threshold=0.13671875)
+    ('0.136', '0.137')
+    """
+    for places in (2, 3, 4):
+        score, limit = f"{value:.{places}f}", f"{threshold:.{places}f}"
+        if (float(score) >= float(limit)) == (value >= threshold):
+            return score, limit
+    return f"{value:.6f}", f"{threshold:.6f}"

@@ -88,6 +88,9 @@ def test_screen_bad_input_exits_2_without_traceback(tiny_model_path, photos, tmp
 def test_screen_human_output_says_it_is_not_a_diagnosis(tiny_model_path, photos):
     r = kiosk("screen", photos[0], model=tiny_model_path)
     assert r.returncode == 0 and "not a diagnosis" in r.stdout
+    # Worded as the page words it: a model score, never a "probability" a patient reads as a chance of cancer.
+    assert "model score" in r.stdout and "not a chance of cancer" in r.stdout
+    assert "probability" not in r.stdout
 
 
 def test_missing_model_is_one_line(tmp_path, photos):

@@ -163,7 +163,7 @@ def revalidate(model_path: Path, root: Path, *, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     save_split(out / "split.json", train, val, split_id=GROUP_SPLIT_ID)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=1).encode())
-    rows = "\n".join(f"{s.path},{s.label},{p!r},{r or ''}" for s, p, r in zip(val, probs, reasons, strict=True))
+    rows = "\n".join(f"{s.path},{s.label},{float(p)!r},{r or ''}" for s, p, r in zip(val, probs, reasons, strict=True))
     atomic_write_bytes(
         out / "predictions.csv", ("path,label,malignant_probability,gate_reason\n" + rows + "\n").encode()
     )

@@ -32,6 +32,8 @@ class Recipe:
     margin: float = 0.3  # extra context on each side of the lesion box, as a fraction of its size
     min_crop: float = 0.7  # the crop is never smaller than this fraction of the short side
     hair_removal: bool = False
+    # Linear-light luminance the crop's skin (its 75th percentile) is scaled to; None: the photo's own exposure.
+    exposure_target: float | None = None
     shades_of_gray_p: float | None = 6.0  # None: no colour constancy
 
 
@@ -40,6 +42,7 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(id="crop-sog6-v1"),
         Recipe(id="crop-hair-sog6-v1", hair_removal=True),
+        Recipe(id="crop-expo-sog6-v1", exposure_target=0.47),
         Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
     )
 }
@@ -99,6 +102,31 @@ def remove_hair(image: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, hair, 3, cv2.INPAINT_TELEA)
 
 
+# sRGB decoding of every uint8 value (the sRGB transfer curve), for linear-light arithmetic.
+_SRGB_TO_LINEAR = np.where(
+    np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4
+).astype(np.float32)
+_MAX_EXPOSURE_GAIN = 4.0  # two stops either way: beyond that the photo is a retake, not a rescue
+SKIN_PERCENTILE = 75  # the crop's skin: brighter than the lesion, which rarely fills a quarter of it
+
+
+def normalise_exposure(image: np.ndarray, *, target: float) -> np.ndarray:
+    """Scale linear light so the crop's skin reaches ``target`` luminance: a dim room or dark skin reads as the
+    training photos' exposure, with lesion-to-skin contrast kept (one gain for every pixel).
+
+    >>> flat = np.full((4, 4, 3), 60, np.uint8)
+    >>> int(normalise_exposure(flat, target=0.1)[0, 0, 0])  # sRGB 60 is linear 0.045: a 2.2x gain
+    89
+    """
+    linear = _SRGB_TO_LINEAR[image]
+    level = float(np.percentile(linear @ np.array([0.2126, 0.7152, 0.0722], np.float32), SKIN_PERCENTILE))
+    gain = float(np.clip(target / max(level, 1e-4), 1 / _MAX_EXPOSURE_GAIN, _MAX_EXPOSURE_GAIN))
+    c = np.clip(linear * gain, 0.0, 1.0)
+    c = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+    out: np.ndarray = np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
 def illuminant_gains(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
     """Per-channel gains that make the scene's Minkowski p-norm colour neutral grey."""
     rgb = image.reshape(-1, 3).astype(np.float32)
@@ -135,6 +163,8 @@ def preprocess(
     out = cv2.resize(crop, (size, size), interpolation=interpolation)
     if recipe.hair_removal:
         out = remove_hair(out)
+    if recipe.exposure_target is not None:
+        out = normalise_exposure(out, target=recipe.exposure_target)
     if recipe.shades_of_gray_p is not None:
         out = shades_of_gray(out, p=recipe.shades_of_gray_p)
     return np.ascontiguousarray(out)

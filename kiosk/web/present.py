@@ -19,7 +19,7 @@ from typing import Any
 
 from ..clock import local_time
 from ..reasons import N_
-from ..result import ScreeningResult
+from ..result import ScreeningResult, score_number
 from .i18n import reason_message, translate
 
 __all__ = [
@@ -119,19 +119,6 @@ def screening_json(sid: str | None, result: ScreeningResult, *, image: str | Non
 
 def _percent(value: float) -> str:
     return f"{value * 100:.0f}%"
-
-
-def score_number(value: float, *, threshold: float) -> tuple[str, str]:
-    """The score and the threshold, with as few decimals as keep them on the right side of each other.
-
-    >>> score_number(0.1362, threshold=0.13671875)
-    ('0.136', '0.137')
-    """
-    for places in (2, 3, 4):
-        score, limit = f"{value:.{places}f}", f"{threshold:.{places}f}"
-        if (float(score) >= float(limit)) == (value >= threshold):
-            return score, limit
-    return f"{value:.6f}", f"{threshold:.6f}"
 
 
 def feature_lines(features: dict[str, Any]) -> list[FeatureLine]:
