@@ -6,6 +6,7 @@ Chromium nor Playwright (the test modules that use it skip without them, through
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
 STATION = {"KIOSK_STATION_NAME": "Barangay San Jose Health Station", "KIOSK_STATION_CODE": "PH-LEY-0001"}
 #: Every field of the slip the receiving doctor needs (issue 14).
 SLIP_FIELDS = ("slip-station", "slip-body-site", "slip-see-by", "slip-code", "slip-photo", "slip-qr")
+
+#: What a walk that taps on before a page has finished cuts off itself: the page's status poll, the live
+#: preview, History's lazy thumbnails. Not the page's fault.
+ABORTED_BY_US = r"/(api/state|stream\.mjpg|photos/[^/ ]+/thumb\.jpg)\S* \(net::ERR_ABORTED\)"
 
 OVERFLOWING_LABELS = """() => Array.from(document.querySelectorAll('.btn, button, .choice span'))
     .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; })
@@ -47,3 +52,8 @@ def image_loaded(screen: Screen, selector: str) -> bool:
     return screen.page.evaluate(
         "(s) => Array.from(document.querySelectorAll(s)).every(i => i.complete && i.naturalWidth > 0)", selector
     )
+
+
+def forget_aborted_by_us(screen: Screen) -> None:
+    """Drop the requests the walk's own navigation cut off (:data:`ABORTED_BY_US`) from ``screen.problems``."""
+    screen.problems = [p for p in screen.problems if not re.search(ABORTED_BY_US, p)]

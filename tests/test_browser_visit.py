@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import assert_labels_fit, inside_viewport
+from tests.browser_helpers import assert_labels_fit, forget_aborted_by_us, inside_viewport
 from tests.test_browser import (  # noqa: F401 - browser and artifacts are fixtures
     PIN,
     VIEWPORTS,
@@ -146,6 +146,5 @@ def test_every_button_label_fits_in_every_language(screen, kiosk_at):
                 screen.shot(f"pin-{lang}")
     # Walking this fast, a page's own status poll, preview or History's lazy thumbnails are cut off by the
     # next navigation: that is us.
-    aborted_by_us = r"/(api/state|stream\.mjpg|photos/[^/ ]+/thumb\.jpg)\S* \(net::ERR_ABORTED\)"
-    screen.problems = [p for p in screen.problems if not re.search(aborted_by_us, p)]
+    forget_aborted_by_us(screen)
     screen.assert_clean()

@@ -31,7 +31,14 @@ from kiosk.synthetic import DEMO_CYCLE
 from kiosk.validation import Proportion
 from kiosk.vision.slipcode import read_slip_code
 from kiosk.web.slip import BODY_REGION_NAMES
-from tests.browser_helpers import SLIP_FIELDS, STATION, assert_labels_fit, image_loaded, inside_viewport
+from tests.browser_helpers import (
+    SLIP_FIELDS,
+    STATION,
+    assert_labels_fit,
+    forget_aborted_by_us,
+    image_loaded,
+    inside_viewport,
+)
 from tests.test_browser import (  # noqa: F401 - artifacts and browser are fixtures used by name
     PIN,
     VIEWPORTS,
@@ -53,8 +60,6 @@ SEE_BY_DAYS = WebSettings().referral_within_days  # the kiosk below keeps the de
 # for an unclear photo (the kiosk refers when in doubt).
 assert DEMO_CYCLE[0] == "suspicious" and DEMO_CYCLE[1] == "plain"
 FIRST, FOLLOWUP = ("refer", None), ("refer", "lesion_unclear")
-# A page's status poll or preview stream cut off by the next tap's navigation: that is the walk, not the page.
-ABORTED_BY_US = r"/(api/state|stream\.mjpg)\S* \(net::ERR_ABORTED\)"
 
 
 def arrive(screen: Screen, path: str, lang: str, label: str) -> None:
@@ -252,7 +257,7 @@ def test_a_patient_walks_from_the_body_map_to_the_validation_report(
                 Proportion(caught, 1),
             )
             screen.shot("validation-report", full_page=True)
-            screen.problems = [p for p in screen.problems if not re.search(ABORTED_BY_US, p)]
+            forget_aborted_by_us(screen)
             screen.assert_clean()
         finally:
             screen.close()
