@@ -259,3 +259,27 @@ def test_recipe_crop_sog6_v1_is_frozen(name: str) -> None:
         "models trained with this recipe id now get different inputs. Add a new recipe id instead "
         "of changing this one."
     )
+
+
+def test_exposure_recipe_takes_a_dim_photo_back_to_the_same_model_input() -> None:
+    """crop-expo-sog6-v1 scales the crop's skin to one exposure in linear light: one stop under (a dim room)
+    gives nearly the input of the well-lit photo, where the colour-constancy-only recipe keeps it a stop dark."""
+    from training.conditions import exposure
+
+    image = draw_lesion(seed=3, width=400, height=300, skin=(232, 196, 172))  # light skin, as in the training photos
+    dim = exposure(image, -1.0, np.random.default_rng(0))
+    lesion = find_lesion(image)
+    for recipe, most, least in (("crop-expo-sog6-v1", 0.0, 2.5), ("crop-sog6-v1", 20.0, 255.0)):
+        bright = preprocess(image, size=160, recipe=recipe, lesion=lesion).astype(float)
+        dark = preprocess(dim, size=160, recipe=recipe, lesion=lesion).astype(float)
+        gap = float(np.abs(bright - dark).mean())
+        assert most <= gap <= least, (recipe, gap)
+
+
+def test_exposure_gain_is_bounded_so_a_black_frame_stays_black() -> None:
+    from kiosk.vision.preprocess import normalise_exposure
+
+    black = np.zeros((32, 32, 3), np.uint8)
+    assert normalise_exposure(black, target=0.47).max() == 0
+    dark = np.full((32, 32, 3), 20, np.uint8)  # linear 0.007: four times that is still far below the target
+    assert 30 < int(normalise_exposure(dark, target=0.47)[0, 0, 0]) < 50
