@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser_helpers import SLIP_FIELDS, STATION, image_loaded
 from tests.test_browser import (  # noqa: F401 - fixtures: browser, artifacts and screen are used by name
     PAPER_PAGES,
     Screen,
@@ -26,8 +27,6 @@ from tests.test_browser import (  # noqa: F401 - fixtures: browser, artifacts an
     wait_for_preview,
 )
 
-STATION = {"KIOSK_STATION_NAME": "Barangay San Jose Health Station", "KIOSK_STATION_CODE": "PH-LEY-0001"}
-SLIP_FIELDS = ("slip-station", "slip-body-site", "slip-see-by", "slip-code", "slip-photo", "slip-qr")
 MAX_TRIES = 8  # captures until the drawn camera gives a "refer" (bounded: most of its lesions refer)
 
 
@@ -52,12 +51,6 @@ def screen_the_left_forearm(screen: Screen, base: str) -> dict:
         if body.get("risk") == "refer":
             return body
     pytest.fail(f"no 'refer' in {MAX_TRIES} drawn captures")
-
-
-def image_loaded(screen: Screen, selector: str) -> bool:
-    return screen.page.evaluate(
-        "(s) => Array.from(document.querySelectorAll(s)).every(i => i.complete && i.naturalWidth > 0)", selector
-    )
 
 
 def test_the_slip_then_a_follow_up_by_code_with_both_photos(screen, station_url):

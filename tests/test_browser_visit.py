@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_helpers import assert_labels_fit, forget_aborted_by_us, inside_viewport
 from tests.test_browser import (  # noqa: F401 - browser and artifacts are fixtures
     PIN,
     VIEWPORTS,
@@ -50,30 +51,6 @@ def stored_details(data_dir: Path, sid: str) -> tuple[str | None, ...]:
         ).fetchone()
     assert row is not None, sid
     return tuple(row)
-
-
-def inside_viewport(screen: Screen, testid: str) -> None:
-    box = screen.testid(testid).bounding_box()
-    size = screen.page.viewport_size
-    assert box is not None, testid
-    assert box["x"] >= 0 and box["y"] >= 0, (screen.name, testid, box)
-    assert box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"], (
-        screen.name,
-        testid,
-        box,
-    )
-
-
-OVERFLOWING_LABELS = """() => Array.from(document.querySelectorAll('.btn, button, .choice span'))
-    .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; })
-    .filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)
-    .map(e => ({label: e.innerText.trim(), scroll: e.scrollWidth, client: e.clientWidth}))"""
-
-
-def assert_labels_fit(screen: Screen, label: str) -> None:
-    screen.assert_fits(label)
-    overflowing = screen.page.evaluate(OVERFLOWING_LABELS)
-    assert overflowing == [], f"{screen.name} {label}: labels wider than their buttons: {overflowing}"
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -169,6 +146,5 @@ def test_every_button_label_fits_in_every_language(screen, kiosk_at):
                 screen.shot(f"pin-{lang}")
     # Walking this fast, a page's own status poll, preview or History's lazy thumbnails are cut off by the
     # next navigation: that is us.
-    aborted_by_us = r"/(api/state|stream\.mjpg|photos/[^/ ]+/thumb\.jpg)\S* \(net::ERR_ABORTED\)"
-    screen.problems = [p for p in screen.problems if not re.search(aborted_by_us, p)]
+    forget_aborted_by_us(screen)
     screen.assert_clean()

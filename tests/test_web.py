@@ -11,8 +11,17 @@ import pytest
 
 from kiosk.synthetic import draw_skin, random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
-from kiosk.web.i18n import TRANSLATIONS_DIR
-from tests.web_conftest import FACILITY, FAST_RETRY, PIN, csrf_of, make_settings, pin_hash, text_of, wait_until
+from tests.web_conftest import (
+    FACILITY,
+    FAST_RETRY,
+    PIN,
+    csrf_of,
+    make_settings,
+    pin_hash,
+    text_of,
+    tr,
+    wait_until,
+)
 
 SCREEN_KEYS = {
     "image",
@@ -33,18 +42,6 @@ def png(image) -> bytes:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert ok
     return data.tobytes()
-
-
-def catalog(lang):
-    from babel.support import NullTranslations, Translations
-
-    if lang == "en":
-        return NullTranslations()
-    return Translations.load(str(TRANSLATIONS_DIR), [lang])
-
-
-def tr(lang: str, msgid: str) -> str:
-    return catalog(lang).gettext(msgid)
 
 
 def post_screening(client, token, **kwargs):

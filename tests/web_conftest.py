@@ -161,6 +161,22 @@ def text_of(html: str, testid: str) -> str:
     return " ".join("".join(parser.parts).split())
 
 
+def catalog(lang: str):
+    """The compiled catalog the kiosk translates ``lang`` with (English: the msgids themselves)."""
+    from babel.support import NullTranslations, Translations
+
+    from kiosk.web.i18n import TRANSLATIONS_DIR
+
+    if lang == "en":
+        return NullTranslations()
+    return Translations.load(str(TRANSLATIONS_DIR), [lang])
+
+
+def tr(lang: str, msgid: str) -> str:
+    """``msgid`` as the kiosk shows it in ``lang``."""
+    return catalog(lang).gettext(msgid)
+
+
 def csrf_of(client, path: str = "/") -> str:
     """The CSRF token a page hands its script (from the meta tag), for this client's session."""
     html = client.get(path).get_data(as_text=True)
