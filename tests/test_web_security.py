@@ -24,9 +24,9 @@ from kiosk.records.store import _ID_RE as RECORD_ID_RE
 from kiosk.synthetic import random_lesion
 from kiosk.web import MAX_UPLOAD_BYTES, create_app
 from kiosk.web.i18n import WEB_REASONS
-from tests.test_web import catalog
 from tests.web_conftest import (
     PIN,
+    catalog,
     csrf_of,
     pin_hash,  # noqa: F401
 )
