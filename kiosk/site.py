@@ -134,17 +134,22 @@ class Site:
         return "\n".join(out) + "\n"
 
 
+def _read_toml(file: Path, *, prefix: str = "", suffix: str = "") -> dict[str, Any]:
+    """The tables of a TOML file; SiteError (one line, ``prefix`` + why + ``suffix``) when it cannot be read."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SiteError(f"{prefix}cannot read {file}: {exc.strerror or exc}{suffix}") from None
+    except UnicodeDecodeError:
+        raise SiteError(f"{prefix}{file} is not UTF-8 text{suffix}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError(f"{prefix}invalid TOML in {file}: {exc}{suffix}") from None
+
+
 def read_site_file(path: str | os.PathLike[str]) -> Site:
     """The site in a TOML file; SiteError naming the file and the key when anything is wrong."""
     file = Path(path)
-    try:
-        tables = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SiteError(f"cannot read {file}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SiteError(f"{file} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteError(f"invalid TOML in {file}: {exc}") from None
+    tables = _read_toml(file)
     return site_from_tables(tables, where=f"in {file}", base=file.parent)
 
 
@@ -271,14 +276,7 @@ def _read_sync_file(name: Any, base: Path | None, where: str) -> Any:
     path = Path(name).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path
-    try:
-        tables = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SiteError(f"Setting site.sync is invalid: cannot read {path}: {exc.strerror or exc}; {where}") from None
-    except UnicodeDecodeError:
-        raise SiteError(f"Setting site.sync is invalid: {path} is not UTF-8 text; {where}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteError(f"Setting site.sync is invalid: invalid TOML in {path}: {exc}; {where}") from None
+    tables = _read_toml(path, prefix="Setting site.sync is invalid: ", suffix=f"; {where}")
     if set(tables) != {"sync"}:
         raise SiteError(f"Setting site.sync is invalid: {path} must hold a [sync] table and nothing else; {where}")
     return tables["sync"]
