@@ -288,12 +288,8 @@ def _with_sync(site: Site, table: Any, where: str) -> Site:
         return site
     if not isinstance(table, dict):
         raise SiteError(f"Setting sync is invalid: expected a [sync] table; {where}")
-    for key in table:
-        if key not in syncthing.SYNC_KEYS:
-            close = [k for k in syncthing.SYNC_KEYS if k[:3] == str(key)[:3]]
-            hint = f" (did you mean sync.{close[0]}?)" if close else f" (known: {', '.join(syncthing.SYNC_KEYS)})"
-            raise SiteError(f"Setting sync.{key} is invalid: unknown key{hint}; {where}")
     try:
+        syncthing.refuse_unknown_keys(table, syncthing.SYNC_KEYS, "sync")  # a typo first, before any default
         table = _kiosk_defaults(dict(table), site.values.get("station", {}).get("code") or site.hostname, where)
         sync = SyncSite.from_mapping(table)
     except syncthing.SiteError as exc:

@@ -38,7 +38,6 @@ The site file's ``[sync]`` table (TOML)::
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import secrets
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import _toml_value  # the config's own TOML string writer
 from ..storage import atomic_write_bytes
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "SyncSite",
     "configure",
     "normal_device_id",
+    "refuse_unknown_keys",
     "device_id",
     "generate",
     "serve_command",
@@ -192,10 +193,13 @@ def _strings(value: object, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _known(table: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+def refuse_unknown_keys(table: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    """SiteError for the first key of ``table`` not in ``keys`` (a typo), with the likely one or the known ones."""
     for key in table:
         if key not in keys:
-            raise _bad(f"{where}.{key}", f"unknown key (known: {', '.join(keys)})")
+            close = [k for k in keys if k[:3] == str(key)[:3]]
+            hint = f"did you mean {where}.{close[0]}?" if close else f"known: {', '.join(keys)}"
+            raise _bad(f"{where}.{key}", f"unknown key ({hint})")
 
 
 def _name(value: object, key: str) -> str:
@@ -226,14 +230,14 @@ class SyncSite:
     def from_mapping(cls, data: Mapping[str, Any]) -> SyncSite:
         """The checked ``[sync]`` table; SiteError naming the first key that is wrong."""
         data = _table(data, "sync")
-        _known(data, SYNC_KEYS, "sync")
+        refuse_unknown_keys(data, SYNC_KEYS, "sync")
         if "name" not in data:
             raise _bad("sync.name", "this device's name is required")
         name = _name(data["name"], "sync.name")
         peers: list[Peer] = []
         for i, p in enumerate(_tables(data.get("peers"), "sync.peers")):
             where = f"sync.peers[{i}]"
-            _known(p, PEER_KEYS, where)
+            refuse_unknown_keys(p, PEER_KEYS, where)
             did = normal_device_id(p.get("device_id"), key=f"{where}.device_id")
             addresses = tuple(
                 _tcp_address(a, where=f"{where}.addresses") for a in _strings(p.get("addresses"), f"{where}.addresses")
@@ -246,7 +250,7 @@ class SyncSite:
         folders: list[Folder] = []
         for i, f in enumerate(_tables(data.get("folders"), "sync.folders")):
             where = f"sync.folders[{i}]"
-            _known(f, FOLDER_KEYS, where)
+            refuse_unknown_keys(f, FOLDER_KEYS, where)
             fid, kind, path = f.get("id"), f.get("type"), f.get("path")
             if not isinstance(fid, str) or not _FOLDER_ID_RE.fullmatch(fid):
                 raise _bad(f"{where}.id", "1-64 letters, digits, '.', '_' or '-'")
@@ -291,8 +295,7 @@ class SyncSite:
 
 
 def _toml(value: str | Sequence[str]) -> str:
-    # JSON strings are TOML basic strings (json.dumps escapes every control character).
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else "[" + ", ".join(map(_toml, value)) + "]"
+    return _toml_value(value) if isinstance(value, str) else "[" + ", ".join(map(_toml, value)) + "]"
 
 
 def _syncthing(binary: str | None) -> str:
