@@ -186,12 +186,9 @@ def _slip_of(view: ResultView) -> SlipView:
 # --- PIN-guarded pages ----------------------------------------------------------------
 
 
-_guard = require_pin
-
-
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    refused = _guard(request.full_path.rstrip("?"))
+    refused = require_pin(request.full_path.rstrip("?"))
     if refused is not None:
         return refused
     records = kiosk().records
@@ -226,7 +223,7 @@ def history() -> ResponseReturnValue:
 
 @bp.get("/settings")
 def settings_page() -> ResponseReturnValue:
-    refused = _guard(request.path)
+    refused = require_pin(request.path)
     if refused is not None:
         return refused
     ctx = kiosk()
@@ -259,7 +256,7 @@ UPDATE_OUTCOME = "update_outcome"  # session key: the one-line outcome shown aft
 
 def _update_action(run: Callable[[UpdateService], UpdateOutcome]) -> ResponseReturnValue:
     """Run an install or rollback for a PIN session, keep its one-line outcome, show the settings page."""
-    refused = _guard(url_for("pages.settings_page"))
+    refused = require_pin(url_for("pages.settings_page"))
     if refused is not None:
         return refused
     updates = kiosk().updates
