@@ -58,7 +58,9 @@ def test_targets_judge_the_honest_split_and_the_field_conditions():
         choice=MANIFEST.extra["threshold_choice"],
         field=field,
     )
-    assert "| AUC, honest split | >= 0.975 | 0.9703 | **NOT met** |" in table
+    honest_auc = MANIFEST.extra["honest_validation"]["auc"]
+    assert honest_auc < 0.975, "the shipped model does not reach the AUC target yet"
+    assert f"| AUC, honest split | >= 0.975 | {honest_auc:.4f} | **NOT met** |" in table
     assert "melanomas told low | <= 5% in every one | 0 of 1 meet it; worst noise 50.00% | **NOT met** |" in table
     assert "passing benign told low | >= 60% in every one | 1 of 1 meet it" in table
     section = field_bench_section(field, "melanoma_int8")

@@ -283,3 +283,52 @@ def test_exposure_gain_is_bounded_so_a_black_frame_stays_black() -> None:
     assert normalise_exposure(black, target=0.47).max() == 0
     dark = np.full((32, 32, 3), 20, np.uint8)  # linear 0.007: four times that is still far below the target
     assert 30 < int(normalise_exposure(dark, target=0.47)[0, 0, 0]) < 50
+
+
+def test_exposure_band_leaves_a_photo_near_the_training_exposure_alone_and_corrects_only_the_excess() -> None:
+    """exposure_band=1: within a stop of the target nothing changes (the shipped weights see their training input);
+    two stops under comes up by exactly the one stop beyond the band."""
+    from kiosk.vision.preprocess import _SRGB_TO_LINEAR, normalise_exposure
+
+    near = np.full((16, 16, 3), 160, np.uint8)  # linear 0.35: 0.42 stops under 0.47
+    assert np.array_equal(normalise_exposure(near, target=0.47, band=1.0), near)
+    assert not np.array_equal(normalise_exposure(near, target=0.47), near)
+    dim = np.full((16, 16, 3), 95, np.uint8)  # linear 0.114: 2.04 stops under
+    lifted = float(_SRGB_TO_LINEAR[normalise_exposure(dim, target=0.47, band=1.0)[0, 0, 0]])
+    assert lifted == pytest.approx(0.47 / 2, rel=0.03)
+
+
+def test_the_band_recipe_equals_the_plain_recipe_on_a_well_exposed_photo() -> None:
+    image = draw_lesion(seed=3, width=400, height=300, skin=(232, 196, 172))
+    lesion = find_lesion(image)
+    band = preprocess(image, size=160, recipe="crop-band1-sog6-v1", lesion=lesion)
+    assert np.array_equal(band, preprocess(image, size=160, recipe="crop-sog6-v1", lesion=lesion))
+
+
+def test_fill_outside_view_paints_a_lens_rim_with_skin_and_keeps_the_view() -> None:
+    """A clip-on lens leaves black outside a circle: fill_outside_view paints it the crop's skin colour, so the rim is
+    no cue to the model, and leaves the pixels well inside the circle as they were."""
+    from training.conditions import lens_circle
+
+    image = lens_circle(draw_lesion(seed=5, width=400, height=300), 0.45, np.random.default_rng(0))
+    lesion = find_lesion(image)
+    assert not lesion.fov.all(), "the lesion finder sees the circle"
+    fill, plain = Recipe(id="t-fill", fill_outside_view=True, min_crop=1.0), Recipe(id="t-plain", min_crop=1.0)
+    filled = preprocess(image, size=160, recipe=fill, lesion=lesion)
+    raw = preprocess(image, size=160, recipe=plain, lesion=lesion)
+    corners = np.concatenate(
+        [a[:12, :12].reshape(-1, 3) for a in (filled, filled[:, ::-1], filled[::-1], filled[::-1, ::-1])]
+    )
+    assert raw[:6, :6].max() < 30, "the plain crop keeps the black rim"
+    assert corners.min() > 60, "no black left in the filled corners"
+    assert np.abs(filled[60:100, 60:100].astype(int) - raw[60:100, 60:100]).max() <= 3  # only SoG's gains move
+
+
+def test_fill_outside_view_changes_nothing_without_a_rim() -> None:
+    image = draw_lesion(seed=3, width=400, height=300)
+    lesion = find_lesion(image)
+    assert lesion.fov.all()
+    fill = Recipe(id="t-fill", fill_outside_view=True)
+    assert np.array_equal(
+        preprocess(image, size=160, recipe=fill, lesion=lesion), preprocess(image, size=160, lesion=lesion)
+    )

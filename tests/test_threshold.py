@@ -94,5 +94,5 @@ def test_shipped_threshold_is_what_the_function_gives_on_the_honest_split():
     m = read_manifest(MANIFEST)
     _, val, _, _ = honest_split(DATA)
     assert split_sha256(val) == m.extra["honest_validation"]["split"]["validation_split_sha256"]
-    labels, probs, _ = score(Screener(Model.load(MANIFEST.with_suffix(".tflite"))), DATA, val)
+    labels, probs, _, _ = score(Screener(Model.load(MANIFEST.with_suffix(".tflite"))), DATA, val)
     assert threshold_with_confident_sensitivity(labels, probs) == m.threshold

@@ -6,9 +6,12 @@ always prepares a photo exactly as the model's training images were prepared.
 
 Steps: find the lesion -> square crop around it with a margin (never tighter than
 70% of the short side, so a wrong segmentation cannot cut the lesion away) ->
-resize (area interpolation) -> optional DullRazor-style hair removal -> Shades of
-Gray colour constancy (Finlayson & Trezzi 2004, p=6), which evens out the lamp
-colour of different dermatoscopes and cameras.
+resize (area interpolation) -> optionally the lens rim (outside the dermatoscope's
+circle) painted with the skin colour, because in the training photos a rim goes with
+melanoma and a clip-on lens gives every kiosk photo one -> optional DullRazor-style
+hair removal -> optional exposure normalisation in linear light (a dim room, darker
+skin) -> Shades of Gray colour constancy (Finlayson & Trezzi 2004, p=6), which evens
+out the lamp colour of different dermatoscopes and cameras.
 
 >>> from kiosk.synthetic import draw_lesion
 >>> x = preprocess(draw_lesion(seed=0), size=160)
@@ -34,7 +37,29 @@ class Recipe:
     hair_removal: bool = False
     # Linear-light luminance the crop's skin (its 75th percentile) is scaled to; None: the photo's own exposure.
     exposure_target: float | None = None
+    # Stops either side of the target left alone: only a photo further off is corrected (by the excess).
+    exposure_band: float = 0.0
+    # Paint what lies outside the dermatoscope's circle with the crop's own skin colour, so a lens rim is no cue.
+    fill_outside_view: bool = False
     shades_of_gray_p: float | None = 6.0  # None: no colour constancy
+
+    def describe(self) -> str:
+        """The recipe's steps in words, for the model card.
+
+        >>> get_recipe("crop-sog6-v1").describe()
+        'lesion crop, Shades of Gray colour constancy'
+        """
+        steps = ["lesion crop" if self.min_crop < 1.0 or self.margin > 0 else "centre square"]
+        if self.fill_outside_view:
+            steps.append("lens rim painted with the skin colour")
+        if self.hair_removal:
+            steps.append("hair removal")
+        if self.exposure_target is not None:
+            beyond = f" beyond {self.exposure_band:g} stop of" if self.exposure_band else " to"
+            steps.append(f"exposure normalised in linear light{beyond} the training photos' skin level")
+        if self.shades_of_gray_p is not None:
+            steps.append("Shades of Gray colour constancy")
+        return ", ".join(steps)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -43,6 +68,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe(id="crop-sog6-v1"),
         Recipe(id="crop-hair-sog6-v1", hair_removal=True),
         Recipe(id="crop-expo-sog6-v1", exposure_target=0.47),
+        Recipe(id="crop-expo-fill-sog6-v1", exposure_target=0.47, fill_outside_view=True),
+        # The shipped weights' own input within a stop of the training exposure; only a photo further off is moved.
+        Recipe(id="crop-band1-sog6-v1", exposure_target=0.47, exposure_band=1.0),
+        Recipe(id="crop-band1-fill-sog6-v1", exposure_target=0.47, exposure_band=1.0, fill_outside_view=True),
         Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
     )
 }
@@ -110,7 +139,7 @@ _MAX_EXPOSURE_GAIN = 4.0  # two stops either way: beyond that the photo is a ret
 SKIN_PERCENTILE = 75  # the crop's skin: brighter than the lesion, which rarely fills a quarter of it
 
 
-def normalise_exposure(image: np.ndarray, *, target: float) -> np.ndarray:
+def normalise_exposure(image: np.ndarray, *, target: float, band: float = 0.0) -> np.ndarray:
     """Scale linear light so the crop's skin reaches ``target`` luminance: a dim room or dark skin reads as the
     training photos' exposure, with lesion-to-skin contrast kept (one gain for every pixel).
 
@@ -120,11 +149,33 @@ def normalise_exposure(image: np.ndarray, *, target: float) -> np.ndarray:
     """
     linear = _SRGB_TO_LINEAR[image]
     level = float(np.percentile(linear @ np.array([0.2126, 0.7152, 0.0722], np.float32), SKIN_PERCENTILE))
-    gain = float(np.clip(target / max(level, 1e-4), 1 / _MAX_EXPOSURE_GAIN, _MAX_EXPOSURE_GAIN))
+    stops = float(np.log2(target / max(level, 1e-4)))
+    if abs(stops) <= band:
+        return image
+    stops -= float(np.sign(stops)) * band
+    gain = float(np.clip(2.0**stops, 1 / _MAX_EXPOSURE_GAIN, _MAX_EXPOSURE_GAIN))
     c = np.clip(linear * gain, 0.0, 1.0)
     c = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
     out: np.ndarray = np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
     return out
+
+
+def fill_outside_view(out: np.ndarray, lesion: Lesion, box: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
+    """Paint the model input outside the lesion finder's field of view with the median colour inside it."""
+    if lesion.fov.all():
+        return out
+    h, w = shape[:2]
+    x0, y0, side = box
+    view = cv2.resize(lesion.fov.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)[
+        y0 : y0 + side, x0 : x0 + side
+    ]
+    view = cv2.resize(view, out.shape[1::-1], interpolation=cv2.INTER_AREA)
+    inside = view > 0.99
+    if inside.sum() < 64 or inside.all():
+        return out
+    skin = np.median(out[inside], axis=0)
+    filled: np.ndarray = np.round(out * view[..., None] + skin * (1.0 - view[..., None])).astype(np.uint8)
+    return filled
 
 
 def illuminant_gains(image: np.ndarray, *, p: float = 6.0) -> np.ndarray:
@@ -161,10 +212,12 @@ def preprocess(
     crop = image[y0 : y0 + side, x0 : x0 + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     out = cv2.resize(crop, (size, size), interpolation=interpolation)
+    if recipe.fill_outside_view and lesion is not None:
+        out = fill_outside_view(out, lesion, (x0, y0, side), image.shape)
     if recipe.hair_removal:
         out = remove_hair(out)
     if recipe.exposure_target is not None:
-        out = normalise_exposure(out, target=recipe.exposure_target)
+        out = normalise_exposure(out, target=recipe.exposure_target, band=recipe.exposure_band)
     if recipe.shades_of_gray_p is not None:
         out = shades_of_gray(out, p=recipe.shades_of_gray_p)
     return np.ascontiguousarray(out)
