@@ -239,6 +239,13 @@ replaces real Pi-camera photos of real Filipino patients.
 """
 
 
+def built_on_honest_split(m) -> bool:
+    """Whether deploy/build-model validated on the near-duplicate-free split (else the old, leaky one)."""
+    honest = m.extra.get("honest_validation") or {}
+    built = m.extra.get("source_export", {}).get("training_data", {}).get("validation_split_sha256")
+    return built is not None and built == honest.get("split", {}).get("validation_split_sha256")
+
+
 def threshold_section(m) -> str:
     """How the threshold was chosen: the confident-sensitivity rule on the honest split when recorded."""
     choice, honest = m.extra.get("threshold_choice"), m.extra.get("honest_validation")
@@ -251,6 +258,17 @@ benign lesions are referred than at the 0.5 (argmax) cut-off.
     prev = m.extra.get("threshold_previous", {})
     sp, c = honest["split"], choice["confusion"]
     at_prev = honest["at_previous_threshold"]
+    previous_line = ""
+    if prev.get("threshold") is not None and prev["threshold"] != m.threshold:
+        previous_line = f"""- The threshold shipped before, {prev["threshold"]:.4f} ("{prev.get("rule")}", chosen on the
+  split that leaked), gives on the honest split sensitivity {pct(at_prev["sensitivity"])}{ci(at_prev["sensitivity_ci95"])}
+  and specificity {pct(at_prev["specificity"])}{ci(at_prev["specificity_ci95"])}: below 95%.
+"""
+    build_line = (
+        "- The manifest's `validation_metrics` are the build's numbers on the honest split, at this threshold.\n"
+        if built_on_honest_split(m)
+        else "- The manifest's `validation_metrics` are the build's numbers on the old, leaky split and its old threshold.\n"
+    )
     return f"""The kiosk says **refer** when the malignant probability is at least **{m.threshold:.4f}**. The rule
 (`{choice["method"]}`): {choice["rule"]}. A missed melanoma costs far more than an extra referral, and a
 threshold chosen where the validation *estimate* is just 95% gives less than 95% on new lesions about half
@@ -261,13 +279,9 @@ like the validation ones (not for other photos or skin: see the field conditions
   {pct(choice["sensitivity"])} ({c["tp"]} of {c["tp"] + c["fn"]}; exact 95% interval {ci(choice["sensitivity_ci95"])[2:-1]}%;
   one-sided lower 95% bound {pct(choice["sensitivity_lower_bound_one_sided"])}), specificity
   {pct(choice["specificity"])} ({c["tn"]} of {c["tn"] + c["fp"]}; {ci(choice["specificity_ci95"])[2:-1]}%).
-- The threshold shipped before, {prev.get("threshold", float("nan")):.4f} ("{prev.get("rule")}", chosen on the
-  split that leaked), gives on the honest split sensitivity {pct(at_prev["sensitivity"])}{ci(at_prev["sensitivity_ci95"])}
-  and specificity {pct(at_prev["specificity"])}{ci(at_prev["specificity_ci95"])}: below 95%.
-- Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
+{previous_line}- Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
   but need k retrainings (about 170 s an epoch on this CPU, tens of epochs each); not done yet.
-- The manifest's `validation_metrics` are the build's numbers on the old, leaky split and its old threshold.
-"""
+{build_line}"""
 
 
 def honest_section(m) -> str:
@@ -294,6 +308,8 @@ def honest_section(m) -> str:
     ]
     for key, what in (("at_previous_threshold", "at the previous threshold"), ("at_argmax", "at argmax")):
         r = honest[key]
+        if key == "at_previous_threshold" and r["threshold"] == m.threshold:
+            continue  # the build already chose its threshold on this split
         lines.append(
             f"- {what} {r['threshold']:.4f}: sensitivity {pct(r['sensitivity'])}{ci(r['sensitivity_ci95'])}, "
             f"specificity {pct(r['specificity'])}{ci(r['specificity_ci95'])}."
@@ -380,9 +396,11 @@ The gate (`kiosk/vision/evidence.py`) also judges whether the photo shows a skin
 photo that fails that check can never be told "low" (it is sent back, or screened as **refer** with
 reason `lesion_unclear`). On 177 generated photos that are not a lesion (`python -m
 training.notlesion`: pen lines, creases, scars, text, forms, walls, blank, gradient and noise frames,
-bare skin, scikit-image's bundled pictures with crops and rescales), the shipped model told **7 "low"
-before this check and none after** (80 sent back, 88 referred as unclear, 9 referred by the model).
-On all 9,597 training images (`python -m training.gate_check`), photos sent back fell from 4.5% to
+bare skin, scikit-image's bundled pictures with crops and rescales), the model shipped then (sha256
+`3addf04ea81c...`) told **7 "low" before this check and none after**; the shipped model tells none
+either (80 sent back, 88 referred as unclear, 9 referred by the model; measured 2026-12-02).
+On all 9,597 training images (`python -m training.gate_check`, with the model `3addf04ea81c...`: the
+gate does not depend on the model, the "would have referred" count does), photos sent back fell from 4.5% to
 3.0% of benign and from 2.4% to 0.5% of malignant (melanomas the model would have referred and the
 gate sent back: 108 before, 25 after); the price is 291 benign (5.8%) referred as unclear. The
 limits sit near the 1st-5th percentile of these same images, so they are not validated on new ones,
@@ -465,10 +483,18 @@ def main(argv=None) -> int:
         bvm = baseline.manifest.extra["validation_metrics"]
         run = baseline.manifest.extra.get("source_export", {}).get("training_run") or {}
         epochs = exported_weights(run)
+        same_split = bvm.get("validation_images") == m.extra["validation_metrics"].get("validation_images")
+        split_words = (
+            "validated on the same split as the compact model"
+            if same_split
+            else f"validated on the old {bvm.get('validation_images')}-image split (the compact model's row: the "
+            f"{m.extra['validation_metrics'].get('validation_images')}-image honest split, so the two rows are not on "
+            "the same images)"
+        )
         speed += (
             f"\n**The paper CNN as reproduced here** was trained as the paper describes (its architecture, "
-            f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and validated on the "
-            f"same split as the compact model; the weights kept are {epochs}. It reaches "
+            f"224x224, Adam 1e-3, no augmentation, 20 epochs) on the same training images and {split_words}; "
+            f"the weights kept are {epochs}. It reaches "
             f"{pct(bvm['float32']['argmax']['accuracy'])} validation accuracy in float32, well below the 92.08% the "
             f"paper reports on its own test protocol, and its int8 conversion loses "
             f"{bvm['int8_accuracy_loss_points']:.2f} accuracy points (AUC {bvm['float32']['auc']:.4f} -> "
@@ -496,7 +522,9 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 
 - Kaggle "Melanoma Skin Cancer Dataset of 10000 Images", training split only ({td.get("train_images", "?")} images for
   training, {td.get("validation_images", "?")} for validation; split stratified, seed {td.get("seed", "?")},
-  byte-identical files kept on one side). The dataset's official 1,000-image test split was not used
+  byte-identical files{
+        " and near-duplicate groups" if built_on_honest_split(m) else ""
+    } kept on one side). The dataset's official 1,000-image test split was not used
   for anything here: it is held back for independent evaluation.
 - The images are **dermoscopic** (taken through a dermatoscope) and derive from the ISIC archive,
   i.e. mostly from **light-skinned patients (Fitzpatrick I-III)** in Europe, the Americas and Australia.
@@ -524,9 +552,9 @@ without a doctor, or any use where a missed melanoma would not be caught by foll
 {threshold_section(m)}
 {honest_section(m)}
 {field_section}
-## Validation results at build time ({
-        vm["validation_images"]
-    } images of the old split, which leaked; 95% Wilson intervals)
+## Validation results at build time ({vm["validation_images"]} images of the {
+        "honest split" if built_on_honest_split(m) else "old split, which leaked"
+    }; 95% Wilson intervals)
 
 - int8 AUC **{vm["int8"]["auc"]:.4f}** (float32 {vm["float32"]["auc"]:.4f}); {
         int8_loss_words(vm["int8_accuracy_loss_points"])

@@ -232,14 +232,18 @@ def main(argv: list[str] | None = None) -> int:
         "--recipe", help="measure (and with --update-manifest, serve) the model under this preprocessing recipe"
     )
     args = p.parse_args(argv)
+    if args.recipe is not None:
+        from kiosk.vision.preprocess import get_recipe
+
+        try:
+            get_recipe(args.recipe)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if not (args.data / "benign").is_dir():
         print(f"error: no images at {args.data} (give --data)", file=sys.stderr)
         return 2
-    try:
-        report = revalidate(args.model, args.data, out=args.out, recipe=args.recipe)
-    except ValueError as exc:  # an unknown recipe
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = revalidate(args.model, args.data, out=args.out, recipe=args.recipe)
     if args.update_manifest:
         update_manifest(args.model, report)
     print(
