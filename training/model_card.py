@@ -239,10 +239,16 @@ replaces real Pi-camera photos of real Filipino patients.
 """
 
 
+def build_split_sha256(m) -> str | None:
+    """The sha256 of the validation split deploy/build-model measured the model on."""
+    sha: str | None = m.extra.get("source_export", {}).get("training_data", {}).get("validation_split_sha256")
+    return sha
+
+
 def built_on_honest_split(m) -> bool:
     """Whether deploy/build-model validated on the near-duplicate-free split (else the old, leaky one)."""
     honest = m.extra.get("honest_validation") or {}
-    built = m.extra.get("source_export", {}).get("training_data", {}).get("validation_split_sha256")
+    built = build_split_sha256(m)
     return built is not None and built == honest.get("split", {}).get("validation_split_sha256")
 
 
@@ -339,19 +345,17 @@ def recipe_lines(m) -> str:
 
     text = (
         f"prepared by the kiosk's preprocessing recipe\n  `{m.preprocessing_recipe}` "
-        f"({get_recipe(m.preprocessing_recipe).describe()}) -- the same function at\n"
-        "  training, evaluation and screening time."
+        f"({get_recipe(m.preprocessing_recipe).describe()})"
     )
     change = m.extra.get("preprocessing_change")
-    if change:
-        text = (
-            f"prepared by the kiosk's preprocessing recipe\n  `{m.preprocessing_recipe}` "
-            f"({get_recipe(m.preprocessing_recipe).describe()}), the same function at evaluation and\n"
-            f"  screening time. The weights were trained with `{change['trained_with']}`; the two give the same input "
-            "for a photo\n  within a stop of the training exposure and without a lens rim; every number below "
-            "except the build-time\n  section was measured with the recipe served."
-        )
-    return text
+    if not change:
+        return text + " -- the same function at\n  training, evaluation and screening time."
+    return text + (
+        ", the same function at evaluation and\n"
+        f"  screening time. The weights were trained with `{change['trained_with']}`; the two give the same input "
+        "for a photo\n  within a stop of the training exposure and without a lens rim; every number below "
+        "except the build-time\n  section was measured with the recipe served."
+    )
 
 
 def paper_float32_model(baseline: Model, export_dir: Path | None, workdir: Path) -> Model:
@@ -483,7 +487,7 @@ def main(argv=None) -> int:
         bvm = baseline.manifest.extra["validation_metrics"]
         run = baseline.manifest.extra.get("source_export", {}).get("training_run") or {}
         epochs = exported_weights(run)
-        same_split = bvm.get("validation_images") == m.extra["validation_metrics"].get("validation_images")
+        same_split = build_split_sha256(baseline.manifest) == build_split_sha256(m)
         split_words = (
             "validated on the same split as the compact model"
             if same_split

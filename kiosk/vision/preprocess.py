@@ -162,10 +162,15 @@ def normalise_exposure(image: np.ndarray, *, target: float, band: float = 0.0) -
 
 def fill_outside_view(out: np.ndarray, lesion: Lesion, box: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
     """Paint the model input outside the lesion finder's field of view with the median colour inside it."""
-    if lesion.fov.all():
-        return out
     h, w = shape[:2]
     x0, y0, side = box
+    # The crop's pixels in the working copy, with a margin for the interpolation: all inside the view means
+    # nothing to paint, without scaling the mask up to the whole photo (12 MB at the default still size).
+    sy, sx = lesion.fov.shape[0] / h, lesion.fov.shape[1] / w
+    rows = slice(max(0, int(y0 * sy) - 2), int(np.ceil((y0 + side) * sy)) + 2)
+    cols = slice(max(0, int(x0 * sx) - 2), int(np.ceil((x0 + side) * sx)) + 2)
+    if lesion.fov[rows, cols].all():
+        return out
     view = cv2.resize(lesion.fov.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)[
         y0 : y0 + side, x0 : x0 + side
     ]
