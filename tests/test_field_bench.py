@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.data import Sample
-from training.field_bench import markdown, meets, pick_subset, summarise
+from training.field_bench import kiosk_outcome, markdown, meets, pick_subset, summarise
 
 
 def test_summarise_counts_gate_and_risk_exactly():
@@ -57,3 +57,25 @@ def test_subset_is_stratified_and_seeded():
     a = pick_subset(val, 10)
     assert a == pick_subset(val, 10)
     assert sum(s.label for s in a) == 10 and len(a) == 20
+
+
+def test_the_bench_says_what_the_gated_kiosk_says(screener):
+    """Every photo's outcome in the bench is the kiosk's own, the unclear-lesion referral included."""
+    from kiosk.synthetic import draw_lesion, draw_skin
+    from training.notlesion import not_a_lesion_set
+
+    photos = [draw_lesion(seed=s) for s in range(4)] + [draw_skin(seed=s) for s in range(2)]
+    photos += [item.image for item in not_a_lesion_set(seed=0, skimage=False)[:40]]
+    seen = set()
+    unclear_scored_low = 0
+    for photo in photos:
+        gated = screener.screen_image(photo)
+        ungated = screener.screen_image(photo, apply_quality_gate=False)
+        probability, passed, said = kiosk_outcome(ungated)
+        assert probability == ungated.malignant_probability
+        assert passed == (gated.status == "ok")
+        assert said == (gated.risk if gated.status == "ok" else "retake")
+        seen.add(gated.reason if gated.status == "ok" and gated.reason else said)
+        unclear_scored_low += gated.reason == "lesion_unclear" and ungated.risk == "low"
+    assert {"retake", "lesion_unclear"} <= seen  # both the send-back and the unclear referral are exercised
+    assert unclear_scored_low >= 1  # an unclear photo the model alone would call "low" is still not "low"

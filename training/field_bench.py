@@ -60,11 +60,20 @@ def _screen_one(job: tuple[str, int, int, list[tuple[str, int]]]) -> list[tuple[
     for name, severity in variants:
         photo = image if name == "clean" else apply(name, image, severity=severity, seed=SEED * 100003 + index)
         assert _screener is not None, "_init_worker runs first"
-        result = _screener.screen_image(photo, apply_quality_gate=False)
-        passed = result.reason is None
-        risk = str(result.risk) if passed else "retake"
-        out.append((float(result.malignant_probability or 0.0), passed, risk))
+        out.append(kiosk_outcome(_screener.screen_image(photo, apply_quality_gate=False)))
     return out
+
+
+def kiosk_outcome(result) -> tuple[float, bool, str]:
+    """(probability, gate passed, what the kiosk with its gate on says) of one gate-off result.
+
+    The kiosk sends back a photo that fails the gate, and refers an unclear lesion whatever its
+    score (``lesion_unclear``), so neither is ever "low".
+    """
+    passed = result.reason is None
+    unclear = bool(result.quality.get("lesion_unclear"))
+    risk = ("refer" if unclear else str(result.risk)) if passed else "retake"
+    return float(result.malignant_probability or 0.0), passed, risk
 
 
 def summarise(labels: np.ndarray, rows: list[tuple[float, bool, str]], threshold: float) -> dict:

@@ -133,6 +133,7 @@ def assess_quality(
     else:
         reason = None
     unclear = reason is None and verdict is not None and verdict.kind == "unclear"
+    m["lesion_unclear"] = float(unclear)  # evaluation (gate off) can still tell what the kiosk would do
     return QualityReport(
         reason=reason,
         measures=m,
