@@ -497,7 +497,7 @@ def demo_lesion_params(seed: int, *, width: int = 640, height: int = 480) -> dic
             brightness=float(rng.uniform(0.92, 1.0)),  # light skin: brighter would blow out to glare
         )
     elif kind == "shaky":
-        params["blur_sigma"] = float(rng.uniform(4.0, 6.0)) * min(width, height) / 480
+        params["blur_sigma"] = float(rng.uniform(6.0, 8.0)) * min(width, height) / 480
     params["radius"] = _fit_radius(params)
     return {"kind": kind, **params}
 

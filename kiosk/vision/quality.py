@@ -40,7 +40,7 @@ class QualityThresholds:
     max_saturated_fraction: float = 0.25  # pixels white in every channel (glare, blown out)
     max_clipped_fraction: float = 0.8  # pixels with ANY channel >= 250: blown-out darker skin stays coloured
     max_brightness: float = 235.0
-    min_sharpness: float = 25.0  # variance of the Laplacian on the working copy
+    min_sharpness: float = 20.0  # variance of the Laplacian on the working copy (25 sent back 32% at 1% defocus)
     min_texture: float = 3.0  # grey-level spread; below it the view is featureless (a wall, a lens cap)
     min_area_fraction: float = 0.004  # lesion area / field of view
     max_centre_offset: float = 0.38  # centroid distance from the centre, fraction of the frame
