@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from kiosk.progress import progress
+from kiosk.result import ScreeningResult
 from kiosk.storage import atomic_write_bytes
 
 from .conditions import CONDITIONS, apply
@@ -64,7 +65,7 @@ def _screen_one(job: tuple[str, int, int, list[tuple[str, int]]]) -> list[tuple[
     return out
 
 
-def kiosk_outcome(result) -> tuple[float, bool, str]:
+def kiosk_outcome(result: ScreeningResult) -> tuple[float, bool, str]:
     """(probability, gate passed, what the kiosk with its gate on says) of one gate-off result.
 
     The kiosk sends back a photo that fails the gate, and refers an unclear lesion whatever its
