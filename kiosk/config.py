@@ -199,6 +199,20 @@ class CameraSettings(_Section):
     still_height: int = _setting(1520, "Still capture height in pixels.", ge=16, le=8192)
     preview_width: int = _setting(640, "Live preview width in pixels.", ge=16, le=8192)
     preview_height: int = _setting(480, "Live preview height in pixels.", ge=16, le=8192)
+    metering: str = _setting(
+        "centre",
+        "How the Pi camera's auto exposure meters the frame: centre (weighted), spot or matrix.",
+        check=lambda v: v in ("centre", "spot", "matrix"),
+        expect="centre, spot or matrix",
+    )
+    exposure_value: float = _setting(
+        0.0, "Pi camera exposure compensation in stops (negative: darker photos).", ge=-2.0, le=2.0
+    )
+    protect_highlights: bool = _setting(
+        True,
+        "Pi camera auto exposure keeps the brightest skin from clipping (the dermatoscope's LEDs); "
+        "false: libcamera's normal mode.",
+    )
     mm_per_pixel: float | None = _setting(
         None,
         "Millimetres per pixel at the dermatoscope lens, from calibration; "

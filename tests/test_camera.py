@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 
 import kiosk.camera as camera_pkg
-from kiosk.camera import Camera, OpenCVCamera, PiCamera, ReplayCamera, SyntheticCamera, open_camera
+from kiosk.camera import (
+    Camera,
+    Exposure,
+    OpenCVCamera,
+    PiCamera,
+    ReplayCamera,
+    SyntheticCamera,
+    camera_from_settings,
+    open_camera,
+)
 from kiosk.camera.base import fit_size, fit_within
 from kiosk.camera.opencv import to_rgb
 from kiosk.camera.pi import NOT_INSTALLED, yuv420_to_rgb
@@ -283,7 +292,21 @@ class FakePicamera2:
         self.calls: list[tuple[str, Any]] = [("init", camera_num)]
         self.config: dict[str, Any] | None = None
         self.started = False
+        # (min, max, default) per control, as libcamera advertises them; the IMX477's AGC has all three.
+        self.camera_controls: dict[str, tuple[Any, Any, Any]] = {
+            "AeMeteringMode": (0, 3, 0),
+            "AeConstraintMode": (0, 3, 0),
+            "ExposureValue": (-8.0, 8.0, 0.0),
+            "ExposureTime": (1, 66666, 20000),
+        }
+        self.controls: dict[str, Any] = {}
         FakePicamera2.instances.append(self)
+
+    def set_controls(self, controls: dict[str, Any]) -> None:
+        unknown = set(controls) - set(self.camera_controls)
+        assert not unknown, f"picamera2 raises on controls the camera does not advertise: {unknown}"
+        self.calls.append(("set_controls", dict(controls)))
+        self.controls.update(controls)
 
     def create_preview_configuration(self, main: Any = None, lores: Any = None, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("create_preview_configuration", (main, lores)))
@@ -373,6 +396,49 @@ def test_picamera2_configures_once_and_never_switches_mode(fake_picamera2: type[
     with pytest.raises(CameraError):
         cam.capture()
     assert list(cam.frames()) == []
+
+
+def test_picamera2_exposure_protects_highlights_by_default(fake_picamera2: type[FakePicamera2]) -> None:
+    with PiCamera(main_size=(640, 480), lores_size=(320, 240)) as cam:
+        fake = fake_picamera2.instances[0]
+        calls = names(fake)
+        assert calls.index("configure") < calls.index("set_controls") < calls.index("start")
+        assert fake.controls == {"AeMeteringMode": 0, "AeConstraintMode": 1, "ExposureValue": 0.0}
+        assert cam.applied_controls == fake.controls
+
+
+def test_picamera2_exposure_from_the_settings(fake_picamera2: type[FakePicamera2]) -> None:
+    from kiosk.config import CameraSettings
+
+    settings = CameraSettings(source="picamera2", metering="spot", exposure_value=-0.7, protect_highlights=False)
+    with camera_from_settings(settings):
+        assert fake_picamera2.instances[0].controls == {
+            "AeMeteringMode": 1,
+            "AeConstraintMode": 0,
+            "ExposureValue": -0.7,
+        }
+
+
+def test_picamera2_sets_only_the_exposure_controls_the_sensor_has(fake_picamera2: type[FakePicamera2]) -> None:
+    class NoAgcCamera(FakePicamera2):
+        def __init__(self, camera_num: int = 0) -> None:
+            super().__init__(camera_num)
+            self.camera_controls = {"ExposureTime": (1, 66666, 20000)}
+
+    sys.modules["picamera2"].Picamera2 = NoAgcCamera  # type: ignore[attr-defined]
+    with PiCamera(main_size=(640, 480), lores_size=(320, 240)) as cam:
+        assert cam.applied_controls == {}
+        assert "set_controls" not in names(fake_picamera2.instances[0])
+        assert_rgb_frame(cam.capture(), (480, 640))
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [({"metering": "average"}, "metering must be one of centre, spot, matrix"), ({"exposure_value": 3.0}, "-2..2")],
+)
+def test_exposure_refuses_a_bad_option(options: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        Exposure(**options)
 
 
 def test_picamera2_missing_module_is_a_camera_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..reasons import CameraError, ConfigError
 from .base import Camera, Size, fit_within
 from .opencv import OpenCVCamera
-from .pi import PiCamera
+from .pi import Exposure, PiCamera
 from .replay import ReplayCamera
 from .synthetic import SyntheticCamera
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Camera",
     "CameraError",
+    "Exposure",
     "OpenCVCamera",
     "PiCamera",
     "ReplayCamera",
@@ -68,17 +69,19 @@ def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
 
 
 class _Sizes:
-    """The still and preview sizes a backend is asked for (still None: the backend's own default)."""
+    """The still and preview sizes a backend is asked for (still None: the backend's own default),
+    and the Pi camera's auto exposure."""
 
-    def __init__(self, still: Size | None, preview: Size | None) -> None:
+    def __init__(self, still: Size | None, preview: Size | None, exposure: Exposure | None = None) -> None:
         self.still = still
         self.preview: Size = preview if preview is not None else (640, 480)  # every backend's default
+        self.exposure = exposure
 
 
 def _pi(sizes: _Sizes) -> Camera:
     if sizes.still is None:
-        return PiCamera(lores_size=sizes.preview)
-    return PiCamera(main_size=sizes.still, lores_size=sizes.preview)
+        return PiCamera(lores_size=sizes.preview, exposure=sizes.exposure)
+    return PiCamera(main_size=sizes.still, lores_size=sizes.preview, exposure=sizes.exposure)
 
 
 def _opencv(device: int | str, sizes: _Sizes) -> Camera:
@@ -98,16 +101,18 @@ def open_camera(
     log: Callable[[str], None] | None = None,
     still_size: Size | None = None,
     preview_size: Size | None = None,
+    exposure: Exposure | None = None,
 ) -> Camera:
     """Open the camera named by ``spec`` (see the module docstring).
 
     ``still_size`` and ``preview_size`` (width, height) ask the backend for
     its still and preview resolutions (``camera.still_*``/``camera.preview_*``;
-    see :func:`camera_from_settings`). A malformed spec raises ``ConfigError``
+    see :func:`camera_from_settings`); ``exposure`` is the Pi camera's auto
+    exposure (``camera.metering`` and friends; other backends ignore it). A malformed spec raises ``ConfigError``
     naming ``camera.source``; a well-formed one whose device is missing
     raises ``CameraError``.
     """
-    sizes = _Sizes(still_size, preview_size)
+    sizes = _Sizes(still_size, preview_size, exposure)
     text = spec.strip()
     kind, sep, arg = text.partition(":")
     kind = kind.lower()
@@ -149,4 +154,9 @@ def camera_from_settings(
         log=log,
         still_size=(settings.still_width, settings.still_height),
         preview_size=(settings.preview_width, settings.preview_height),
+        exposure=Exposure(
+            metering=settings.metering,
+            exposure_value=settings.exposure_value,
+            protect_highlights=settings.protect_highlights,
+        ),
     )

@@ -72,6 +72,15 @@ RECIPES: dict[str, Recipe] = {
         # The shipped weights' own input within a stop of the training exposure; only a photo further off is moved.
         Recipe(id="crop-band1-sog6-v1", exposure_target=0.47, exposure_band=1.0),
         Recipe(id="crop-band1-fill-sog6-v1", exposure_target=0.47, exposure_band=1.0, fill_outside_view=True),
+        # The crop fitted closer to the lesion (45% of the short side at least): a lesion small in the frame
+        # still fills the model input, so its apparent size is less of a cue.
+        Recipe(
+            id="fit45-band1-fill-sog6-v1",
+            min_crop=0.45,
+            exposure_target=0.47,
+            exposure_band=1.0,
+            fill_outside_view=True,
+        ),
         Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
     )
 }
