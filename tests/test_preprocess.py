@@ -288,13 +288,14 @@ def test_exposure_gain_is_bounded_so_a_black_frame_stays_black() -> None:
 def test_exposure_band_leaves_a_photo_near_the_training_exposure_alone_and_corrects_only_the_excess() -> None:
     """exposure_band=1: within a stop of the target nothing changes (the shipped weights see their training input);
     two stops under comes up by exactly the one stop beyond the band."""
-    from kiosk.vision.preprocess import _SRGB_TO_LINEAR, normalise_exposure
+    from kiosk.vision.preprocess import normalise_exposure
+    from kiosk.vision.srgb import TO_LINEAR
 
     near = np.full((16, 16, 3), 160, np.uint8)  # linear 0.35: 0.42 stops under 0.47
     assert np.array_equal(normalise_exposure(near, target=0.47, band=1.0), near)
     assert not np.array_equal(normalise_exposure(near, target=0.47), near)
     dim = np.full((16, 16, 3), 95, np.uint8)  # linear 0.114: 2.04 stops under
-    lifted = float(_SRGB_TO_LINEAR[normalise_exposure(dim, target=0.47, band=1.0)[0, 0, 0]])
+    lifted = float(TO_LINEAR[normalise_exposure(dim, target=0.47, band=1.0)[0, 0, 0]])
     assert lifted == pytest.approx(0.47 / 2, rel=0.03)
 
 

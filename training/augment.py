@@ -37,25 +37,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kiosk.vision import srgb
 from kiosk.vision.preprocess import DEFAULT_RECIPE, preprocess
 
 from .conditions import CONDITIONS, FITZPATRICK_LAB
 
 # sRGB <-> linear light by look-up tables (float32): the same curve as training.conditions, ~10x cheaper.
-_TO_LINEAR = np.where((c := np.arange(256) / 255.0) <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(
-    np.float32
-)
+_TO_LINEAR = srgb.TO_LINEAR
 _LUT_STEPS = 16383
-_TO_SRGB = np.clip(
-    np.round(
-        255.0
-        * np.where(
-            (v := np.arange(_LUT_STEPS + 1) / _LUT_STEPS) <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055
-        )
-    ),
-    0,
-    255,
-).astype(np.uint8)
+_TO_SRGB = np.clip(np.round(255.0 * srgb.encode(np.arange(_LUT_STEPS + 1) / _LUT_STEPS)), 0, 255).astype(np.uint8)
 
 
 def to_linear(image: np.ndarray) -> np.ndarray:

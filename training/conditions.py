@@ -20,25 +20,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kiosk.vision.srgb import to_linear, to_srgb
+
 #: Read noise of a small phone-class sensor (electrons); relatively larger as the full well shrinks (high gain).
 READ_NOISE_ELECTRONS = 3.0
 Corruption = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 
 
 # --- linear light ----------------------------------------------------------------
-
-
-def to_linear(image: np.ndarray) -> np.ndarray:
-    """sRGB uint8 -> linear light float in 0..1 (the sRGB transfer curve)."""
-    c = image.astype(np.float64) / 255.0
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def to_srgb(linear: np.ndarray) -> np.ndarray:
-    """Linear light (clipped to 0..1) -> sRGB uint8."""
-    c = np.clip(linear, 0.0, 1.0)
-    c = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
-    return np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
 
 
 def luminance(linear: np.ndarray) -> np.ndarray:

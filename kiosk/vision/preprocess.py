@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import srgb
 from .lesion import Lesion, find_lesion
 
 
@@ -140,10 +141,6 @@ def remove_hair(image: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, hair, 3, cv2.INPAINT_TELEA)
 
 
-# sRGB decoding of every uint8 value (the sRGB transfer curve), for linear-light arithmetic.
-_SRGB_TO_LINEAR = np.where(
-    np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4
-).astype(np.float32)
 _MAX_EXPOSURE_GAIN = 4.0  # two stops either way: beyond that the photo is a retake, not a rescue
 SKIN_PERCENTILE = 75  # the crop's skin: brighter than the lesion, which rarely fills a quarter of it
 
@@ -156,17 +153,14 @@ def normalise_exposure(image: np.ndarray, *, target: float, band: float = 0.0) -
     >>> int(normalise_exposure(flat, target=0.1)[0, 0, 0])  # sRGB 60 is linear 0.045: a 2.2x gain
     89
     """
-    linear = _SRGB_TO_LINEAR[image]
+    linear = srgb.TO_LINEAR[image]
     level = float(np.percentile(linear @ np.array([0.2126, 0.7152, 0.0722], np.float32), SKIN_PERCENTILE))
     stops = float(np.log2(target / max(level, 1e-4)))
     if abs(stops) <= band:
         return image
     stops -= float(np.sign(stops)) * band
     gain = float(np.clip(2.0**stops, 1 / _MAX_EXPOSURE_GAIN, _MAX_EXPOSURE_GAIN))
-    c = np.clip(linear * gain, 0.0, 1.0)
-    c = np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-    out: np.ndarray = np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
-    return out
+    return srgb.to_srgb(linear * gain)
 
 
 def fill_outside_view(out: np.ndarray, lesion: Lesion, box: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
