@@ -432,6 +432,34 @@ def test_picamera2_sets_only_the_exposure_controls_the_sensor_has(fake_picamera2
         assert_rgb_frame(cam.capture(), (480, 640))
 
 
+def test_picamera2_exposure_nudges_stay_within_a_stop_of_the_setting(fake_picamera2: type[FakePicamera2]) -> None:
+    with PiCamera(main_size=(640, 480), lores_size=(320, 240), exposure=Exposure(exposure_value=-1.5)) as cam:
+        fake = fake_picamera2.instances[0]
+        assert [cam.nudge_exposure(-0.5) for _ in range(3)] == [-2.0, -2.0, -2.0]  # -2 is the floor
+        assert cam.nudge_exposure(0.5) == -1.5
+        assert [cam.nudge_exposure(0.5) for _ in range(4)] == [-1.0, -0.5, -0.5, -0.5]  # one stop above -1.5 at most
+        assert fake.controls["ExposureValue"] == -0.5 and cam.applied_controls["ExposureValue"] == -0.5
+        assert_rgb_frame(cam.capture(), (480, 640))
+    assert cam.nudge_exposure(-0.5) is None  # closed
+
+
+def test_picamera2_without_exposure_value_cannot_be_nudged(fake_picamera2: type[FakePicamera2]) -> None:
+    class NoEvCamera(FakePicamera2):
+        def __init__(self, camera_num: int = 0) -> None:
+            super().__init__(camera_num)
+            del self.camera_controls["ExposureValue"]
+
+    sys.modules["picamera2"].Picamera2 = NoEvCamera  # type: ignore[attr-defined]
+    with PiCamera(main_size=(640, 480), lores_size=(320, 240)) as cam:
+        assert cam.nudge_exposure(-0.5) is None
+        assert "ExposureValue" not in fake_picamera2.instances[0].controls
+
+
+def test_other_cameras_have_no_exposure_to_nudge() -> None:
+    with open_camera("synthetic") as cam:
+        assert cam.nudge_exposure(-0.5) is None
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [({"metering": "average"}, "metering must be one of centre, spot, matrix"), ({"exposure_value": 3.0}, "-2..2")],

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import cv2
+import numpy as np
 import pytest
 
-from kiosk.camera import open_camera
+from kiosk.camera import Camera, open_camera
 from kiosk.reasons import CameraError
 from kiosk.records import PatientInfo
 from kiosk.station import Station, backoff_delay
@@ -261,3 +263,54 @@ def test_a_slow_upload_decode_does_not_hold_up_a_capture(station, rig, records, 
         upload.join(10)
     assert uploads and uploads[0][1].status == "ok"
     assert records.count() == 2
+
+
+class ExposureCamera(Camera):
+    """Hands out whichever photo the test puts in ``photo``; records the exposure nudges it is given."""
+
+    name = "exposure"
+
+    def __init__(self, photo: np.ndarray) -> None:
+        self.photo = photo
+        self.nudges: list[float] = []
+
+    def capture(self) -> np.ndarray:
+        return self.photo.copy()
+
+    def frames(self) -> Iterator[np.ndarray]:
+        while True:
+            yield self.photo
+
+    def nudge_exposure(self, stops: float) -> float | None:
+        self.nudges.append(stops)
+        return sum(self.nudges)
+
+
+def test_a_photo_sent_back_for_its_exposure_moves_the_cameras_exposure(screener):
+    lesion = random_lesion(5, width=640, height=480)
+    blown = np.clip(lesion.astype(np.float32) * 3.0 + 40, 0, 255).astype(np.uint8)
+    dim = (lesion.astype(np.float32) * 0.12).astype(np.uint8)
+    camera = ExposureCamera(blown)
+    lines: list[str] = []
+    with Station(screener=screener, camera_factory=lambda: camera, records=None, log=lines.append, **FAST_RETRY) as st:
+        assert st.capture_and_screen()[1].reason == "overexposed"
+        assert camera.nudges == [-0.5]
+        assert "exposure compensation now -0.5 stops" in lines[-1]
+        camera.photo = dim
+        assert st.capture_and_screen()[1].reason == "too_dark"
+        assert camera.nudges == [-0.5, 0.5]
+        camera.photo = lesion
+        assert st.capture_and_screen()[1].status == "ok"
+        assert camera.nudges == [-0.5, 0.5]  # a good photo leaves the exposure where it is
+        st.screen_upload(png_of(blown))
+        assert camera.nudges == [-0.5, 0.5]  # an upload says nothing about this camera
+
+
+def test_a_camera_without_exposure_control_ignores_the_nudge(screener):
+    photo = np.clip(random_lesion(5, width=640, height=480).astype(np.float32) * 3.0 + 40, 0, 255).astype(np.uint8)
+    camera = ExposureCamera(photo)
+    camera.nudge_exposure = Camera.nudge_exposure.__get__(camera)  # type: ignore[method-assign]
+    lines: list[str] = []
+    with Station(screener=screener, camera_factory=lambda: camera, records=None, log=lines.append, **FAST_RETRY) as st:
+        assert st.capture_and_screen()[1].reason == "overexposed"
+    assert not any("exposure compensation" in line for line in lines)

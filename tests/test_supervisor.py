@@ -354,3 +354,35 @@ def test_a_call_queued_behind_a_hung_close_does_not_wait_forever():
         release.set()
         assert wait_until(lambda: supervisor.status == "ok")
         assert supervisor.capture().shape == (4, 4, 3)
+
+
+def test_an_exposure_nudge_reaches_the_camera_and_a_failing_one_rebuilds_it():
+    class Nudgeable(Camera):
+        name = "nudgeable"
+        opened = 0
+
+        def __init__(self) -> None:
+            Nudgeable.opened += 1
+            self.broken = Nudgeable.opened == 1  # the first camera fails its nudge; the rebuilt one works
+
+        def capture(self) -> np.ndarray:
+            return np.full((48, 64, 3), 128, np.uint8)
+
+        def frames(self):
+            while True:
+                yield self.capture()
+
+        def nudge_exposure(self, stops: float) -> float | None:
+            if self.broken:
+                raise CameraError("camera_unavailable", detail="control refused")
+            return stops
+
+    lines: list[str] = []
+    with CameraSupervisor(
+        Nudgeable, log=lines.append, on_change=lambda: None, retry_initial=0.05, interval=0.02
+    ) as supervisor:
+        assert wait_until(lambda: supervisor.status == "ok", timeout=5)
+        assert supervisor.nudge_exposure(-0.5) is None  # the photo was taken already: no error to the caller
+        assert wait_until(lambda: supervisor.status == "ok" and Nudgeable.opened == 2, timeout=5)
+        assert supervisor.nudge_exposure(-0.5) == -0.5
+    assert any("control refused" in line for line in lines)

@@ -47,6 +47,14 @@ class Camera(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional: a camera with nothing to release keeps it
         """Release the device. Safe to call twice."""
 
+    def nudge_exposure(self, stops: float) -> float | None:
+        """Shift auto exposure by ``stops`` for the photos after this one.
+
+        Returns the exposure compensation now in force, or None when this camera
+        has no such control (the default: USB, replay and demo cameras).
+        """
+        return None
+
     def __enter__(self) -> Camera:
         return self
 

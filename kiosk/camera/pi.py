@@ -27,6 +27,8 @@ NOT_INSTALLED = "picamera2 is not installed (Raspberry Pi OS: apt install python
 #: libcamera's ``AeMeteringMode`` values, by the names the settings use.
 METERING_MODES = {"centre": 0, "spot": 1, "matrix": 2}
 _AE_CONSTRAINT_NORMAL, _AE_CONSTRAINT_HIGHLIGHT = 0, 1  # libcamera's ``AeConstraintMode``
+#: How far the quality gate's nudges may move exposure from the configured compensation, in stops.
+NUDGE_LIMIT = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +118,7 @@ class PiCamera(Camera):
         self.exposure = exposure if exposure is not None else Exposure()
         #: The exposure controls the camera took (those it advertises), set once at start.
         self.applied_controls: dict[str, int | float] = {}
+        self._nudge = 0.0
         self._lores_size = check_size(lores_size, "lores_size")
         try:
             from picamera2 import Picamera2
@@ -179,6 +182,23 @@ class PiCamera(Camera):
                     return
                 yuv = self._array("lores")
             yield yuv420_to_rgb(yuv, self._lores_size)
+
+    def nudge_exposure(self, stops: float) -> float | None:
+        """Move ``ExposureValue`` by ``stops``, at most :data:`NUDGE_LIMIT` from the configured value and
+        within -2..2; the value now set, or None when the sensor has no ``ExposureValue``."""
+        with self._lock:
+            if self._cam is None or "ExposureValue" not in self.applied_controls:
+                return None
+            base = self.exposure.exposure_value
+            nudge = min(max(self._nudge + stops, -NUDGE_LIMIT), NUDGE_LIMIT)
+            value = round(min(max(base + nudge, -2.0), 2.0), 3)
+            try:
+                self._cam.set_controls({"ExposureValue": value})
+            except Exception as exc:  # hardware boundary, as in _array
+                raise unavailable(f"the Raspberry Pi camera stopped ({type(exc).__name__}: {exc})") from exc
+            self._nudge = value - base
+            self.applied_controls["ExposureValue"] = value
+            return value
 
     def close(self) -> None:
         with self._lock:

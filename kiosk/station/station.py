@@ -52,6 +52,8 @@ from .supervisor import CameraSupervisor
 __all__ = ["STILL_JPEG_QUALITY", "Station"]
 
 _LOG = logging.getLogger(__name__)
+#: Stops the camera's exposure moves after a photo the quality gate sends back for its exposure.
+EXPOSURE_NUDGES = {"overexposed": -0.5, "too_dark": 0.5}
 
 STILL_JPEG_QUALITY = 90
 Outcome = tuple[str | None, ScreeningResult]
@@ -280,7 +282,19 @@ class Station:
             raise
         self._finish_capture()
         future.set_result(outcome)
+        self._nudge_exposure(outcome[1])
         return outcome
+
+    def _nudge_exposure(self, result: ScreeningResult) -> None:
+        # A photo sent back as too bright or too dark moves the camera's exposure half a stop, so the
+        # retake the health worker takes anyway comes out better (a clip-on lens's black ring opens the
+        # exposure until the skin by its LEDs blows out). Bounded in the camera; cameras without it ignore it.
+        stops = EXPOSURE_NUDGES.get(result.reason or "") if result.status == "retake" else None
+        if stops is None:
+            return
+        value = self.camera.nudge_exposure(stops)
+        if value is not None:
+            self._log(f"station: photo {result.reason}; exposure compensation now {value:+.1f} stops")
 
     def _finish_capture(self) -> None:
         with self._lock:

@@ -297,6 +297,20 @@ class CameraSupervisor:
         slot = self._current()
         return self._attempt(slot, slot.camera.capture, timeout=self.call_timeout, what="photo")
 
+    def nudge_exposure(self, stops: float) -> float | None:
+        """Shift the current camera's exposure (``Camera.nudge_exposure``) within ``call_timeout``.
+
+        None when there is no camera now or it has no exposure control; a camera that fails here is
+        rebuilt like one whose still failed, and the caller still gets None (the photo was already taken).
+        """
+        try:
+            slot = self._current()
+            return self._attempt(
+                slot, lambda: slot.camera.nudge_exposure(stops), timeout=self.call_timeout, what="exposure change"
+            )
+        except CameraError:
+            return None
+
     def open_stream(self) -> CameraStream:
         """Start reading preview frames from the current camera; ``CameraError`` when there is none."""
         slot = self._current()
