@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.data import Sample
-from training.field_bench import kiosk_outcome, markdown, meets, pick_subset, summarise
+from training.field_bench import after_retake, kiosk_outcome, markdown, meets, pick_subset, retake_markdown, summarise
 
 
 def test_summarise_counts_gate_and_risk_exactly():
@@ -79,3 +79,32 @@ def test_the_bench_says_what_the_gated_kiosk_says(screener):
         unclear_scored_low += gated.reason == "lesion_unclear" and ungated.risk == "low"
     assert {"retake", "lesion_unclear"} <= seen  # both the send-back and the unclear referral are exercised
     assert unclear_scored_low >= 1  # an unclear photo the model alone would call "low" is still not "low"
+
+
+def test_a_photo_sent_back_for_exposure_is_counted_at_the_retakes_exposure():
+    variants = [("clean", 0)] + [(n, s) for n in ("exposure_over", "exposure_under") for s in range(3)]
+    labels = np.array([1, 1, 0, 0])
+    sent_back = (0.0, False, "retake")
+
+    def image(over: list, under: list) -> list:
+        return [(0.5, True, "refer"), *over, *under]
+
+    results = [
+        # melanoma: +1 EV sent back, +0.5 EV refers; +1.5 EV sent back, +1 EV sent back again
+        image([(0.9, True, "refer"), sent_back, sent_back], [(0.9, True, "refer")] * 3),
+        # melanoma: passes at +1 EV and is told low there: the retake never happens
+        image([(0.9, True, "refer"), (0.1, True, "low"), (0.9, True, "refer")], [(0.9, True, "refer")] * 3),
+        # benign: +1 EV sent back, its retake at +0.5 EV low
+        image([(0.1, True, "low"), sent_back, (0.1, True, "low")], [sent_back, sent_back, sent_back]),
+        image([(0.1, True, "low")] * 3, [(0.1, True, "low"), (0.6, True, "refer"), sent_back]),
+    ]
+    rows = {(r["condition"], r["severity"]): r for r in after_retake(labels, results, variants, 0.5)}
+    assert set(rows) == {("exposure_over", 1), ("exposure_over", 2), ("exposure_under", 1), ("exposure_under", 2)}
+    over1, over2, under1 = rows["exposure_over", 1], rows["exposure_over", 2], rows["exposure_under", 1]
+    assert (over1["parameter"], over1["retake_parameter"]) == (1.0, 0.5)
+    assert over1["retake_rate"] == 0.0 and over1["melanoma_low"] == 0.5 and over1["benign_pass_low"] == 1.0
+    assert over2["retake_rate"] == 0.25  # the first melanoma is sent back at +1.5 and again at +1
+    assert under1["retake_rate"] == 0.25 and under1["benign_pass_low"] == 0.0  # image 4 refers at -1 EV
+    text = retake_markdown({"after_retake": list(rows.values())})
+    assert "| exposure_over | 1 EV | 0.5 EV | 0.0% | 50.0% | 100.0% |" in text
+    assert retake_markdown({"after_retake": []}) == ""

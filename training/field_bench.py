@@ -95,6 +95,50 @@ def summarise(labels: np.ndarray, rows: list[tuple[float, bool, str]], threshold
     }
 
 
+#: Conditions whose photo the gate sends back also move the kiosk's exposure (``Station``'s EXPOSURE_NUDGES,
+#: half a stop): their severities are half a stop apart, so a retake is the same photo one severity milder.
+NUDGED = {"exposure_over": "overexposed", "exposure_under": "too_dark"}
+
+
+def after_retake(
+    labels: np.ndarray,
+    results: list[list[tuple[float, bool, str]]],
+    variants: list[tuple[str, int]],
+    threshold: float,
+) -> list[dict]:
+    """What the kiosk says after one automatic retake, for the exposure conditions at severities 1 and 2.
+
+    A photo the gate sends back is taken again half a stop nearer the right exposure, which is the same photo
+    one severity milder (+1 EV retaken at +0.5 EV); a photo that passed the first time keeps its answer.
+    ``results`` holds one (probability, passed, risk) per variant for each image. A model of the retake, not a
+    photo taken twice: the lesion and the framing stay exactly the same.
+    """
+    from kiosk.station.station import EXPOSURE_NUDGES
+
+    index = {v: k for k, v in enumerate(variants)}
+    rows = []
+    for name, reason in NUDGED.items():
+        steps = np.diff(CONDITIONS[name].severities)
+        if not np.allclose(np.abs(steps), abs(EXPOSURE_NUDGES[reason])):
+            raise ValueError(f"{name}'s severities are not one exposure nudge apart")
+        for severity in (1, 2):
+            if (name, severity) not in index:
+                continue
+            first, milder = index[(name, severity)], index[(name, severity - 1)]
+            outcomes = [r[first] if r[first][1] else r[milder] for r in results]
+            parameters = CONDITIONS[name].severities
+            rows.append(
+                {
+                    "condition": name,
+                    "severity": severity,
+                    "parameter": parameters[severity],
+                    "retake_parameter": parameters[severity - 1],
+                    **summarise(labels, outcomes, threshold),
+                }
+            )
+    return rows
+
+
 def pick_subset(val, per_class: int | None, seed: int = SEED):
     if per_class is None:
         return list(val)
@@ -141,6 +185,7 @@ def run(
         "gate": "kiosk.vision.quality defaults (QualityThresholds())",
         "targets": TARGETS,
         "rows": table,
+        "after_retake": after_retake(labels, results, variants, manifest.threshold),
     }
 
 
@@ -164,6 +209,26 @@ def markdown(report: dict, *, severities: tuple[int, ...] = (1,)) -> str:
             f"| {row['condition']} | {param} | {row['auc']:.3f} | {row['sensitivity']:.1%} | "
             f"{row['specificity']:.1%} | {row['retake_rate']:.1%} | {row['melanoma_low']:.1%} | "
             f"{row['benign_pass_low']:.1%} | {verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def retake_markdown(report: dict) -> str:
+    """The exposure rows after the kiosk's automatic half-stop retake (empty when none were run)."""
+    rows = report.get("after_retake") or []
+    if not rows:
+        return ""
+    lines = [
+        "After the kiosk's automatic half-stop retake (a photo sent back is taken again one severity milder):",
+        "",
+        "| condition | first photo | retake | still sent back | melanomas told low | passing benign told low |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        unit = CONDITIONS[row["condition"]].unit
+        lines.append(
+            f"| {row['condition']} | {row['parameter']:g} {unit} | {row['retake_parameter']:g} {unit} | "
+            f"{row['retake_rate']:.1%} | {row['melanoma_low']:.1%} | {row['benign_pass_low']:.1%} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -228,10 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(report, severities=(0, 1, 2))
     atomic_write_bytes(
         out / "field_bench.md",
-        (f"Field conditions, {report['images']} images, threshold {report['threshold']:.4f}\n\n" + table).encode(),
+        (
+            f"Field conditions, {report['images']} images, threshold {report['threshold']:.4f}\n\n"
+            + table
+            + ("\n" + retake_markdown(report) if report["after_retake"] else "")
+        ).encode(),
     )
     plot(report, out / "field_bench.png")
     print(markdown(report))
+    print(retake_markdown(report))
     return 0
 
 
