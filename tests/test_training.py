@@ -348,3 +348,63 @@ def test_a_warm_restart_starts_from_another_runs_weights(dataset, tmp_path):
     assert main([*common, "--out", str(second), "--arch", "mobile", "--size", "32", "--init", str(source)]) == 0
     info = json.loads((second / "export" / "export.json").read_text())
     assert info["initialised_from"] == {"path": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+
+
+def test_teacher_targets_cover_the_training_side_and_refuse_another_split(tmp_path):
+    from training.teacher import dihedral_views, load_targets
+
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    views = dihedral_views(image)
+    assert len({v.tobytes() for v in views}) == 8 and all(v.flags["C_CONTIGUOUS"] for v in views)
+    assert any(np.array_equal(v, image[::-1]) for v in views)  # the vertical mirror is among the eight
+    path = tmp_path / "teacher.npz"
+    np.savez(
+        path,
+        paths=np.array(["benign/a.jpg", "malignant/b.jpg"]),
+        malignant=np.array([0.25, 0.75], np.float32),
+        labels=np.array([0, 1]),
+        model_sha256=np.array("ab" * 32),
+        recipe=np.array("crop-sog6-v1"),
+        split_id=np.array("x"),
+        views=np.array(8),
+    )
+    values, record = load_targets(path, ["malignant/b.jpg", "benign/a.jpg"])
+    assert values.tolist() == [0.75, 0.25] and record["views"] == 8 and record["model_sha256"] == "ab" * 32
+    with pytest.raises(ValueError, match="no teacher target for benign/c.jpg"):
+        load_targets(path, ["benign/a.jpg", "benign/c.jpg"])
+
+
+@pytest.mark.training
+def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
+    from training.data import make_split
+    from training.train import main, shuffled_batches
+
+    train, _val, _ = make_split(dataset, list_samples(dataset), val_fraction=0.2)
+    teacher = tmp_path / "teacher.npz"
+    np.savez(
+        teacher,
+        paths=np.array([s.path for s in train]),
+        malignant=np.full(len(train), 0.5, np.float32),
+        labels=np.array([s.label for s in train]),
+        model_sha256=np.array("cd" * 32),
+        recipe=np.array("crop-sog6-v1"),
+        split_id=np.array("x"),
+        views=np.array(8),
+    )
+    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2"]
+    model = ["--arch", "mobile", "--alpha", "0.35", "--size", "32", "--epochs", "1"]
+    bad = ["--teacher", str(teacher), "--teacher-weight", "1.5"]
+    assert main([*common, *model, "--out", str(tmp_path / "bad"), *bad]) == 2
+    out = tmp_path / "kd"
+    assert main([*common, *model, "--out", str(out), "--teacher", str(teacher), "--teacher-weight", "0.5"]) == 0
+    info = json.loads((out / "export" / "export.json").read_text())
+    assert info["distilled_from"]["model_sha256"] == "cd" * 32 and info["distilled_from"]["weight"] == 0.5
+    # The batches carry the mixed targets: 0.75 for the label's class, 0.25 for the other.
+    y = np.array([0, 1, 1, 0])
+    soft = np.array([[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.75, 0.25]], np.float32)
+    _, wanted, weights = shuffled_batches(
+        np.zeros((4, 8, 8, 3), np.uint8), y, batch=4, class_weight={0: 1.0, 1: 3.0}, augment=None, seed=0, targets=soft
+    )[0]
+    assert sorted(map(tuple, np.asarray(wanted).tolist())) == sorted(map(tuple, soft.tolist()))
+    assert sorted(np.asarray(weights).tolist()) == [1.0, 1.0, 3.0, 3.0]

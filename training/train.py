@@ -79,6 +79,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
+        "--teacher",
+        type=Path,
+        metavar="TARGETS.npz",
+        help="distil: train towards these soft targets (python -m training.teacher) mixed with the labels",
+    )
+    p.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.5,
+        metavar="B",
+        help="with --teacher: the target is (1 - B) x the label + B x the teacher's probability",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         metavar="MODEL.keras",
@@ -172,6 +185,23 @@ def main(argv=None) -> int:
     )
     x_val, y_val = preprocessed_arrays(args.data, val_samples, size=args.size, recipe=args.recipe, cache_dir=args.cache)
 
+    targets = np.eye(2, dtype=np.float32)[y_train]
+    distilled_from = None
+    if args.teacher is not None:
+        from .teacher import load_targets
+
+        if not 0.0 <= args.teacher_weight <= 1.0:
+            print(f"error: --teacher-weight must be within 0..1, got {args.teacher_weight}", file=sys.stderr)
+            return 2
+        try:
+            teacher, distilled_from = load_targets(Path(args.teacher), [s.path for s in train_samples])
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: --teacher {args.teacher}: {exc}", file=sys.stderr)
+            return 2
+        soft = np.stack([1.0 - teacher, teacher], axis=1)
+        targets = ((1.0 - args.teacher_weight) * targets + args.teacher_weight * soft).astype(np.float32)
+        distilled_from["weight"] = args.teacher_weight
+
     from .models import mobile_net, paper_cnn
 
     steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
@@ -210,6 +240,8 @@ def main(argv=None) -> int:
                 print(f"error: --init {args.init}: {problem}", file=sys.stderr)
                 return 2
             state["initialised_from"] = initial_weights_record(Path(args.init))
+        if distilled_from is not None:
+            state["distilled_from"] = distilled_from
         if args.paper_recipe:
             optimizer = keras.optimizers.Adam(1e-3)
         else:
@@ -252,15 +284,22 @@ def main(argv=None) -> int:
                 seed=args.seed + epoch,
                 size=args.size,
                 recipe=args.recipe,
+                targets=targets,
             )
         if not on_tensorflow:
             return shuffled_batches(
-                x_train, y_train, batch=args.batch, class_weight=class_weight, augment=augment, seed=args.seed + epoch
+                x_train,
+                y_train,
+                batch=args.batch,
+                class_weight=class_weight,
+                augment=augment,
+                seed=args.seed + epoch,
+                targets=targets,
             )
-        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        ds = tf.data.Dataset.from_tensor_slices((x_train, targets))
         ds = ds.shuffle(len(x_train), seed=args.seed + epoch, reshuffle_each_iteration=False)
         ds = ds.batch(args.batch)
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, 2)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
         if augment is not None:
             ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(2)
@@ -319,7 +358,7 @@ def main(argv=None) -> int:
     best = model if finished else keras.models.load_model(best_path)  # finished: model is best.keras
     probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
-    for key in ("initialised_from", "trained_with"):
+    for key in ("initialised_from", "distilled_from", "trained_with"):
         if key in state:
             chosen[key] = state[key]
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
@@ -466,8 +505,12 @@ def shuffled_batches(
     seed: int,
     before_layers=None,
     workers: int = 1,
+    targets: np.ndarray | None = None,
 ):
     """One epoch of (images, one-hot labels, class weights) batches for backends without tf.data.
+
+    ``targets`` (N x 2): soft targets in place of the one-hot labels (distillation); the class weights
+    still follow the labels.
 
     The same shuffle rule and the same augmentation layers as the TensorFlow
     pipeline; the layers run on the backend's device, batch by batch.
@@ -493,7 +536,8 @@ def shuffled_batches(
                 before_layers(images, picked)
             if augmented is not None:
                 images = augmented(images)
-            return images, np.eye(2, dtype=np.float32)[y[picked]], self.weights[y[picked]]
+            wanted = np.eye(2, dtype=np.float32)[y[picked]] if targets is None else targets[picked]
+            return images, wanted, self.weights[y[picked]]
 
     return Batches()
 
@@ -511,6 +555,7 @@ def camera_batches(
     seed: int,
     size: int,
     recipe: str,
+    targets: np.ndarray | None = None,
 ):
     """One epoch of batches where a share of the photos are camera-augmented (training.augment).
 
@@ -533,7 +578,15 @@ def camera_batches(
                 images[j] = preprocess(photo, size=size, recipe=recipe)
 
     return shuffled_batches(
-        x, y, batch=batch, class_weight=class_weight, augment=augment, seed=seed, before_layers=camera_step, workers=2
+        x,
+        y,
+        batch=batch,
+        class_weight=class_weight,
+        augment=augment,
+        seed=seed,
+        before_layers=camera_step,
+        workers=2,
+        targets=targets,
     )
 
 
