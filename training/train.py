@@ -296,12 +296,17 @@ def main(argv=None) -> int:
                 seed=args.seed + epoch,
                 targets=targets,
             )
-        ds = tf.data.Dataset.from_tensor_slices((x_train, targets))
+        if distilled_from is not None:
+            # Keras would weigh soft targets by their argmax, not the label: pass the label's weights instead.
+            weights = np.array([class_weight[int(c)] for c in y_train], np.float32)
+            ds = tf.data.Dataset.from_tensor_slices((x_train, targets, weights))
+        else:
+            ds = tf.data.Dataset.from_tensor_slices((x_train, targets))
         ds = ds.shuffle(len(x_train), seed=args.seed + epoch, reshuffle_each_iteration=False)
         ds = ds.batch(args.batch)
-        ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE)
         if augment is not None:
-            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda x, *rest: (augment(x, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(2)
 
     val_x_float = x_val.astype(np.float32)
@@ -312,7 +317,7 @@ def main(argv=None) -> int:
         fit = model.fit(
             train_dataset(epoch),
             epochs=1,
-            class_weight=class_weight if on_tensorflow and camera is None else None,
+            class_weight=class_weight if on_tensorflow and camera is None and distilled_from is None else None,
             verbose=2 if not sys.stderr.isatty() else 1,
         )
         recalibrate_batchnorm(model, x_train, seed=args.seed + epoch)

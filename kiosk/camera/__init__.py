@@ -45,7 +45,7 @@ def _bad(spec: str, why: str) -> ConfigError:
     return ConfigError("config_invalid", key="camera.source", detail=f"{why} {spec!r}; use {SPECS}")
 
 
-def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
+def _auto(log: Callable[[str], None] | None, sizes: _Options) -> Camera:
     skipped: list[str] = []
     camera: Camera | None = None
     makers: tuple[tuple[str, Callable[[], Camera]], ...] = (
@@ -68,7 +68,7 @@ def _auto(log: Callable[[str], None] | None, sizes: _Sizes) -> Camera:
     return camera
 
 
-class _Sizes:
+class _Options:
     """The still and preview sizes a backend is asked for (still None: the backend's own default),
     and the Pi camera's auto exposure."""
 
@@ -78,18 +78,18 @@ class _Sizes:
         self.exposure = exposure
 
 
-def _pi(sizes: _Sizes) -> Camera:
+def _pi(sizes: _Options) -> Camera:
     if sizes.still is None:
         return PiCamera(lores_size=sizes.preview, exposure=sizes.exposure)
     return PiCamera(main_size=sizes.still, lores_size=sizes.preview, exposure=sizes.exposure)
 
 
-def _opencv(device: int | str, sizes: _Sizes) -> Camera:
+def _opencv(device: int | str, sizes: _Options) -> Camera:
     width, height = sizes.still if sizes.still is not None else (None, None)
     return OpenCVCamera(device, width=width, height=height, preview_size=sizes.preview)
 
 
-def _synthetic(sizes: _Sizes) -> Camera:
+def _synthetic(sizes: _Options) -> Camera:
     if sizes.still is None:
         return SyntheticCamera(preview_size=sizes.preview)
     return SyntheticCamera(width=sizes.still[0], height=sizes.still[1], preview_size=sizes.preview)
@@ -108,11 +108,11 @@ def open_camera(
     ``still_size`` and ``preview_size`` (width, height) ask the backend for
     its still and preview resolutions (``camera.still_*``/``camera.preview_*``;
     see :func:`camera_from_settings`); ``exposure`` is the Pi camera's auto
-    exposure (``camera.metering`` and friends; other backends ignore it). A malformed spec raises ``ConfigError``
-    naming ``camera.source``; a well-formed one whose device is missing
-    raises ``CameraError``.
+    exposure (``camera.metering`` and friends; other backends ignore it).
+    A malformed spec raises ``ConfigError`` naming ``camera.source``; a
+    well-formed one whose device is missing raises ``CameraError``.
     """
-    sizes = _Sizes(still_size, preview_size, exposure)
+    sizes = _Options(still_size, preview_size, exposure)
     text = spec.strip()
     kind, sep, arg = text.partition(":")
     kind = kind.lower()

@@ -118,7 +118,6 @@ class PiCamera(Camera):
         self.exposure = exposure if exposure is not None else Exposure()
         #: The exposure controls the camera took (those it advertises), set once at start.
         self.applied_controls: dict[str, int | float] = {}
-        self._nudge = 0.0
         self._lores_size = check_size(lores_size, "lores_size")
         try:
             from picamera2 import Picamera2
@@ -190,13 +189,12 @@ class PiCamera(Camera):
             if self._cam is None or "ExposureValue" not in self.applied_controls:
                 return None
             base = self.exposure.exposure_value
-            nudge = min(max(self._nudge + stops, -NUDGE_LIMIT), NUDGE_LIMIT)
+            nudge = min(max(self.applied_controls["ExposureValue"] - base + stops, -NUDGE_LIMIT), NUDGE_LIMIT)
             value = round(min(max(base + nudge, -2.0), 2.0), 3)
             try:
                 self._cam.set_controls({"ExposureValue": value})
             except Exception as exc:  # hardware boundary, as in _array
                 raise unavailable(f"the Raspberry Pi camera stopped ({type(exc).__name__}: {exc})") from exc
-            self._nudge = value - base
             self.applied_controls["ExposureValue"] = value
             return value
 
