@@ -28,6 +28,7 @@ import numpy as np
 
 from . import srgb
 from .lesion import Lesion, find_lesion
+from .sharpen import restore_sharpness
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +43,11 @@ class Recipe:
     exposure_band: float = 0.0
     # Paint what lies outside the dermatoscope's circle with the crop's own skin colour, so a lens rim is no cue.
     fill_outside_view: bool = False
+    # Blur effect (kiosk.vision.sharpen) above which the input is unsharp-masked back toward the training photos'
+    # sharpness, by sharpen_gain x the excess (at most sharpen_most); None: never sharpened.
+    sharpen_above: float | None = None
+    sharpen_gain: float = 20.0
+    sharpen_most: float = 2.0
     shades_of_gray_p: float | None = 6.0  # None: no colour constancy
 
     def describe(self) -> str:
@@ -58,6 +64,8 @@ class Recipe:
         if self.exposure_target is not None:
             beyond = f" beyond {self.exposure_band:g} stop of" if self.exposure_band else " to"
             steps.append(f"exposure normalised in linear light{beyond} the training photos' skin level")
+        if self.sharpen_above is not None:
+            steps.append("a blurred input sharpened back toward the training photos' sharpness")
         if self.shades_of_gray_p is not None:
             steps.append("Shades of Gray colour constancy")
         return ", ".join(steps)
@@ -81,6 +89,15 @@ RECIPES: dict[str, Recipe] = {
             exposure_target=0.47,
             exposure_band=1.0,
             fill_outside_view=True,
+        ),
+        # The shipped recipe, with an input blurrier than the median training photo sharpened back (the limit and
+        # amount chosen on validation photos outside the field bench, blurred by training.augment).
+        Recipe(
+            id="crop-band1-fill-sharp-sog6-v1",
+            exposure_target=0.47,
+            exposure_band=1.0,
+            fill_outside_view=True,
+            sharpen_above=0.30,
         ),
         Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
     )
@@ -226,6 +243,8 @@ def preprocess(
         out = remove_hair(out)
     if recipe.exposure_target is not None:
         out = normalise_exposure(out, target=recipe.exposure_target, band=recipe.exposure_band)
+    if recipe.sharpen_above is not None:
+        out = restore_sharpness(out, above=recipe.sharpen_above, gain=recipe.sharpen_gain, most=recipe.sharpen_most)
     if recipe.shades_of_gray_p is not None:
         out = shades_of_gray(out, p=recipe.shades_of_gray_p)
     return np.ascontiguousarray(out)
