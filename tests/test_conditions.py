@@ -136,3 +136,30 @@ def test_turned_is_a_mirror_and_quarter_turns():
     assert np.array_equal(apply("turned", IMAGE, severity=0, seed=0), IMAGE[:, ::-1])
     assert np.array_equal(apply("turned", IMAGE, severity=1, seed=0), np.rot90(IMAGE))
     assert np.array_equal(apply("turned", IMAGE, severity=2, seed=0), np.rot90(IMAGE, 2))
+
+
+# --- how crude the darker-skin proxy is (training.skin_proxy) ------------------------------------
+
+
+def test_lesion_minus_surround_tells_a_lesion_darker_or_lighter_than_its_skin() -> None:
+    from training.skin_proxy import lesion_minus_surround
+
+    lesion = find_lesion(IMAGE)
+    assert lesion.found and lesion_minus_surround(IMAGE, lesion) < -10  # the drawn lesion is well darker
+    # The skin made darker than the lesion (what the re-toning does at type V-VI): the sign turns.
+    mask = cv2.resize(lesion.mask.astype(np.uint8), IMAGE.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    dark_skin = IMAGE.copy()
+    dark_skin[~mask] = (40, 28, 22)
+    assert lesion_minus_surround(dark_skin, lesion) > 0
+    with pytest.raises(ValueError, match="same size"):
+        lesion_minus_surround(IMAGE[:100], lesion)
+
+
+def test_the_darker_skin_proxy_can_leave_a_light_lesion_lighter_than_its_skin() -> None:
+    from training.skin_proxy import lesion_minus_surround
+
+    pale = draw_lesion(seed=4, width=240, height=200, radius=0.18, skin=SKIN, lesion_colour=(196, 150, 120))
+    lesion = find_lesion(pale)
+    assert lesion.found and lesion_minus_surround(pale, lesion) < 0
+    retoned = apply("darker_skin", pale, severity=2, seed=1)
+    assert lesion_minus_surround(retoned, lesion) > 0
