@@ -90,14 +90,15 @@ RECIPES: dict[str, Recipe] = {
             exposure_band=1.0,
             fill_outside_view=True,
         ),
-        # The shipped recipe, with an input blurrier than the median training photo sharpened back (the limit and
-        # amount chosen on validation photos outside the field bench, blurred by training.augment).
+        # The shipped recipe, with an input blurrier than 87% of the training photos sharpened back: the amount
+        # chosen on validation photos outside the field bench blurred by training.augment, the limit so that
+        # the clean validation photos keep their AUC (0.30, about the median photo, cost 0.003).
         Recipe(
-            id="crop-band1-fill-sharp-sog6-v1",
+            id="crop-band1-fill-sharp40-sog6-v1",
             exposure_target=0.47,
             exposure_band=1.0,
             fill_outside_view=True,
-            sharpen_above=0.30,
+            sharpen_above=0.40,
         ),
         Recipe(id="full-v1", margin=0.0, min_crop=1.0, shades_of_gray_p=None),
     )
