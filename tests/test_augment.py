@@ -57,6 +57,26 @@ def test_probability_is_the_share_of_changed_photos():
     assert CameraAugment(seed=0, probability=0.0).families_for(np.random.default_rng(1)) == []
 
 
+def test_benign_blur_blurs_that_share_of_benign_photos_only():
+    plain = CameraAugment(seed=0, probability=0.3)
+    balanced = CameraAugment(seed=0, probability=0.3, benign_blur=0.25)
+    blurs = {"defocus", "motion"}
+
+    def draws(aug, label):
+        return [aug.families_for(aug.rng(epoch=1, index=i), label=label) for i in range(2000)]
+
+    before, benign, melanoma = draws(plain, 0), draws(balanced, 0), draws(balanced, 1)
+    assert melanoma == before  # a melanoma's draw is untouched
+    assert draws(plain, 1) == before and plain.families_for(plain.rng(epoch=1, index=5)) == before[5]
+    blurred_before = np.mean([bool(blurs & set(f)) for f in before])
+    blurred = np.mean([bool(blurs & set(f)) for f in benign])
+    # 25% of the photos without a blur get one: from about 7% blurred to about 30%.
+    assert 0.20 < (blurred - blurred_before) / (1 - blurred_before) < 0.30
+    for old, new in zip(before, benign, strict=True):
+        assert set(old) <= set(new) and len(set(new) - set(old)) <= 1  # at most the one blur added
+        assert new == [n for n in FAMILIES if n in new]  # still in photo order
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_no_draw_falls_on_a_held_out_benchmark_severity(name):
     """The benchmark's values lie inside the cut-out bands, and 400 draws of the family never land in one."""

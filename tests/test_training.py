@@ -408,3 +408,12 @@ def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_pat
     )[0]
     assert sorted(map(tuple, np.asarray(wanted).tolist())) == sorted(map(tuple, soft.tolist()))
     assert sorted(np.asarray(weights).tolist()) == [1.0, 1.0, 3.0, 3.0]
+
+
+def test_benign_blur_outside_zero_to_one_is_one_line(tmp_path, capsys):
+    from training.train import main
+
+    assert main(["--out", str(tmp_path / "run"), "--camera-aug", "0.3", "--benign-blur", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--benign-blur must be within 0..1" in err
+    assert not (tmp_path / "run").exists()  # nothing written for a refused run

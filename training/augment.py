@@ -341,22 +341,37 @@ class CameraAugment:
     probability: float = 0.6
     max_families: int = 3
     families: tuple[str, ...] = tuple(FAMILIES)
+    #: Share of *benign* photos that also get a blur (defocus or motion) when their draw has none. In the
+    #: training photos blur goes with melanoma (``training.shortcuts``: the blur effect alone has AUC 0.725),
+    #: so the model reads a blurred photo as suspicious; blurred benign photos take that cue away.
+    benign_blur: float = 0.0
 
     def rng(self, *, epoch: int, index: int) -> np.random.Generator:
         """The generator for one image of one epoch: the same (seed, epoch, index) gives the same photo."""
         return np.random.default_rng([self.seed, epoch, index])
 
-    def families_for(self, rng: np.random.Generator) -> list[str]:
-        """Which families (in photo order) this photo gets; empty for a clean one."""
+    def families_for(self, rng: np.random.Generator, *, label: int | None = None) -> list[str]:
+        """Which families (in photo order) this photo gets; empty for a clean one.
+
+        ``label`` 0 (benign) may add a blur (:attr:`benign_blur`); with it 0 the draws are as before.
+        """
+        names = self._drawn(rng)
+        if label == 0 and self.benign_blur > 0 and rng.random() < self.benign_blur:
+            if not {"defocus", "motion"} & set(names):
+                extra = ("defocus", "motion")[int(rng.integers(2))]
+                names = [name for name in FAMILIES if name in names or name == extra]
+        return names
+
+    def _drawn(self, rng: np.random.Generator) -> list[str]:
         if rng.random() >= self.probability:
             return []
         count = int(rng.integers(1, self.max_families + 1))
         picked = set(rng.choice(len(self.families), size=min(count, len(self.families)), replace=False).tolist())
         return [name for i, name in enumerate(self.families) if i in picked]
 
-    def photo(self, image: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    def photo(self, image: np.ndarray, *, rng: np.random.Generator, label: int | None = None) -> np.ndarray:
         """The photo with this draw's families applied (RGB uint8 in, same shape RGB uint8 out)."""
-        return self.apply(image, self.families_for(rng), rng=rng)
+        return self.apply(image, self.families_for(rng, label=label), rng=rng)
 
     @staticmethod
     def apply(image: np.ndarray, families: list[str], *, rng: np.random.Generator) -> np.ndarray:

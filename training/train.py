@@ -77,6 +77,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="camera-domain augmentation (training.augment) of this share of training photos, before the kiosk's "
         "preprocessing; 0 = off",
     )
+    p.add_argument(
+        "--benign-blur",
+        type=float,
+        default=0.0,
+        metavar="Q",
+        help="with --camera-aug: this share of benign photos also gets a blur (defocus or motion), so that blur "
+        "stops telling melanoma from benign as it does in the training photos (training.shortcuts)",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
         "--teacher",
@@ -145,6 +153,9 @@ def main(argv=None) -> int:
         print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
         return 2
     get_recipe(args.recipe)  # fail fast on a bad recipe id
+    if not 0.0 <= args.benign_blur <= 1.0:
+        print(f"error: --benign-blur must be within 0..1, got {args.benign_blur}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     saved_args = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")
@@ -268,7 +279,7 @@ def main(argv=None) -> int:
     if getattr(args, "camera_aug", 0.0) > 0 and not args.paper_recipe:
         from .augment import CameraAugment
 
-        camera = CameraAugment(seed=args.seed, probability=args.camera_aug)
+        camera = CameraAugment(seed=args.seed, probability=args.camera_aug, benign_blur=args.benign_blur)
 
     def train_dataset(epoch: int):
         if camera is not None:
@@ -577,7 +588,7 @@ def camera_batches(
     def camera_step(images: np.ndarray, picked: np.ndarray) -> None:
         for j, i in enumerate(picked):
             rng = camera.rng(epoch=epoch, index=int(i))
-            families = camera.families_for(rng)
+            families = camera.families_for(rng, label=int(y[i]))
             if families:
                 photo = camera.apply(load_image(paths[i]), families, rng=rng)
                 images[j] = preprocess(photo, size=size, recipe=recipe)
