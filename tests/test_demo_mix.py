@@ -44,7 +44,7 @@ def test_thirty_demo_captures_show_low_refer_and_a_retake(shipped_screener):
             _, result = station.capture_and_screen()
             outcomes.append(result.risk if result.status == "ok" else f"{result.status}:{result.reason}")
     counts = collections.Counter(outcomes)
-    assert counts == {"refer": 21, "low": 6, "retake:blurry": 3}, outcomes
+    assert counts == {"refer": 22, "low": 5, "retake:blurry": 3}, outcomes
     assert counts["low"] >= 5 and counts["refer"] >= 5
     # Each kind shows what it is drawn for: every "shaky" photo is a retake, and "low" only ever comes
     # from the plain spots (a suspicious drawing the model let through would teach the wrong picture).
