@@ -236,7 +236,7 @@ toward CIELAB targets for Fitzpatrick IV / V / VI (L* 55 / 42 / 30) and "darker_
 by the same amount; real darker skin differs in texture, redness and in how its lesions look.
 The skin-only re-toning can even leave the lesion lighter than its skin, which no pigmented lesion is:
 measured by `python -m training.skin_proxy`, in 18% / 60% / 85% of the photos at type IV / V / VI. The
-kiosk refers nearly every benign lesion on the re-toned skin all the same, where the photo stays plausible too.
+kiosk still refers most benign lesions on re-toned skin where the photo stays plausible (at type V, 87%).
 "smaller" shrinks the photo onto skin continued from its border colours (no hair or pores). None of this
 replaces real Pi-camera photos of real Filipino patients.
 """
