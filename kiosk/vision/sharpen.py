@@ -1,14 +1,16 @@
 """Sharpen a blurred model input back toward the training photos' sharpness.
 
 A defocused, shaken or down-sampled photo reads as more suspicious to the model than the
-same lesion photographed sharp (training/README, "Sharpness restored"), so a benign lesion
-behind a cheap clip-on lens is referred. The training photos are dermoscopy: sharp. This
+same lesion photographed sharp (training/README, "Sharpening a blurred input"), so a benign lesion
+behind a cheap clip-on lens is referred. Most training photos are sharp dermoscopy. This
 step measures the model input's blur with the no-reference *blur effect* of Crete et al.
 (2007): 0 for a sharp image, towards 1 for a blurred one, judged by how much of its
 local variation survives a further blur. Only an input blurrier than ``above`` is changed:
 an unsharp mask whose amount grows with the excess. The recipe's 0.40 leaves 87% of the
 training photos exactly as they were. (The other 13% are 7% of the benign photos and 20% of
 the melanomas: in this dataset blur goes with melanoma, which is why the model learnt it.)
+Measured, not served by the shipped model: that one learnt to ignore blur in training instead
+(``training.train --benign-blur``), which helped more.
 
 >>> from kiosk.synthetic import draw_lesion
 >>> import cv2
