@@ -42,13 +42,13 @@ def test_unsharp_mask_adds_contrast_at_edges_only() -> None:
 def test_restore_sharpness_leaves_a_sharp_input_alone_and_sharpens_a_blurred_one() -> None:
     sharp = lesion_input(1)
     assert blur_effect(sharp) < 0.3
-    assert restore_sharpness(sharp, above=0.3) is sharp
+    assert restore_sharpness(sharp, above=0.3, gain=20.0, most=2.0) is sharp
     blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)
-    restored = restore_sharpness(blurred, above=0.3)
+    restored = restore_sharpness(blurred, above=0.3, gain=20.0, most=2.0)
     assert blur_effect(restored) < blur_effect(blurred) - 0.05
-    # The amount is capped: sharpening twice as hard is not allowed by most=2.
+    # The amount is capped at most=2.
     assert np.array_equal(restored, unsharp_mask(blurred, amount=2.0, sigma=0.7))
-    mild = restore_sharpness(blurred, above=blur_effect(blurred) - 0.01)
+    mild = restore_sharpness(blurred, above=blur_effect(blurred) - 0.01, gain=20.0, most=2.0)
     assert 0 < np.abs(mild.astype(int) - blurred).max() < np.abs(restored.astype(int) - blurred).max()
 
 

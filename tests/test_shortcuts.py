@@ -39,3 +39,18 @@ def test_a_missing_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no dataset" in err
+
+
+@pytest.mark.parametrize("bad", [["--photos", "-1"], ["--workers", "0"]])
+def test_a_bad_count_is_one_line(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--photos must be 0 or more" in err
+
+
+def test_skin_proxy_refuses_no_photos_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.skin_proxy import main as skin_proxy
+
+    assert skin_proxy(["--per-class", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--per-class must be at least 1" in err

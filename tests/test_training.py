@@ -417,3 +417,12 @@ def test_benign_blur_outside_zero_to_one_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--benign-blur must be within 0..1" in err
     assert not (tmp_path / "run").exists()  # nothing written for a refused run
+
+
+def test_benign_blur_without_camera_augmentation_is_one_line(tmp_path, capsys):
+    from training.train import main
+
+    assert main(["--out", str(tmp_path / "run"), "--benign-blur", "0.25"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--benign-blur needs --camera-aug" in err
+    assert not (tmp_path / "run").exists()

@@ -303,6 +303,9 @@ FAMILIES: dict[str, Family] = {
     "jpeg": jpeg,
 }
 
+#: The blur families that ``CameraAugment.benign_blur`` draws from.
+BLURS = ("defocus", "motion")
+
 #: Which family trains for each of the benchmark's conditions ("clip_on_lens" is a chain of them,
 #: which :class:`CameraAugment` draws too: up to ``max_families`` in photo order).
 COVERS: dict[str, tuple[str, ...]] = {
@@ -341,7 +344,7 @@ class CameraAugment:
     probability: float = 0.6
     max_families: int = 3
     families: tuple[str, ...] = tuple(FAMILIES)
-    #: Share of *benign* photos that also get a blur (defocus or motion) when their draw has none. In the
+    #: Share of *benign* photos that also get a blur (one of :data:`BLURS`) when their draw has none. In the
     #: training photos blur goes with melanoma (``training.shortcuts``: the blur effect alone has AUC 0.725),
     #: so the model reads a blurred photo as suspicious; blurred benign photos take that cue away.
     benign_blur: float = 0.0
@@ -356,10 +359,9 @@ class CameraAugment:
         ``label`` 0 (benign) may add a blur (:attr:`benign_blur`); with it 0 the draws are as before.
         """
         names = self._drawn(rng)
-        if label == 0 and self.benign_blur > 0 and rng.random() < self.benign_blur:
-            if not {"defocus", "motion"} & set(names):
-                extra = ("defocus", "motion")[int(rng.integers(2))]
-                names = [name for name in FAMILIES if name in names or name == extra]
+        if label == 0 and self.benign_blur > 0 and rng.random() < self.benign_blur and not set(BLURS) & set(names):
+            extra = BLURS[int(rng.integers(len(BLURS)))]
+            names = [name for name in FAMILIES if name in names or name == extra]
         return names
 
     def _drawn(self, rng: np.random.Generator) -> list[str]:
@@ -369,9 +371,9 @@ class CameraAugment:
         picked = set(rng.choice(len(self.families), size=min(count, len(self.families)), replace=False).tolist())
         return [name for i, name in enumerate(self.families) if i in picked]
 
-    def photo(self, image: np.ndarray, *, rng: np.random.Generator, label: int | None = None) -> np.ndarray:
+    def photo(self, image: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
         """The photo with this draw's families applied (RGB uint8 in, same shape RGB uint8 out)."""
-        return self.apply(image, self.families_for(rng, label=label), rng=rng)
+        return self.apply(image, self.families_for(rng), rng=rng)
 
     @staticmethod
     def apply(image: np.ndarray, families: list[str], *, rng: np.random.Generator) -> np.ndarray:

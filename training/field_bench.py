@@ -43,6 +43,11 @@ SEED = 1234
 _screener = None  # one per worker process
 
 
+def photo_seed(index: int) -> int:
+    """The seed of the corrupted copies of the bench's ``index``-th photo (every tool that redraws them uses it)."""
+    return SEED * 100003 + index
+
+
 def _init_worker(model_path: str) -> None:
     global _screener
     from kiosk.model import Model
@@ -59,7 +64,7 @@ def _screen_one(job: tuple[str, int, int, list[tuple[str, int]]]) -> list[tuple[
     image = load_image(Path(path))
     out = []
     for name, severity in variants:
-        photo = image if name == "clean" else apply(name, image, severity=severity, seed=SEED * 100003 + index)
+        photo = image if name == "clean" else apply(name, image, severity=severity, seed=photo_seed(index))
         assert _screener is not None, "_init_worker runs first"
         out.append(kiosk_outcome(_screener.screen_image(photo, apply_quality_gate=False)))
     return out

@@ -37,7 +37,9 @@ from kiosk.vision.sharpen import blur_effect
 from .revalidate import DEFAULT_DATA, fast_auc
 
 #: The shipped recipe's crop without colour constancy or sharpening: the model input as the camera gave it.
-AS_TAKEN = Recipe(id="shortcut-probe", exposure_target=None, fill_outside_view=False, shades_of_gray_p=None)
+AS_TAKEN = Recipe(id="shortcut-probe", shades_of_gray_p=None)
+#: The lesion box with the usual margin and no minimum: how much of the frame the lesion fills.
+LESION_BOX = Recipe(id="lesion-box", min_crop=0.0)
 
 MEANING = {
     "blur_effect": "blur of the model input (Crete et al.; higher is blurrier)",
@@ -65,7 +67,7 @@ def acquisition_measures(image: np.ndarray) -> dict[str, float]:
         "blur_effect": blur_effect(x),
         "skin_luminance": float(np.median(linear)),
         "outside_view": float(1.0 - lesion.fov.mean()),
-        "lesion_size": float(crop_box(image.shape, lesion, Recipe(id="box", min_crop=0.0))[2] / short),
+        "lesion_size": float(crop_box(image.shape, lesion, LESION_BOX)[2] / short),
         "noise": float(1.4826 * np.median(np.abs(residual - np.median(residual)))),
         "cast_red": float(gains[0]),
         "cast_blue": float(gains[2]),
@@ -107,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=1000, help="training-side photos to sample (0: all)")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
+    if args.photos < 0 or args.workers < 1:
+        print("shortcuts: error: --photos must be 0 or more and --workers at least 1", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"shortcuts: error: no dataset at {args.data}", file=sys.stderr)
         return 2
-    report = audit(args.data, photos=args.photos or None, workers=max(1, args.workers))
+    report = audit(args.data, photos=args.photos or None, workers=args.workers)
     print("| measure | AUC as a melanoma score | median benign | median melanoma | what it is |")
     print("|---|---|---|---|---|")
     for name, row in sorted(report.items(), key=lambda kv: -abs(kv[1]["auc"] - 0.5)):

@@ -32,7 +32,7 @@ import numpy as np
 from kiosk.vision.lesion import Lesion, find_lesion, working_copy
 
 from .conditions import CONDITIONS, apply
-from .field_bench import SEED, kiosk_outcome, pick_subset
+from .field_bench import kiosk_outcome, photo_seed, pick_subset
 from .revalidate import DEFAULT_DATA
 
 #: Width in working-copy pixels of the ring of skin the lesion is compared with.
@@ -59,6 +59,8 @@ def measure(root: Path, *, per_class: int = 150, model: Path | None = None) -> d
     With ``model``, also the bench's melanomas told "low" and passing benign told "low", for the photos whose
     lesion stays darker than its skin (``plausible_``) and the others (``implausible_``).
     """
+    from kiosk.vision.loader import load_image
+
     from .revalidate import honest_split
 
     screener = None
@@ -72,15 +74,13 @@ def measure(root: Path, *, per_class: int = 150, model: Path | None = None) -> d
     samples = pick_subset(val, per_class)
     types = CONDITIONS["darker_skin"].severities
     found: dict[int, list[tuple[int, float, str]]] = {int(t): [] for t in types}
-    from kiosk.vision.loader import load_image
-
     for index, sample in enumerate(samples):
         image = load_image(root / sample.path)
         lesion = find_lesion(image)
         if not lesion.found:
             continue
         for severity, fitzpatrick in enumerate(types):
-            photo = apply("darker_skin", image, severity=severity, seed=SEED * 100003 + index)
+            photo = apply("darker_skin", image, severity=severity, seed=photo_seed(index))
             try:
                 difference = lesion_minus_surround(photo, lesion)
             except ValueError:
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, default=150)
     p.add_argument("--model", type=Path, default=None, help="also screen the photos with this int8 model")
     args = p.parse_args(argv)
+    if args.per_class < 1:
+        print(f"skin_proxy: error: --per-class must be at least 1, got {args.per_class}", file=sys.stderr)
+        return 2
     if not args.data.is_dir():
         print(f"skin_proxy: error: no dataset at {args.data}", file=sys.stderr)
         return 2

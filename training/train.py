@@ -156,6 +156,11 @@ def main(argv=None) -> int:
     if not 0.0 <= args.benign_blur <= 1.0:
         print(f"error: --benign-blur must be within 0..1, got {args.benign_blur}", file=sys.stderr)
         return 2
+    if args.benign_blur > 0 and not args.camera_aug > 0:
+        print(
+            "error: --benign-blur needs --camera-aug (the blur is drawn with the camera augmentation)", file=sys.stderr
+        )
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     saved_args = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")

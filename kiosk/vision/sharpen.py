@@ -18,7 +18,7 @@ Measured, not served by the shipped model: that one learnt to ignore blur in tra
 >>> blurred = cv2.GaussianBlur(sharp, (0, 0), 2)
 >>> blur_effect(blurred) > blur_effect(sharp)
 True
->>> bool((restore_sharpness(sharp, above=0.99) == sharp).all())
+>>> bool((restore_sharpness(sharp, above=0.99, gain=20.0, most=2.0) == sharp).all())
 True
 """
 
@@ -61,9 +61,7 @@ def unsharp_mask(image: np.ndarray, *, amount: float, sigma: float) -> np.ndarra
     return np.clip(np.round(pixels + np.float32(amount) * detail), 0, 255).astype(np.uint8)
 
 
-def restore_sharpness(
-    image: np.ndarray, *, above: float, gain: float = 20.0, most: float = 2.0, sigma: float = 0.7
-) -> np.ndarray:
+def restore_sharpness(image: np.ndarray, *, above: float, gain: float, most: float, sigma: float = 0.7) -> np.ndarray:
     """Unsharp-mask ``image`` by ``gain x (blur effect - above)``, at most ``most``; unchanged when not blurrier."""
     amount = min(most, gain * (blur_effect(image) - above))
     return unsharp_mask(image, amount=amount, sigma=sigma)
