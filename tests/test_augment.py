@@ -77,6 +77,28 @@ def test_benign_blur_blurs_that_share_of_benign_photos_only():
         assert new == [n for n in FAMILIES if n in new]  # still in photo order
 
 
+def test_retone_re_tones_that_share_of_photos_of_either_label():
+    plain = CameraAugment(seed=0, probability=0.3, benign_blur=0.25)
+    toned = CameraAugment(seed=0, probability=0.3, benign_blur=0.25, retone=0.3)
+    retones = {"darker_skin", "darker_whole"}
+
+    def draws(aug, label):
+        return [aug.families_for(aug.rng(epoch=2, index=i), label=label) for i in range(2000)]
+
+    for label in (0, 1):
+        before, after = draws(plain, label), draws(toned, label)
+        had = np.mean([bool(retones & set(f)) for f in before])
+        has = np.mean([bool(retones & set(f)) for f in after])
+        # 30% of the photos without a re-tone get one: from about 9% re-toned to about 36%.
+        assert had < 0.12 and 0.25 < (has - had) / (1 - had) < 0.35
+        for old, new in zip(before, after, strict=True):
+            assert set(old) <= set(new) and len(set(new) - set(old)) <= 1  # at most the one re-tone added
+            assert set(new) - set(old) <= retones and new == [n for n in FAMILIES if n in new]
+    # Both kinds are drawn, and the same (seed, epoch, index) gives the same photo.
+    assert {n for f in draws(toned, 1) for n in f} >= retones
+    assert draws(toned, 0) == draws(toned, 0)
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_no_draw_falls_on_a_held_out_benchmark_severity(name):
     """The benchmark's values lie inside the cut-out bands, and 400 draws of the family never land in one."""

@@ -410,19 +410,21 @@ def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_pat
     assert sorted(np.asarray(weights).tolist()) == [1.0, 1.0, 3.0, 3.0]
 
 
-def test_benign_blur_outside_zero_to_one_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--benign-blur", "--retone"])
+def test_augmentation_share_outside_zero_to_one_is_one_line(tmp_path, capsys, option):
     from training.train import main
 
-    assert main(["--out", str(tmp_path / "run"), "--camera-aug", "0.3", "--benign-blur", "1.5"]) == 2
+    assert main(["--out", str(tmp_path / "run"), "--camera-aug", "0.3", option, "1.5"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--benign-blur must be within 0..1" in err
+    assert err.count("\n") == 1 and f"{option} must be within 0..1" in err
     assert not (tmp_path / "run").exists()  # nothing written for a refused run
 
 
-def test_benign_blur_without_camera_augmentation_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--benign-blur", "--retone"])
+def test_augmentation_share_without_camera_augmentation_is_one_line(tmp_path, capsys, option):
     from training.train import main
 
-    assert main(["--out", str(tmp_path / "run"), "--benign-blur", "0.25"]) == 2
+    assert main(["--out", str(tmp_path / "run"), option, "0.25"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--benign-blur needs --camera-aug" in err
+    assert err.count("\n") == 1 and f"{option} needs --camera-aug" in err
     assert not (tmp_path / "run").exists()

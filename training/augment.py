@@ -306,6 +306,9 @@ FAMILIES: dict[str, Family] = {
 #: The blur families that ``CameraAugment.benign_blur`` draws from.
 BLURS = ("defocus", "motion")
 
+#: The skin re-toning families that ``CameraAugment.retone`` draws from.
+RETONES = ("darker_skin", "darker_whole")
+
 #: Which family trains for each of the benchmark's conditions ("clip_on_lens" is a chain of them,
 #: which :class:`CameraAugment` draws too: up to ``max_families`` in photo order).
 COVERS: dict[str, tuple[str, ...]] = {
@@ -348,6 +351,10 @@ class CameraAugment:
     #: training photos blur goes with melanoma (``training.shortcuts``: the blur effect alone has AUC 0.725),
     #: so the model reads a blurred photo as suspicious; blurred benign photos take that cue away.
     benign_blur: float = 0.0
+    #: Share of photos of *either* label that also get a skin re-tone (one of :data:`RETONES`) when their draw
+    #: has none: about 9% of photos draw one at ``probability`` 0.3, too few to stop a darker surround
+    #: reading as suspicious (the field bench's darker-skin rows).
+    retone: float = 0.0
 
     def rng(self, *, epoch: int, index: int) -> np.random.Generator:
         """The generator for one image of one epoch: the same (seed, epoch, index) gives the same photo."""
@@ -356,12 +363,14 @@ class CameraAugment:
     def families_for(self, rng: np.random.Generator, *, label: int | None = None) -> list[str]:
         """Which families (in photo order) this photo gets; empty for a clean one.
 
-        ``label`` 0 (benign) may add a blur (:attr:`benign_blur`); with it 0 the draws are as before.
+        ``label`` 0 (benign) may add a blur (:attr:`benign_blur`), any photo a re-tone (:attr:`retone`); with
+        both 0 the draws are as before.
         """
         names = self._drawn(rng)
         if label == 0 and self.benign_blur > 0 and rng.random() < self.benign_blur and not set(BLURS) & set(names):
-            extra = BLURS[int(rng.integers(len(BLURS)))]
-            names = [name for name in FAMILIES if name in names or name == extra]
+            names = _with(names, BLURS[int(rng.integers(len(BLURS)))])
+        if self.retone > 0 and rng.random() < self.retone and not set(RETONES) & set(names):
+            names = _with(names, RETONES[int(rng.integers(len(RETONES)))])
         return names
 
     def _drawn(self, rng: np.random.Generator) -> list[str]:
@@ -382,6 +391,11 @@ class CameraAugment:
         for name in families:
             out, _parameter = FAMILIES[name](out, rng)
         return out
+
+
+def _with(names: list[str], extra: str) -> list[str]:
+    """``names`` with ``extra`` added, still in :data:`FAMILIES` (photo) order."""
+    return [name for name in FAMILIES if name in names or name == extra]
 
 
 def augmented_input(

@@ -85,6 +85,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --camera-aug: this share of benign photos also gets a blur (defocus or motion), so that blur "
         "stops telling melanoma from benign as it does in the training photos (training.shortcuts)",
     )
+    p.add_argument(
+        "--retone",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --camera-aug: this share of photos (either label) also gets the skin re-toned darker "
+        "(darker_skin or darker_whole), so that a darker surround stops reading as suspicious",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
         "--teacher",
@@ -153,14 +161,13 @@ def main(argv=None) -> int:
         print(f"error: {out} already holds a run; use --resume or another --out", file=sys.stderr)
         return 2
     get_recipe(args.recipe)  # fail fast on a bad recipe id
-    if not 0.0 <= args.benign_blur <= 1.0:
-        print(f"error: --benign-blur must be within 0..1, got {args.benign_blur}", file=sys.stderr)
-        return 2
-    if args.benign_blur > 0 and not args.camera_aug > 0:
-        print(
-            "error: --benign-blur needs --camera-aug (the blur is drawn with the camera augmentation)", file=sys.stderr
-        )
-        return 2
+    for option, share in (("--benign-blur", args.benign_blur), ("--retone", args.retone)):
+        if not 0.0 <= share <= 1.0:
+            print(f"error: {option} must be within 0..1, got {share}", file=sys.stderr)
+            return 2
+        if share > 0 and not args.camera_aug > 0:
+            print(f"error: {option} needs --camera-aug (it is drawn with the camera augmentation)", file=sys.stderr)
+            return 2
     out.mkdir(parents=True, exist_ok=True)
     saved_args = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")
@@ -284,7 +291,9 @@ def main(argv=None) -> int:
     if getattr(args, "camera_aug", 0.0) > 0 and not args.paper_recipe:
         from .augment import CameraAugment
 
-        camera = CameraAugment(seed=args.seed, probability=args.camera_aug, benign_blur=args.benign_blur)
+        camera = CameraAugment(
+            seed=args.seed, probability=args.camera_aug, benign_blur=args.benign_blur, retone=args.retone
+        )
 
     def train_dataset(epoch: int):
         if camera is not None:
