@@ -282,6 +282,22 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
     assert again["validation_metrics"] == info["validation_metrics"]
     assert again.get("weights") == info.get("weights")
     assert json.loads((back / "config.json").read_text())["data"] == str(moved)
+    # Without last.keras the last epoch cannot be exported: one line, the run left as it was.
+    assert main(["--out", str(back), "--resume", "--export-from", "last"]) == 2
+    assert json.loads((back / "config.json").read_text())["export_from"] == "best"
+
+    # --export-from on a finished run exports it again from the weights asked for, training nothing.
+    for choice, source, words in (
+        ("last", "last.keras", "the last epoch, 3, as asked"),
+        ("average", "averaged.keras", "average of epochs 2-3, as asked"),
+    ):
+        assert main(["--out", str(out), "--resume", "--export-from", choice]) == 0
+        assert json.loads((out / "state.json").read_text())["history"] == state["history"]
+        assert json.loads((out / "export" / "export.json").read_text())["weights"].startswith(words)
+        exported = keras.models.load_model(out / "export" / "model.keras").get_weights()
+        wanted = keras.models.load_model(out / source).get_weights()
+        assert len(exported) == len(wanted)
+        assert all(np.array_equal(a, b) for a, b in zip(exported, wanted, strict=True))
 
 
 @pytest.mark.training
@@ -408,6 +424,17 @@ def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_pat
     )[0]
     assert sorted(map(tuple, np.asarray(wanted).tolist())) == sorted(map(tuple, soft.tolist()))
     assert sorted(np.asarray(weights).tolist()) == [1.0, 1.0, 3.0, 3.0]
+
+
+def test_exporting_an_average_that_is_not_kept_is_one_line(tmp_path, capsys):
+    from training.train import main
+
+    out = tmp_path / "run"
+    assert main(["--out", str(out), "--export-from", "average", "--average-last", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --export-from average needs --average-last N of 2 or more"
+    ]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("option", ["--benign-blur", "--retone"])

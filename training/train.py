@@ -65,6 +65,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also try the average of the last N epochs' weights (SWA); exported if its validation AUC is higher",
     )
     p.add_argument(
+        "--export-from",
+        choices=("best", "last", "average"),
+        default="best",
+        help="the weights exported: the best epoch by validation AUC (or the --average-last mean where it scores "
+        "higher), the last epoch's, or the --average-last mean regardless; given with --resume on a finished run, "
+        "it exports that run again",
+    )
+    p.add_argument(
         "--paper-recipe",
         action="store_true",
         help="train as the paper: Adam 1e-3, no augmentation, every epoch (no early stop)",
@@ -142,7 +150,7 @@ def main(argv=None) -> int:
         # images are (a run trained on a GPU machine is exported here); the rest is its identity.
         overrides = {
             k: getattr(args, k)
-            for k in ("epochs", "patience", "average_last", "data", "cache")
+            for k in ("epochs", "patience", "average_last", "export_from", "data", "cache")
             if f"--{k.replace('_', '-')}" in given
         }
         # Defaults first: a run saved before an option existed resumes with that option's default.
@@ -168,6 +176,12 @@ def main(argv=None) -> int:
         if share > 0 and not args.camera_aug > 0:
             print(f"error: {option} needs --camera-aug (it is drawn with the camera augmentation)", file=sys.stderr)
             return 2
+    if args.export_from == "average" and args.average_last < 2:
+        print("error: --export-from average needs --average-last N of 2 or more", file=sys.stderr)
+        return 2
+    if args.resume and args.export_from == "last" and not (out / "last.keras").exists():
+        print(f"error: cannot export the last epoch of {out}: last.keras is missing", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     saved_args = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out", "resume")
@@ -412,9 +426,27 @@ def main(argv=None) -> int:
         state["averaged"]["val_auc"] = auc
         atomic_write_bytes(state_path, json.dumps(state, indent=1).encode())
         best_auc = roc_auc(y_val, probs)
-        if auc > best_auc:
+        if args.export_from == "average":
+            best, probs = averaged, averaged_probs
+            chosen["weights"] = (
+                f"average of epochs {first}-{last}, as asked (validation AUC {auc:.4f}; best epoch {best_auc:.4f})"
+            )
+        elif auc > best_auc and args.export_from == "best":
             best, probs = averaged, averaged_probs
             chosen["weights"] = f"average of epochs {first}-{last} (validation AUC {auc:.4f} > {best_auc:.4f})"
+    elif args.export_from == "average":
+        print(f"error: {out} has no averaged weights to export (too few epochs were kept)", file=sys.stderr)
+        return 2
+    if args.export_from == "last":
+        # The epochs a camera-augmented fine-tune is meant to teach come after its best validation epoch
+        # (often the first): measuring what they learnt needs their weights exported, not the best epoch's.
+        best = keras.models.load_model(last_path)
+        best_auc = roc_auc(y_val, probs)
+        probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
+        chosen["weights"] = (
+            f"the last epoch, {state['epoch']}, as asked (validation AUC {roc_auc(y_val, probs):.4f}; "
+            f"best epoch {state['best_epoch']} {best_auc:.4f})"
+        )
     if not on_tensorflow:
         print(
             f"trained under {keras.backend.backend()}; export with TensorFlow: "
