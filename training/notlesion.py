@@ -369,20 +369,18 @@ def not_a_lesion_set(*, seed: int = 0, skimage: bool = True) -> list[NotALesion]
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m training.notlesion [--model M] [--seed S]``: how many come out low, by family."""
+def screen_set(model: Path, *, seed: int = 0, lines: Callable[[str], None] | None = None) -> tuple[Counter, list[str]]:
+    """Screen every not-a-lesion photo with the kiosk's Screener: outcomes by (family, outcome), names told low.
+
+    ``lines`` gets one JSON line per photo (name, outcome, probability) when given.
+    """
     from kiosk.model import Model
     from kiosk.screening import Screener
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models/melanoma_int8.tflite")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="one line per image")
-    args = parser.parse_args(argv)
-    screener = Screener(Model.load(Path(args.model)))
+    screener = Screener(Model.load(model))
     outcomes: Counter[tuple[str, str]] = Counter()
     low = []
-    for item in not_a_lesion_set(seed=args.seed):
+    for item in not_a_lesion_set(seed=seed):
         result = screener.screen_image(item.image)
         outcome = result.risk or f"retake:{result.reason}"
         if result.risk and result.reason:
@@ -390,8 +388,19 @@ def main(argv: list[str] | None = None) -> int:
         outcomes[(item.family, outcome)] += 1
         if result.risk == "low":
             low.append(item.name)
-        if args.json:
-            print(json.dumps({"name": item.name, "outcome": outcome, "p": result.malignant_probability}))
+        if lines is not None:
+            lines(json.dumps({"name": item.name, "outcome": outcome, "p": result.malignant_probability}))
+    return outcomes, low
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.notlesion [--model M] [--seed S]``: how many come out low, by family."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="models/melanoma_int8.tflite")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="one line per image")
+    args = parser.parse_args(argv)
+    outcomes, low = screen_set(Path(args.model), seed=args.seed, lines=print if args.json else None)
     total = sum(outcomes.values())
     for (family, outcome), n in sorted(outcomes.items()):
         print(f"{family:16s} {outcome:28s} {n}")
