@@ -288,7 +288,7 @@ def test_weight_averaging_of_the_last_epochs(dataset, tmp_path):
 
     # --export-from on a finished run exports it again from the weights asked for, training nothing.
     for choice, source, words in (
-        ("last", "last.keras", "the last epoch, 3, as asked"),
+        ("last", "last.keras", "the last epoch (3), as asked"),
         ("average", "averaged.keras", "average of epochs 2-3, as asked"),
     ):
         assert main(["--out", str(out), "--resume", "--export-from", choice]) == 0

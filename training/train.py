@@ -429,7 +429,7 @@ def main(argv=None) -> int:
         if args.export_from == "average":
             best, probs = averaged, averaged_probs
             chosen["weights"] = (
-                f"average of epochs {first}-{last}, as asked (validation AUC {auc:.4f}; best epoch {best_auc:.4f})"
+                f"average of epochs {first}-{last}, as asked (validation AUC {auc:.4f}; the best epoch {best_auc:.4f})"
             )
         elif auc > best_auc and args.export_from == "best":
             best, probs = averaged, averaged_probs
@@ -444,8 +444,8 @@ def main(argv=None) -> int:
         best_auc = roc_auc(y_val, probs)
         probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
         chosen["weights"] = (
-            f"the last epoch, {state['epoch']}, as asked (validation AUC {roc_auc(y_val, probs):.4f}; "
-            f"best epoch {state['best_epoch']} {best_auc:.4f})"
+            f"the last epoch ({state['epoch']}), as asked (validation AUC {roc_auc(y_val, probs):.4f}; "
+            f"the best, epoch {state['best_epoch']}, {best_auc:.4f})"
         )
     if not on_tensorflow:
         print(
@@ -475,8 +475,8 @@ def main(argv=None) -> int:
         extra=chosen,
         split_file=split_path,
     )
-    weights = chosen.get("weights") or f"best epoch {state['best_epoch']}"
-    print(f"exported {out / 'export'} ({weights}, validation AUC {roc_auc(y_val, probs):.4f})", file=sys.stderr)
+    weights = chosen.get("weights") or f"best epoch {state['best_epoch']}, validation AUC {roc_auc(y_val, probs):.4f}"
+    print(f"exported {out / 'export'}: {weights}", file=sys.stderr)
     return 0
 
 
