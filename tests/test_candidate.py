@@ -73,6 +73,20 @@ def test_the_comparison_sets_every_target_beside_the_shipped_models():
     assert "| benign_pass_low | 2 of 2 | 0 of 2 |" in lines
     assert "| retake_rate | 1 of 2 | 1 of 2 |" in lines
     assert "not comparable" not in text
+    assert "Targets lost: none." in lines
+    assert (
+        "Targets newly met: noise melanoma_low 6.0% -> 4.0%; noise benign_pass_low 55.0% -> 65.0%; "
+        "exposure_over benign_pass_low 57.5% -> 62.0%." in lines
+    )
+    # The other way round, the same changes are targets lost.
+    backwards = comparison(
+        manifest(auc=0.9669, threshold=0.1719, specificity=0.7593, sha="cd" * 32),
+        manifest(auc=0.97, threshold=0.18, specificity=0.78, sha="ab" * 32),
+        candidate_bench=bench(SHIPPED_ROWS),
+        shipped_bench=bench(CANDIDATE_ROWS),
+        not_a_lesion=None,
+    )
+    assert "Targets lost: noise melanoma_low 4.0% -> 6.0%;" in backwards and "Targets newly met: none." in backwards
 
 
 def test_benches_of_other_photos_are_flagged_and_a_skipped_bench_leaves_the_section_out():

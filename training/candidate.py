@@ -122,6 +122,19 @@ def comparison(
     lines += ["", "| target (clean photos not counted) | conditions meeting it: candidate | shipped |", "|---|---|---|"]
     for key in TARGETS:
         lines.append(f"| {key} | {met['candidate'][key]} of {counted[0]} | {met['shipped'][key]} of {counted[1]} |")
+    # What a decision to ship turns on: a target the shipped model meets and the candidate does not.
+    lost, gained = [], []
+    for condition, row in ours.items():
+        before = other.get(condition)
+        if before is None:
+            continue
+        for key, ok in meets(row).items():
+            was = meets(before)[key]
+            if was and not ok:
+                lost.append(f"{condition} {key} {before[key]:.1%} -> {row[key]:.1%}")
+            elif ok and not was:
+                gained.append(f"{condition} {key} {before[key]:.1%} -> {row[key]:.1%}")
+    lines += ["", f"Targets lost: {'; '.join(lost) or 'none'}.", f"Targets newly met: {'; '.join(gained) or 'none'}."]
     return "\n".join(lines) + "\n"
 
 
