@@ -129,10 +129,10 @@ def comparison(
         if before is None:
             continue
         for key, ok in meets(row).items():
-            was = meets(before)[key]
-            if was and not ok:
+            shipped_ok = meets(before)[key]
+            if shipped_ok and not ok:
                 lost.append(f"{condition} {key} {before[key]:.1%} -> {row[key]:.1%}")
-            elif ok and not was:
+            elif ok and not shipped_ok:
                 gained.append(f"{condition} {key} {before[key]:.1%} -> {row[key]:.1%}")
     lines += ["", f"Targets lost: {'; '.join(lost) or 'none'}.", f"Targets newly met: {'; '.join(gained) or 'none'}."]
     return "\n".join(lines) + "\n"
