@@ -85,6 +85,10 @@ def comparison(
         share = key.startswith(("sensitivity", "specificity", "argmax"))
         lines.append(f"| {key} | {_number(mine[key], share=share)} | {_number(theirs[key], share=share)} |")
     lines.append(f"| int8 file | {candidate.get('sha256', '?')[:8]} | {shipped.get('sha256', '?')[:8]} |")
+    lines += [
+        "",
+        "Targets: AUC >= 0.975; at the threshold a lower 95% bound of sensitivity >= 95% and specificity >= 80%.",
+    ]
     if not_a_lesion is not None:
         lines += ["", f"Not-a-lesion set: {not_a_lesion[1]} of {not_a_lesion[0]} photos told low (target: none)."]
     if candidate_bench is None:
