@@ -73,6 +73,7 @@ def test_the_comparison_sets_every_target_beside_the_shipped_models():
     assert "| benign_pass_low | 2 of 2 | 0 of 2 |" in lines
     assert "| retake_rate | 1 of 2 | 1 of 2 |" in lines
     assert "not comparable" not in text
+    assert not any(line.startswith("| threshold served") for line in lines)  # neither had a field guard
     assert "Targets lost: none." in lines
     assert (
         "Targets newly met: noise melanoma_low 6.0% -> 4.0%; noise benign_pass_low 55.0% -> 65.0%; "
@@ -110,3 +111,14 @@ def test_a_run_without_an_export_is_one_line_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no export" in err
     assert list(run.iterdir()) == []
+
+
+def test_a_threshold_the_field_guard_lowered_is_shown_with_its_operating_point():
+    guarded = manifest(auc=0.97, threshold=0.125, specificity=0.78, sha="ab" * 32)
+    guarded["threshold_choice"]["threshold"] = 0.18
+    guarded["field_guard"] = {"clean_split_at_threshold": {"sensitivity": 0.98, "specificity": 0.70}}
+    shipped = manifest(auc=0.9669, threshold=0.1719, specificity=0.7593, sha="cd" * 32)
+    lines = comparison(guarded, shipped, candidate_bench=None, shipped_bench=None, not_a_lesion=None).splitlines()
+    assert "| threshold | 0.1800 | 0.1719 |" in lines  # the clean one, chosen by revalidate
+    assert "| threshold served (after the field guard) | 0.1250 | - |" in lines
+    assert "| specificity at it | 70.00% | - |" in lines

@@ -65,3 +65,22 @@ def test_targets_judge_the_honest_split_and_the_field_conditions():
     assert "passing benign told low | >= 60% in every one | 1 of 1 meet it" in table
     section = field_bench_section(field, "melanoma_int8")
     assert "| noise | 300 full-well electrons | 0.900 | 50.0% | 100.0% | 50.0% | 50.0% | 100.0% |" in section
+
+
+def test_the_threshold_section_says_what_the_field_guard_found():
+    from dataclasses import replace
+
+    from training.model_card import field_guard_line
+
+    guard = MANIFEST.extra["field_guard"]
+    worst = max(guard["families"], key=lambda f: guard["families"][f])
+    line = field_guard_line(MANIFEST)
+    assert line in threshold_section(MANIFEST)
+    assert f"{guard['photos']} honest validation melanomas" in line and f"the most: {worst}" in line
+    assert "the clean threshold stands" in line  # the shipped threshold needed no lowering
+    lowered = {**guard, "binding_family": "exposure", "clean_threshold": 0.2}
+    text = field_guard_line(replace(MANIFEST, extra={**MANIFEST.extra, "field_guard": lowered}))
+    assert text.startswith("- Lowered from 0.2000 by the field guard") and "exposure needed it" in text
+    assert (
+        field_guard_line(replace(MANIFEST, extra={k: v for k, v in MANIFEST.extra.items() if k != "field_guard"})) == ""
+    )

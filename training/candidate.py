@@ -1,12 +1,13 @@
 """Judge a finished training run against the shipped model, as a shipped model is judged.
 
-    python -m training.candidate runs/xs160                # about 6 min here (2 cores)
-    python -m training.candidate runs/xs160 --skip-field   # the int8 build, honest split, not-a-lesion set
+    python -m training.candidate runs/xs160                # about 9 min here (2 cores)
+    python -m training.candidate runs/xs160 --skip-field   # no field guard or bench: the clean threshold, 2 min
 
 Into ``RUN/candidate/`` (``models/`` is never touched): the int8 build of ``RUN/export``
 (``deploy/build-model``, calibrated on the run's own training side), its threshold chosen on the
 honest split (``training.revalidate --update-manifest``, into the candidate's manifest), the
-not-a-lesion set (``training.notlesion``) and the field bench (``training.field_bench``). Then
+field guard that may lower it (``training.field_guard --update-manifest``), the not-a-lesion set
+(``training.notlesion``) and the field bench (``training.field_bench``, at the threshold served). Then
 ``comparison.md`` sets the issue-11 targets side by side with the shipped model's manifest and
 field bench. Ship a candidate only when it is better there; the commands that ship one are in
 training/README.md.
@@ -35,14 +36,19 @@ def _report_row(manifest: dict) -> dict[str, float | None]:
     honest, choice = manifest.get("honest_validation") or {}, manifest.get("threshold_choice") or {}
     argmax = (honest.get("at_argmax") or {}).get("confusion")
     rim = honest.get("auc_by_rim") or {}
+    guard = manifest.get("field_guard") or {}
     return {
         "AUC": honest.get("auc"),
         "AUC, photos with a lens rim": (rim.get("with_rim") or {}).get("auc"),
-        "threshold": manifest.get("threshold"),
+        "threshold": choice.get("threshold", manifest.get("threshold")),
         "sensitivity": choice.get("sensitivity"),
         "sensitivity, lower 95% bound": choice.get("sensitivity_lower_bound_one_sided"),
         "specificity": choice.get("specificity"),
         "argmax accuracy": (argmax["tp"] + argmax["tn"]) / sum(argmax.values()) if argmax else None,
+        # training.field_guard may lower the served threshold below the clean one: its operating point.
+        "threshold served (after the field guard)": manifest.get("threshold") if guard else None,
+        "sensitivity at it": (guard.get("clean_split_at_threshold") or {}).get("sensitivity"),
+        "specificity at it": (guard.get("clean_split_at_threshold") or {}).get("specificity"),
     }
 
 
@@ -83,6 +89,8 @@ def comparison(
     mine, theirs = _report_row(candidate), _report_row(shipped)
     for key in mine:
         share = key.startswith(("sensitivity", "specificity", "argmax"))
+        if mine[key] is None and theirs[key] is None:
+            continue
         lines.append(f"| {key} | {_number(mine[key], share=share)} | {_number(theirs[key], share=share)} |")
     lines.append(f"| int8 file | {candidate.get('sha256', '?')[:8]} | {shipped.get('sha256', '?')[:8]} |")
     lines += [
@@ -156,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--shipped", type=Path, default=SHIPPED, help="the int8 model to compare with")
     p.add_argument("--workers", type=int, default=2, help="field bench worker processes")
-    p.add_argument("--skip-field", action="store_true", help="leave out the field bench (about 4 of the 6 min)")
+    p.add_argument(
+        "--skip-field", action="store_true", help="leave out the field guard and the field bench (7 of the 9 min)"
+    )
     args = p.parse_args(argv)
     run: Path = args.run
     if not (run / "export" / "export.json").is_file():
@@ -190,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             ["-m", "training.revalidate", "--model", str(model), "--data", str(args.data), "--out",
              str(out / "revalidate"), "--update-manifest"],
         )  # fmt: skip
+        if not args.skip_field:
+            _step(
+                "field guard (training.field_guard)",
+                ["-m", "training.field_guard", "--model", str(model), "--data", str(args.data), "--workers",
+                 str(args.workers), "--out", str(out / "field_guard"), "--update-manifest"],
+            )  # fmt: skip
         print("== not-a-lesion set (training.notlesion)", file=sys.stderr, flush=True)
         outcomes, low = screen_set(model)
         if not args.skip_field:

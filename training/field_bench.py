@@ -155,6 +155,18 @@ def pick_subset(val, per_class: int | None, seed: int = SEED):
     return sorted(picked, key=lambda s: s.path)
 
 
+def in_workers(
+    function, jobs: list, *, initializer, model_path: Path, workers: int, label: str = "field bench"
+) -> list:
+    """``function`` over ``jobs`` in order, in ``workers`` spawned processes (each set up by ``initializer``
+    with the model's path), or in this one when ``workers`` is 1."""
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer, (str(model_path),)) as pool:
+            return list(progress(pool.imap(function, jobs, chunksize=4), label=label, total=len(jobs)))
+    initializer(str(model_path))
+    return [function(job) for job in progress(jobs, label=label)]
+
+
 def run(
     model_path: Path, root: Path, *, per_class: int | None = 150, workers: int = 1, conditions: list[str] | None = None
 ) -> dict:
@@ -168,12 +180,7 @@ def run(
     names = conditions or list(CONDITIONS)
     variants = [("clean", 0)] + [(n, s) for n in names for s in range(3)]
     jobs = [(str(root / s.path), s.label, i, variants) for i, s in enumerate(samples)]
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (str(model_path),)) as pool:
-            results = list(progress(pool.imap(_screen_one, jobs, chunksize=4), label="field bench", total=len(jobs)))
-    else:
-        _init_worker(str(model_path))
-        results = [_screen_one(job) for job in progress(jobs, label="field bench")]
+    results = in_workers(_screen_one, jobs, initializer=_init_worker, model_path=model_path, workers=workers)
     labels = np.array([s.label for s in samples])
     table = []
     for k, (name, severity) in enumerate(variants):

@@ -255,6 +255,29 @@ def built_on_honest_split(m) -> bool:
     return built is not None and built == honest.get("split", {}).get("validation_split_sha256")
 
 
+def field_guard_line(m) -> str:
+    """The threshold section's line on ``training.field_guard``, when the manifest records it."""
+    guard = m.extra.get("field_guard")
+    if not guard:
+        return ""
+    shares = guard.get("families") or {}
+    worst = max(shares, key=lambda family: shares[family]) if shares else None
+    worst_words = f" (the most: {worst}, {pct(shares[worst])})" if worst else ""
+    point = guard["clean_split_at_threshold"]
+    limit = f"{100 * guard.get('max_low', 0.05):g}%"
+    what = f"""each of the {guard.get("photos", "?")} honest validation melanomas outside the field bench, copied once
+  under each camera family of `training.augment` and screened with the gate"""
+    if guard.get("binding_family") is None:
+        return f"""- The field guard (`training.field_guard`): {what}. At this threshold no family tells more than
+  {limit} of them "low"{worst_words}, so the clean threshold stands.
+"""
+    return f"""- Lowered from {guard["clean_threshold"]:.4f} by the field guard (`training.field_guard`): {what}.
+  {guard["binding_family"]} needed it; at this threshold no family tells more than {limit} of them
+  "low"{worst_words}. On the clean honest split: sensitivity {pct(point["sensitivity"])}, specificity
+  {pct(point["specificity"])}.
+"""
+
+
 def threshold_section(m) -> str:
     """How the threshold was chosen: the confident-sensitivity rule on the honest split when recorded."""
     choice, honest = m.extra.get("threshold_choice"), m.extra.get("honest_validation")
@@ -288,7 +311,7 @@ like the validation ones (not for other photos or skin: see the field conditions
   {pct(choice["sensitivity"])} ({c["tp"]} of {c["tp"] + c["fn"]}; exact 95% interval {ci(choice["sensitivity_ci95"])[2:-1]}%;
   one-sided lower 95% bound {pct(choice["sensitivity_lower_bound_one_sided"])}), specificity
   {pct(choice["specificity"])} ({c["tn"]} of {c["tn"] + c["fp"]}; {ci(choice["specificity_ci95"])[2:-1]}%).
-{previous_line}- Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
+{previous_line}{field_guard_line(m)}- Out-of-fold predictions (k-fold over near-duplicate groups) would also cover the model's own variance,
   but need k retrainings (about 170 s an epoch on this CPU, tens of epochs each); not done yet.
 {build_line}"""
 
