@@ -1,6 +1,6 @@
 """A threshold that keeps melanomas told "low" rare under camera conditions too, not only on clean photos.
 
-    python -m training.field_guard                                   # the shipped model, about 4 min on 2 cores
+    python -m training.field_guard                                   # the shipped model, about 3 min on 2 cores
     python -m training.field_guard --model runs/NAME/candidate/melanoma_int8.tflite
 
 The Clopper-Pearson rule (``training.threshold``) holds sensitivity on clean dermoscopy. A model can
