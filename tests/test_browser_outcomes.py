@@ -16,6 +16,7 @@ import re
 
 import pytest
 
+from tests.browser_helpers import forget_aborted_by_us
 from tests.test_browser import (  # noqa: F401 - artifacts and browser are fixtures used by name
     Screen,
     artifacts,
@@ -102,6 +103,8 @@ def test_an_outcome_recorded_by_touch_is_counted_in_the_report(browser, artifact
         box = screen.testid("calibration-card-image").bounding_box()
         assert box["width"] == box["height"] == pytest.approx(39 / 25.4 * 96, abs=0.5)
         page.emulate_media(media="screen")
+        # Tapping a History row can cut off the list's lazy thumbnails (seen once in CI under load): not a fault.
+        forget_aborted_by_us(screen)
         screen.assert_clean()
     finally:
         screen.close()
