@@ -84,3 +84,7 @@ def test_the_threshold_section_says_what_the_field_guard_found():
     assert (
         field_guard_line(replace(MANIFEST, extra={k: v for k, v in MANIFEST.extra.items() if k != "field_guard"})) == ""
     )
+
+
+def test_the_committed_card_holds_the_threshold_section_of_the_committed_manifest():
+    assert threshold_section(MANIFEST) in (REPO_ROOT / "models" / "MODEL_CARD.md").read_text()
