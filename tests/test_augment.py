@@ -191,3 +191,44 @@ def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
             assert np.array_equal(images[j], expected.astype(np.float32))
             changed += bool(families) and not np.array_equal(expected, cache[i])
     assert 0 < changed < 6  # some photos changed, some straight from the cache
+
+
+@pytest.mark.training
+def test_paired_camera_batches_hold_each_photo_then_a_camera_changed_copy(tmp_path):
+    """--consistency: the second half of a batch is the first half's photos again, each with a fresh camera draw."""
+    pytest.importorskip("keras")
+    import cv2
+
+    from kiosk.vision.loader import load_image
+    from training.train import camera_batches
+
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"lesion_{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(draw_lesion(seed=i, width=120, height=100), cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    cache = np.stack([preprocess(load_image(p), size=48) for p in paths])
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    camera = CameraAugment(seed=5, probability=0.5, benign_blur=0.25)
+    batches = camera_batches(
+        cache, labels, paths, batch=4, class_weight={0: 1.0, 1: 2.0}, augment=None,
+        camera=camera, epoch=2, seed=7, size=48, recipe="crop-sog6-v1", paired=True,
+    )  # fmt: skip
+    assert len(batches) == 3  # two photos a batch, each twice
+    for b in range(len(batches)):
+        images, onehot, weights = batches[b]
+        picked = batches.order[2 * b : 2 * b + 2]
+        assert images.shape == (4, 48, 48, 3)
+        assert np.array_equal(np.argmax(onehot, 1), np.concatenate([labels[picked], labels[picked]]))
+        assert np.array_equal(weights, np.where(np.concatenate([labels[picked]] * 2) == 1, 2.0, 1.0))
+        for j, i in enumerate(picked):
+            rng = camera.rng(epoch=2, index=int(i))
+            families = camera.families_for(rng, label=int(labels[i]))
+            first = preprocess(camera.apply(load_image(paths[i]), families, rng=rng), size=48) if families else cache[i]
+            assert np.array_equal(images[j], first.astype(np.float32))
+            rng = camera.partner_rng(epoch=2, index=int(i))
+            drawn = camera.partner_families(rng, label=int(labels[i]))
+            assert drawn  # the copy always differs by at least one family
+            partner = preprocess(camera.apply(load_image(paths[i]), drawn, rng=rng), size=48)
+            assert np.array_equal(images[2 + j], partner.astype(np.float32))
+            assert not np.array_equal(images[2 + j], images[j])

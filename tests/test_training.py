@@ -455,3 +455,53 @@ def test_augmentation_share_without_camera_augmentation_is_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{option} needs --camera-aug" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.training
+def test_the_paired_consistency_loss_adds_the_pairs_divergence():
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) runs the loss")
+    import keras
+
+    from training.consistency import PairedConsistencyLoss, jensen_shannon
+
+    labels = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)  # two photos, then the same two again
+    agreeing = np.array([[0.8, 0.2], [0.3, 0.7], [0.8, 0.2], [0.3, 0.7]], np.float32)
+    cross_entropy = float(np.mean(np.asarray(keras.losses.categorical_crossentropy(labels, agreeing))))
+    assert float(PairedConsistencyLoss(weight=5.0)(labels, agreeing)) == pytest.approx(cross_entropy, abs=1e-5)
+    # A copy that disagrees with its photo costs weight x their Jensen-Shannon divergence, once on each row.
+    disagreeing = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.3, 0.7]], np.float32)
+    p, q = np.array([0.8, 0.2]), np.array([0.4, 0.6])
+    m = (p + q) / 2
+    jsd = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
+    assert float(jensen_shannon(p[None].astype(np.float32), q[None].astype(np.float32))[0]) == pytest.approx(jsd, 1e-5)
+    cross_entropy = float(np.mean(np.asarray(keras.losses.categorical_crossentropy(labels, disagreeing))))
+    loss = float(PairedConsistencyLoss(weight=5.0)(labels, disagreeing))
+    assert loss == pytest.approx(cross_entropy + 5.0 * 2 * jsd / 4, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_a_consistency_run_trains_resumes_and_exports(dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
+    from training.train import main
+
+    out = tmp_path / "run"
+    common = ["--data", str(dataset), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.2"]
+    model = ["--arch", "mobile", "--alpha", "0.35", "--size", "32", "--camera-aug", "0.3", "--consistency", "4"]
+    assert main([*common, *model, "--epochs", "1", "--out", str(out)]) == 0
+    # The saved run holds the paired loss; resuming loads it again and carries on.
+    assert main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["consistency"] == 4
+    assert (out / "export" / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("options", [["--consistency", "4"], ["--camera-aug", "0.3", "--consistency", "-1"]])
+def test_consistency_without_camera_augmentation_or_below_zero_is_one_line(tmp_path, capsys, options):
+    from training.train import main
+
+    assert main(["--out", str(tmp_path / "run"), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--consistency must be 0 or more and needs --camera-aug" in err
+    assert not (tmp_path / "run").exists()

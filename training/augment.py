@@ -32,7 +32,7 @@ exactly as a kiosk photo would; see :func:`augmented_input`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -359,6 +359,18 @@ class CameraAugment:
     def rng(self, *, epoch: int, index: int) -> np.random.Generator:
         """The generator for one image of one epoch: the same (seed, epoch, index) gives the same photo."""
         return np.random.default_rng([self.seed, epoch, index])
+
+    def partner_rng(self, *, epoch: int, index: int) -> np.random.Generator:
+        """The generator for the second, paired copy of one image of one epoch (``--consistency``)."""
+        return np.random.default_rng([self.seed, epoch, index, 1])
+
+    def partner_families(self, rng: np.random.Generator, *, label: int | None = None) -> list[str]:
+        """The families of a paired copy: as :meth:`families_for`, but never none (the copy is there to differ).
+
+        >>> CameraAugment(seed=1, probability=0.0).partner_families(np.random.default_rng(0)) != []
+        True
+        """
+        return replace(self, probability=1.0).families_for(rng, label=label)
 
     def families_for(self, rng: np.random.Generator, *, label: int | None = None) -> list[str]:
         """Which families (in photo order) this photo gets; empty for a clean one.

@@ -101,6 +101,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --camera-aug: this share of photos (either label) also gets the skin re-toned darker "
         "(darker_skin or darker_whole), so that a darker surround stops reading as suspicious",
     )
+    p.add_argument(
+        "--consistency",
+        type=float,
+        default=0.0,
+        metavar="L",
+        help="with --camera-aug: each photo of a batch beside a copy of itself camera-augmented anew, and L x the "
+        "Jensen-Shannon divergence between their predictions added to the loss (training.consistency); 0 = off",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
         "--teacher",
@@ -176,6 +184,12 @@ def main(argv=None) -> int:
         if share > 0 and not args.camera_aug > 0:
             print(f"error: {option} needs --camera-aug (it is drawn with the camera augmentation)", file=sys.stderr)
             return 2
+    if args.consistency < 0 or (args.consistency > 0 and (not args.camera_aug > 0 or args.paper_recipe)):
+        print(
+            "error: --consistency must be 0 or more and needs --camera-aug (the copies are drawn with it)",
+            file=sys.stderr,
+        )
+        return 2
     if args.export_from == "average" and args.average_last < 2:
         print("error: --export-from average needs --average-last N of 2 or more", file=sys.stderr)
         return 2
@@ -194,6 +208,8 @@ def main(argv=None) -> int:
     # KERAS_BACKEND=jax or torch trains on a GPU machine that has no TensorFlow;
     # exporting (a TensorFlow SavedModel) then waits for a --resume under TensorFlow.
     on_tensorflow = keras.backend.backend() == "tensorflow"
+    from .consistency import PairedConsistencyLoss  # importing it registers the loss, so saved runs load
+
     if on_tensorflow:
         import tensorflow as tf
 
@@ -241,7 +257,8 @@ def main(argv=None) -> int:
 
     from .models import mobile_net, paper_cnn
 
-    steps_per_epoch = int(np.ceil(len(x_train) / args.batch))
+    paired = args.consistency > 0  # each batch: half as many photos, then their camera-augmented copies
+    steps_per_epoch = int(np.ceil(len(x_train) / (args.batch // 2 if paired else args.batch)))
     last_path, best_path, state_path = out / "last.keras", out / "best.keras", out / "state.json"
     state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "history": []}
     saved_state = json.loads(state_path.read_text()) if args.resume and state_path.exists() else None
@@ -290,9 +307,12 @@ def main(argv=None) -> int:
                 alpha=0.01,
             )
             optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+        smoothing = 0.0 if args.paper_recipe else 0.05
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.0 if args.paper_recipe else 0.05),
+            loss=PairedConsistencyLoss(weight=args.consistency, label_smoothing=smoothing)
+            if paired
+            else keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
             metrics=["accuracy"],
         )
     print(f"{model.name}: {model.count_params():,} parameters", file=sys.stderr)
@@ -324,6 +344,7 @@ def main(argv=None) -> int:
                 size=args.size,
                 recipe=args.recipe,
                 targets=targets,
+                paired=paired,
             )
         if not on_tensorflow:
             return shuffled_batches(
@@ -568,11 +589,14 @@ def shuffled_batches(
     before_layers=None,
     workers: int = 1,
     targets: np.ndarray | None = None,
+    paired: bool = False,
 ):
     """One epoch of (images, one-hot labels, class weights) batches for backends without tf.data.
 
     ``targets`` (N x 2): soft targets in place of the one-hot labels (distillation); the class weights
-    still follow the labels.
+    still follow the labels. ``paired``: each batch holds ``batch // 2`` photos and then the same photos
+    again (for ``before_layers`` to change, and the layers to transform independently), the layout
+    ``training.consistency.PairedConsistencyLoss`` expects.
 
     The same shuffle rule and the same augmentation layers as the TensorFlow
     pipeline; the layers run on the backend's device, batch by batch.
@@ -581,6 +605,7 @@ def shuffled_batches(
     import keras
 
     augmented = compiled_augmenter(augment)
+    photos = max(1, batch // 2) if paired else batch
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -589,17 +614,18 @@ def shuffled_batches(
             self.weights = np.array([class_weight[i] for i in range(len(class_weight))], np.float32)
 
         def __len__(self):
-            return int(np.ceil(len(x) / batch))
+            return int(np.ceil(len(x) / photos))
 
         def __getitem__(self, index):
-            picked = self.order[index * batch : (index + 1) * batch]
-            images = x[picked].astype(np.float32)
+            picked = self.order[index * photos : (index + 1) * photos]
+            rows = np.concatenate([picked, picked]) if paired else picked
+            images = x[rows].astype(np.float32)
             if before_layers is not None:
                 before_layers(images, picked)
             if augmented is not None:
                 images = augmented(images)
-            wanted = np.eye(2, dtype=np.float32)[y[picked]] if targets is None else targets[picked]
-            return images, wanted, self.weights[y[picked]]
+            wanted = np.eye(2, dtype=np.float32)[y[rows]] if targets is None else targets[rows]
+            return images, wanted, self.weights[y[rows]]
 
     return Batches()
 
@@ -618,6 +644,7 @@ def camera_batches(
     size: int,
     recipe: str,
     targets: np.ndarray | None = None,
+    paired: bool = False,
 ):
     """One epoch of batches where a share of the photos are camera-augmented (training.augment).
 
@@ -625,7 +652,9 @@ def camera_batches(
     own ``preprocess`` (its lesion crop sees the blurred, darker or smaller lesion, as in the
     kiosk); the others come from the preprocessed cache. The usual augmentation layers (flips,
     rotation, zoom, colour jitter) then run on the whole batch. Which photos and which changes is
-    fixed by (seed, epoch, image index); two worker threads (OpenCV releases the GIL).
+    fixed by (seed, epoch, image index); two worker threads (OpenCV releases the GIL). ``paired``
+    (``--consistency``): each photo is followed, in the batch's second half, by a copy with a fresh draw of
+    at least one family (``CameraAugment.partner_rng`` and ``partner_families``).
     """
 
     from kiosk.vision.loader import load_image
@@ -635,9 +664,13 @@ def camera_batches(
         for j, i in enumerate(picked):
             rng = camera.rng(epoch=epoch, index=int(i))
             families = camera.families_for(rng, label=int(y[i]))
+            photo = load_image(paths[i]) if families or paired else None
             if families:
-                photo = camera.apply(load_image(paths[i]), families, rng=rng)
-                images[j] = preprocess(photo, size=size, recipe=recipe)
+                images[j] = preprocess(camera.apply(photo, families, rng=rng), size=size, recipe=recipe)
+            if paired:
+                rng = camera.partner_rng(epoch=epoch, index=int(i))
+                changed = camera.apply(photo, camera.partner_families(rng, label=int(y[i])), rng=rng)
+                images[len(picked) + j] = preprocess(changed, size=size, recipe=recipe)
 
     return shuffled_batches(
         x,
@@ -649,6 +682,7 @@ def camera_batches(
         before_layers=camera_step,
         workers=2,
         targets=targets,
+        paired=paired,
     )
 
 
