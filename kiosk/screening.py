@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,10 +22,20 @@ from .model import Model
 from .reasons import ImageError
 from .result import Risk, ScreeningResult
 from .vision.features import lesion_features
-from .vision.lesion import find_lesion
+from .vision.lesion import Lesion, find_lesion
 from .vision.loader import load_image
 from .vision.preprocess import model_crop, preprocess
 from .vision.quality import QualityThresholds, assess_quality
+
+
+class Evaluation(NamedTuple):
+    """One photo scored for evaluation (:meth:`Screener.evaluate_image`)."""
+
+    result: ScreeningResult
+    #: The model's malignant probability unrounded: the result holds it to 4 places, which can sit on
+    #: the other side of a threshold than the exact value the kiosk compares.
+    probability: float
+    lesion: Lesion
 
 
 class Screener:
@@ -92,8 +102,32 @@ class Screener:
         The ok result's ``quality["crop"]`` is the square the model saw (``x``, ``y``, ``side``
         in the photo's pixels, with the photo's ``width`` and ``height``), for the result page.
         """
-        started = _started if _started is not None else time.perf_counter()
-        timings = {"decode": round(_decode_ms, 2)}
+        return self._screen(
+            image, apply_quality_gate=apply_quality_gate, acral_site=acral_site, started=_started, decode_ms=_decode_ms
+        )[0]
+
+    def evaluate_image(self, image: np.ndarray) -> Evaluation:
+        """Screen for evaluation (the gate reported, not applied), with the exact probability and the lesion found.
+
+        Evaluation tools (``training.revalidate``, ``training.field_guard``) compare the exact probability
+        with thresholds and read the lesion's field of view, without finding the lesion a second time.
+        """
+        result, probability, lesion = self._screen(image, apply_quality_gate=False, acral_site=False)
+        assert probability is not None  # without the gate every photo is scored
+        return Evaluation(result, probability, lesion)
+
+    def _screen(
+        self,
+        image: np.ndarray,
+        *,
+        apply_quality_gate: bool,
+        acral_site: bool,
+        started: float | None = None,
+        decode_ms: float = 0.0,
+    ) -> tuple[ScreeningResult, float | None, Lesion]:
+        """(result, exact malignant probability or None when the gate sent the photo back, the lesion found)."""
+        started = started if started is not None else time.perf_counter()
+        timings = {"decode": round(decode_ms, 2)}
         t = time.perf_counter()
         lesion = find_lesion(image)
         report = assess_quality(image, lesion=lesion, thresholds=self.thresholds)
@@ -107,7 +141,7 @@ class Screener:
             timings["total"] = _ms(started)
             # No lesion (or an unusable photo) must never come out as "low risk".
             assert report.reason is not None  # not passed means a reason
-            return ScreeningResult.retake(report.reason, timings_ms=timings, **common)
+            return ScreeningResult.retake(report.reason, timings_ms=timings, **common), None, lesion
 
         t = time.perf_counter()
         recipe = self.model.manifest.preprocessing_recipe
@@ -134,7 +168,7 @@ class Screener:
         if acral_site:
             # Palm, sole, nail: acral melanoma looks different and the model never saw it. Refer, and say why.
             risk, reason = "refer", "acral_site"
-        return ScreeningResult(
+        result = ScreeningResult(
             status="ok",
             reason=reason,
             malignant_probability=round(probability, 4),
@@ -143,6 +177,7 @@ class Screener:
             timings_ms=timings,
             **common,
         )
+        return result, probability, lesion
 
 
 def _ms(since: float) -> float:

@@ -150,14 +150,12 @@ def test_augmented_input_is_the_kiosk_preprocessing_of_the_augmented_photo():
     assert not np.array_equal(x, preprocess(IMAGE, size=96))
 
 
-@pytest.mark.training
-def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
-    """The trainer's batches: changed photos are the kiosk preprocessing of the augmented file, the rest the cache."""
-    pytest.importorskip("keras")
+@pytest.fixture()
+def lesion_files(tmp_path):
+    """Six drawn lesion files, their preprocessed cache at 48 px and alternating labels."""
     import cv2
 
     from kiosk.vision.loader import load_image
-    from training.train import camera_batches
 
     paths = []
     for i in range(6):
@@ -165,7 +163,17 @@ def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
         cv2.imwrite(str(path), cv2.cvtColor(draw_lesion(seed=i, width=120, height=100), cv2.COLOR_RGB2BGR))
         paths.append(path)
     cache = np.stack([preprocess(load_image(p), size=48) for p in paths])
-    labels = np.array([0, 1, 0, 1, 0, 1])
+    return paths, cache, np.array([0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.training
+def test_camera_batches_feed_preprocessed_augmented_photos(lesion_files):
+    """The trainer's batches: changed photos are the kiosk preprocessing of the augmented file, the rest the cache."""
+    pytest.importorskip("keras")
+    from kiosk.vision.loader import load_image
+    from training.train import camera_batches
+
+    paths, cache, labels = lesion_files
     camera = CameraAugment(seed=5, probability=0.5)
 
     def batches():
@@ -194,21 +202,13 @@ def test_camera_batches_feed_preprocessed_augmented_photos(tmp_path):
 
 
 @pytest.mark.training
-def test_paired_camera_batches_hold_each_photo_then_a_camera_changed_copy(tmp_path):
+def test_paired_camera_batches_hold_each_photo_then_a_camera_changed_copy(lesion_files):
     """--consistency: the second half of a batch is the first half's photos again, each with a fresh camera draw."""
     pytest.importorskip("keras")
-    import cv2
-
     from kiosk.vision.loader import load_image
     from training.train import camera_batches
 
-    paths = []
-    for i in range(6):
-        path = tmp_path / f"lesion_{i}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(draw_lesion(seed=i, width=120, height=100), cv2.COLOR_RGB2BGR))
-        paths.append(path)
-    cache = np.stack([preprocess(load_image(p), size=48) for p in paths])
-    labels = np.array([0, 1, 0, 1, 0, 1])
+    paths, cache, labels = lesion_files
     camera = CameraAugment(seed=5, probability=0.5, benign_blur=0.25)
     batches = camera_batches(
         cache, labels, paths, batch=4, class_weight={0: 1.0, 1: 2.0}, augment=None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,24 @@ def test_evaluation_mode_scores_even_failed_photos(screener):
         0.4688,
         "refer",
     )  # seed 1 is "unclear" now, so seed 0 (no_lesion)
+
+
+@pytest.mark.parametrize("image", [draw_lesion(seed=4), draw_skin(seed=0)], ids=["lesion", "no_lesion"])
+def test_evaluation_gives_the_exact_probability_and_the_lesion_of_the_same_screening(screener, image):
+    from kiosk.vision.lesion import find_lesion
+    from kiosk.vision.preprocess import preprocess
+
+    evaluated = screener.evaluate_image(image)
+    lesion = find_lesion(image)
+    assert np.array_equal(evaluated.lesion.mask, lesion.mask) and np.array_equal(evaluated.lesion.fov, lesion.fov)
+    model = screener.model
+    exact = model.malignant_probability(
+        preprocess(image, size=model.input_size, recipe=model.manifest.preprocessing_recipe, lesion=lesion)
+    )
+    assert evaluated.probability == exact and evaluated.result.malignant_probability == round(exact, 4)
+    # The same result as screen_image without the gate (the timings aside).
+    plain = screener.screen_image(image, apply_quality_gate=False)
+    assert replace(evaluated.result, timings_ms={}) == replace(plain, timings_ms={})
 
 
 def test_mm_diameter_with_configured_scale(model):

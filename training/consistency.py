@@ -34,7 +34,7 @@ def jensen_shannon(p, q):
 
 
 @keras.saving.register_keras_serializable(package="training")
-class PairedConsistencyLoss(keras.losses.Loss):
+class PairedConsistencyLoss(keras.losses.Loss):  # type: ignore[misc]  # keras ships no types
     """Cross-entropy on every row plus ``weight`` x JSD between row i and its partner, half a batch away.
 
     The batch must hold N photos and then the same N photos again, in the same order

@@ -39,6 +39,8 @@ from .revalidate import DEFAULT_DATA, REPO_ROOT, fast_auc
 
 TARGETS = {"melanoma_low": ("<=", 0.05), "benign_pass_low": (">=", 0.60), "retake_rate": ("<=", 0.30)}
 SEED = 1234
+#: Photos per class of the honest validation split that the bench screens (the field guard leaves them out).
+PER_CLASS = 150
 
 _screener = None  # one per worker process
 
@@ -168,7 +170,12 @@ def in_workers(
 
 
 def run(
-    model_path: Path, root: Path, *, per_class: int | None = 150, workers: int = 1, conditions: list[str] | None = None
+    model_path: Path,
+    root: Path,
+    *,
+    per_class: int | None = PER_CLASS,
+    workers: int = 1,
+    conditions: list[str] | None = None,
 ) -> dict:
     from kiosk.manifest import manifest_path_for, read_manifest
 
@@ -284,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "melanoma_int8.tflite")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=None, help="default: the model's -report folder")
-    p.add_argument("--per-class", type=int, default=150, help="images per class (default 150)")
+    p.add_argument("--per-class", type=int, default=PER_CLASS, help=f"images per class (default {PER_CLASS})")
     p.add_argument("--all", action="store_true", help="every honest validation image")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--conditions", nargs="*", choices=list(CONDITIONS), default=None)

@@ -31,7 +31,7 @@ import numpy as np
 from kiosk.storage import atomic_write_bytes
 
 from .augment import FAMILIES, CameraAugment
-from .field_bench import SEED, in_workers, pick_subset
+from .field_bench import PER_CLASS, SEED, in_workers, pick_subset
 from .revalidate import DEFAULT_DATA, REPO_ROOT
 
 #: The field bench's target for melanomas told "low", which the guard holds for every family.
@@ -50,25 +50,16 @@ def _init_worker(model_path: str) -> None:
 
 def _guard_one(job: tuple[str, int]) -> list[tuple[float, bool]]:
     """(exact malignant probability, could be told "low") of one melanoma under each family, in FAMILIES order."""
-    from kiosk.vision.lesion import find_lesion
     from kiosk.vision.loader import load_image
-    from kiosk.vision.preprocess import preprocess
 
     path, index = job
     assert _screener is not None, "_init_worker runs first"
-    model = _screener.model
     image = load_image(Path(path))
     out = []
     for k, family in enumerate(FAMILIES):
         photo = CameraAugment.apply(image, [family], rng=np.random.default_rng([SEED, index, k]))
-        result = _screener.screen_image(photo, apply_quality_gate=False)
+        result, exact, _ = _screener.evaluate_image(photo)
         eligible = result.reason is None and not result.quality.get("lesion_unclear")
-        # The rounded probability on the result could sit either side of a threshold; the kiosk compares the exact one.
-        exact = model.malignant_probability(
-            preprocess(
-                photo, size=model.input_size, recipe=model.manifest.preprocessing_recipe, lesion=find_lesion(photo)
-            )
-        )
         out.append((float(exact), bool(eligible)))
     return out
 
@@ -113,20 +104,17 @@ def guarded_threshold(
     }
 
 
-def guard_photos(root: Path) -> list:
-    """The honest validation melanomas that the field bench does not screen."""
-    from .revalidate import honest_split
-
-    _, val, _, _ = honest_split(root)
-    on_bench = {s.path for s in pick_subset(val, 150)}
+def guard_photos(val: list) -> list:
+    """The melanomas of the honest validation split ``val`` that the field bench does not screen."""
+    on_bench = {s.path for s in pick_subset(val, PER_CLASS)}
     return [s for s in val if s.label == 1 and s.path not in on_bench]
 
 
-def run(model_path: Path, root: Path, *, workers: int = 1, max_low: float = MAX_LOW) -> dict:
+def run(model_path: Path, root: Path, val: list, *, workers: int = 1, max_low: float = MAX_LOW) -> dict:
     from kiosk.manifest import manifest_path_for, read_manifest
 
     manifest = read_manifest(manifest_path_for(model_path))
-    photos = guard_photos(root)
+    photos = guard_photos(val)
     jobs = [(str(root / s.path), i) for i, s in enumerate(photos)]
     results = in_workers(
         _guard_one, jobs, initializer=_init_worker, model_path=model_path, workers=workers, label="field guard"
@@ -140,14 +128,13 @@ def run(model_path: Path, root: Path, *, workers: int = 1, max_low: float = MAX_
     }
 
 
-def clean_operating_points(model_path: Path, root: Path, thresholds: list[float]) -> list[dict]:
-    """Sensitivity and specificity on the clean honest split at each threshold (gate ignored, as revalidate)."""
+def clean_operating_points(model_path: Path, root: Path, val: list, thresholds: list[float]) -> list[dict]:
+    """Sensitivity and specificity on the clean honest split ``val`` at each threshold (gate ignored, as revalidate)."""
     from kiosk.model import Model
     from kiosk.screening import Screener
 
-    from .revalidate import honest_split, operating_point, score
+    from .revalidate import operating_point, score
 
-    _, val, _, _ = honest_split(root)
     labels, probs, _, _ = score(Screener(Model.load(model_path)), root, val)
     return [operating_point(labels, probs, t) for t in thresholds]
 
@@ -197,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model.is_file():
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2
-    report = run(args.model, args.data, workers=args.workers)
-    clean, guarded = clean_operating_points(args.model, args.data, [report["clean_threshold"], report["threshold"]])
+    from .revalidate import honest_split
+
+    _, val, _, _ = honest_split(args.data)
+    report = run(args.model, args.data, val, workers=args.workers)
+    thresholds = [report["clean_threshold"], report["threshold"]]
+    clean, guarded = clean_operating_points(args.model, args.data, val, thresholds)
     report["clean_split"] = {"at_clean_threshold": clean, "at_guarded_threshold": guarded}
     out = args.out or args.model.with_name(args.model.stem + "-report")
     out.mkdir(parents=True, exist_ok=True)

@@ -97,24 +97,14 @@ def honest_split(
 
 def score(screener, root: Path, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
     """(labels, exact malignant probabilities, gate reasons, dermatoscope rim shown) through the kiosk's Screener."""
-    from kiosk.vision.lesion import find_lesion
     from kiosk.vision.loader import load_image
-    from kiosk.vision.preprocess import preprocess
 
-    model = screener.model
     probs, reasons, rims = [], [], []
     for s in progress(samples, label="revalidate"):
-        image = load_image(root / s.path)
-        result = screener.screen_image(image, apply_quality_gate=False)
-        lesion = find_lesion(image)
-        rims.append(not lesion.fov.all())
-        exact = model.malignant_probability(
-            preprocess(image, size=model.input_size, recipe=model.manifest.preprocessing_recipe, lesion=lesion)
-        )
-        if result.malignant_probability is None or abs(round(exact, 4) - result.malignant_probability) > 1e-9:
-            raise RuntimeError(f"the Screener and the kiosk's functions disagree on {s.path}")
-        probs.append(exact)
-        reasons.append(result.reason)
+        evaluated = screener.evaluate_image(load_image(root / s.path))
+        rims.append(not evaluated.lesion.fov.all())
+        probs.append(evaluated.probability)
+        reasons.append(evaluated.result.reason)
     return np.array([s.label for s in samples]), np.array(probs), reasons, np.array(rims, bool)
 
 
