@@ -464,19 +464,29 @@ def test_the_paired_consistency_loss_adds_the_pairs_divergence():
 
     from training.consistency import PairedConsistencyLoss, jensen_shannon
 
+    def photos_cross_entropy(probabilities):  # the label scores the photos (the first half) only, as in AugMix
+        return float(np.mean(np.asarray(keras.losses.categorical_crossentropy(labels[:2], probabilities[:2]))))
+
     labels = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)  # two photos, then the same two again
     agreeing = np.array([[0.8, 0.2], [0.3, 0.7], [0.8, 0.2], [0.3, 0.7]], np.float32)
-    cross_entropy = float(np.mean(np.asarray(keras.losses.categorical_crossentropy(labels, agreeing))))
-    assert float(PairedConsistencyLoss(weight=5.0)(labels, agreeing)) == pytest.approx(cross_entropy, abs=1e-5)
+    assert float(PairedConsistencyLoss(weight=5.0)(labels, agreeing)) == pytest.approx(
+        photos_cross_entropy(agreeing), abs=1e-5
+    )
+    # A changed copy far from its label but agreeing with its photo costs nothing more.
+    wrong_copies = np.array([[0.8, 0.2], [0.3, 0.7], [0.8, 0.2], [0.3, 0.7]], np.float32)
+    flipped = labels.copy()
+    flipped[2:] = flipped[2:, ::-1]
+    assert float(PairedConsistencyLoss(weight=5.0)(flipped, wrong_copies)) == pytest.approx(
+        photos_cross_entropy(agreeing), abs=1e-5
+    )
     # A copy that disagrees with its photo costs weight x their Jensen-Shannon divergence, once on each row.
     disagreeing = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.3, 0.7]], np.float32)
     p, q = np.array([0.8, 0.2]), np.array([0.4, 0.6])
     m = (p + q) / 2
     jsd = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
     assert float(jensen_shannon(p[None].astype(np.float32), q[None].astype(np.float32))[0]) == pytest.approx(jsd, 1e-5)
-    cross_entropy = float(np.mean(np.asarray(keras.losses.categorical_crossentropy(labels, disagreeing))))
     loss = float(PairedConsistencyLoss(weight=5.0)(labels, disagreeing))
-    assert loss == pytest.approx(cross_entropy + 5.0 * 2 * jsd / 4, abs=1e-5)
+    assert loss == pytest.approx(photos_cross_entropy(disagreeing) + 5.0 * 2 * jsd / 4, abs=1e-5)
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@
 ``training.train --consistency L`` (with ``--camera-aug``) fills each batch with half as many photos,
 each followed, in the second half, by a copy of itself camera-augmented anew (at least one family of
 ``training.augment``); the augmentation layers then turn, mirror and colour-jitter the two copies
-independently. :class:`PairedConsistencyLoss` is the label's cross-entropy on both copies plus ``L``
+independently. :class:`PairedConsistencyLoss` is the label's cross-entropy on the photo plus ``L``
 times the Jensen-Shannon divergence between the two predictions, as AugMix does (Hendrycks et al.,
-ICLR 2020): the clean copy keeps its label, and the dim, darker, blurred or turned copy is taught to
+ICLR 2020): the photo keeps its label, and the dim, darker, blurred or turned copy is taught to
 agree with it rather than learning a label of its own, which had made darker photos read benign
 (``runs/bf2``, ``runs/rt160``: melanomas on a darker photo told "low").
 
@@ -35,11 +35,11 @@ def jensen_shannon(p, q):
 
 @keras.saving.register_keras_serializable(package="training")
 class PairedConsistencyLoss(keras.losses.Loss):  # type: ignore[misc]  # keras ships no types
-    """Cross-entropy on every row plus ``weight`` x JSD between row i and its partner, half a batch away.
+    """Cross-entropy on the photos (the first half) plus ``weight`` x JSD between each row and its partner.
 
-    The batch must hold N photos and then the same N photos again, in the same order
-    (``training.train.shuffled_batches(paired=True)``); each row's loss carries its pair's
-    divergence, so the pair's class weights weigh it too.
+    The batch must hold N photos and then the same N photos again, changed, in the same order
+    (``training.train.shuffled_batches(paired=True)``). As in AugMix, only the photo is scored against
+    its label; each row's loss carries its pair's divergence, so the pair's class weights weigh it too.
     """
 
     def __init__(self, weight: float = 1.0, label_smoothing: float = 0.0, name: str = "paired_consistency", **kwargs):
@@ -49,8 +49,13 @@ class PairedConsistencyLoss(keras.losses.Loss):  # type: ignore[misc]  # keras s
 
     def call(self, y_true, y_pred):
         cross_entropy = keras.losses.categorical_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing)
-        partner = ops.roll(y_pred, shift=ops.shape(y_pred)[0] // 2, axis=0)
-        return cross_entropy + self.weight * jensen_shannon(y_pred, partner)
+        rows = ops.shape(y_pred)[0]
+        half = rows // 2
+        # The label on the photos only, twice over so that the batch mean is their mean: the changed copy
+        # learns from agreeing with its photo, not from a label of its own.
+        on_photo = ops.cast(ops.arange(rows) < half, cross_entropy.dtype) * 2.0
+        partner = ops.roll(y_pred, shift=half, axis=0)
+        return on_photo * cross_entropy + self.weight * jensen_shannon(y_pred, partner)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "weight": self.weight, "label_smoothing": self.label_smoothing}
