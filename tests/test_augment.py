@@ -232,3 +232,28 @@ def test_paired_camera_batches_hold_each_photo_then_a_camera_changed_copy(lesion
             partner = preprocess(camera.apply(load_image(paths[i]), drawn, rng=rng), size=48)
             assert np.array_equal(images[2 + j], partner.astype(np.float32))
             assert not np.array_equal(images[2 + j], images[j])
+
+
+@pytest.mark.training
+def test_view_partners_are_the_clean_input_a_quarter_turn_away(lesion_files):
+    """--partner view: the copy is the photo's clean model input turned 90, 180 or 270 degrees, never a camera draw."""
+    pytest.importorskip("keras")
+    from training.train import camera_batches
+
+    paths, cache, labels = lesion_files
+    camera = CameraAugment(seed=5, probability=1.0)  # every first copy camera-changed: the partner must stay clean
+    batches = camera_batches(
+        cache, labels, paths, batch=4, class_weight={0: 1.0, 1: 2.0}, augment=None, camera=camera,
+        epoch=1, seed=3, size=48, recipe="crop-sog6-v1", paired=True, partner="view",
+    )  # fmt: skip
+    turns_seen = set()
+    for b in range(len(batches)):
+        images, _, _ = batches[b]
+        picked = batches.order[2 * b : 2 * b + 2]
+        for j, i in enumerate(picked):
+            turns = 1 + int(camera.partner_rng(epoch=1, index=int(i)).integers(3))
+            turns_seen.add(turns)
+            assert np.array_equal(images[2 + j], np.rot90(cache[i], turns).astype(np.float32))
+            assert not np.array_equal(images[2 + j], cache[i].astype(np.float32))  # a turn, not the same view
+            assert not np.array_equal(images[j], cache[i].astype(np.float32))  # the first copy camera-changed
+    assert turns_seen <= {1, 2, 3}

@@ -155,8 +155,13 @@ def load_split(path: Path) -> tuple[list[Sample], list[Sample]]:
 
 
 def preprocessed_arrays(root: Path, samples: list[Sample], *, size: int, recipe: str, cache_dir: Path):
-    """(images uint8 N x size x size x 3, labels int) through the kiosk's preprocess(), cached."""
-    key = hashlib.sha1(json.dumps([recipe, size, [s.path for s in samples]]).encode()).hexdigest()[:16]
+    """(images uint8 N x size x size x 3, labels int) through the kiosk's preprocess(), cached.
+
+    The cache key holds each file's size as well as its path, so a re-encoded copy of the same folder (a
+    ``training.device_pack``, whose file names are the originals') never reads the originals' cache.
+    """
+    sizes = [(root / s.path).stat().st_size for s in samples]
+    key = hashlib.sha1(json.dumps([recipe, size, [s.path for s in samples], sizes]).encode()).hexdigest()[:16]
     cache = cache_dir / f"{recipe}-{size}-{key}.npz"
     if cache.exists():
         with np.load(cache) as data:

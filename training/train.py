@@ -109,6 +109,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --camera-aug: each photo of a batch beside a copy of itself camera-augmented anew, and L x the "
         "Jensen-Shannon divergence between their predictions added to the loss (training.consistency); 0 = off",
     )
+    p.add_argument(
+        "--partner",
+        choices=("camera", "view"),
+        default="camera",
+        help="with --consistency: the paired copy is camera-augmented anew (camera), or the same clean model input "
+        "a quarter turn away, the augmentation layers still turning, mirroring and jittering each copy (view)",
+    )
     p.add_argument("--recipe", default=DEFAULT_RECIPE, help="kiosk preprocessing recipe id")
     p.add_argument(
         "--teacher",
@@ -140,6 +147,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
+    p.add_argument(
+        "--loader-threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="threads that camera-augment and preprocess photos beside training (a GPU machine's cores keep up)",
+    )
     return p.parse_args(argv)
 
 
@@ -158,7 +172,7 @@ def main(argv=None) -> int:
         # images are (a run trained on a GPU machine is exported here); the rest is its identity.
         overrides = {
             k: getattr(args, k)
-            for k in ("epochs", "patience", "average_last", "export_from", "data", "cache")
+            for k in ("epochs", "patience", "average_last", "export_from", "data", "cache", "loader_threads")
             if f"--{k.replace('_', '-')}" in given
         }
         # Defaults first: a run saved before an option existed resumes with that option's default.
@@ -189,6 +203,9 @@ def main(argv=None) -> int:
             "error: --consistency must be 0 or more and needs --camera-aug (the copies are drawn with it)",
             file=sys.stderr,
         )
+        return 2
+    if getattr(args, "loader_threads", 2) < 1:
+        print(f"error: --loader-threads must be 1 or more, got {args.loader_threads}", file=sys.stderr)
         return 2
     if args.export_from == "average" and args.average_last < 2:
         print("error: --export-from average needs --average-last N of 2 or more", file=sys.stderr)
@@ -296,6 +313,10 @@ def main(argv=None) -> int:
             state["initialised_from"] = initial_weights_record(Path(args.init))
         if distilled_from is not None:
             state["distilled_from"] = distilled_from
+        pack = Path(args.data).parent / "pack.json"
+        if pack.is_file():  # photos re-encoded to travel to a GPU machine (training.device_pack)
+            record = json.loads(pack.read_text())
+            state["trained_on_pack"] = {k: record.get(k) for k in ("encoding", "photo_bytes", "split_id")}
         if args.paper_recipe:
             optimizer = keras.optimizers.Adam(1e-3)
         else:
@@ -345,6 +366,8 @@ def main(argv=None) -> int:
                 recipe=args.recipe,
                 targets=targets,
                 paired=paired,
+                partner=getattr(args, "partner", "camera"),
+                workers=getattr(args, "loader_threads", 2),
             )
         if not on_tensorflow:
             return shuffled_batches(
@@ -423,7 +446,7 @@ def main(argv=None) -> int:
     best = model if finished else keras.models.load_model(best_path)  # finished: model is best.keras
     probs = best.predict(val_x_float, batch_size=128, verbose=0)[:, 1]
     chosen = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
-    for key in ("initialised_from", "distilled_from", "trained_with"):
+    for key in ("initialised_from", "distilled_from", "trained_with", "trained_on_pack"):
         if key in state:
             chosen[key] = state[key]
     snapshots = sorted((out / "average").glob("epoch_*.weights.h5")) if args.average_last else []
@@ -645,6 +668,8 @@ def camera_batches(
     recipe: str,
     targets: np.ndarray | None = None,
     paired: bool = False,
+    partner: str = "camera",
+    workers: int = 2,
 ):
     """One epoch of batches where a share of the photos are camera-augmented (training.augment).
 
@@ -652,9 +677,11 @@ def camera_batches(
     own ``preprocess`` (its lesion crop sees the blurred, darker or smaller lesion, as in the
     kiosk); the others come from the preprocessed cache. The usual augmentation layers (flips,
     rotation, zoom, colour jitter) then run on the whole batch. Which photos and which changes is
-    fixed by (seed, epoch, image index); two worker threads (OpenCV releases the GIL). ``paired``
+    fixed by (seed, epoch, image index); ``workers`` threads (OpenCV releases the GIL). ``paired``
     (``--consistency``): each photo is followed, in the batch's second half, by a copy with a fresh draw of
-    at least one family (``CameraAugment.partner_rng`` and ``partner_families``).
+    at least one family (``CameraAugment.partner_rng`` and ``partner_families``); with ``partner="view"`` by
+    the photo's clean model input turned 90, 180 or 270 degrees (the batch's layers then transform both copies
+    independently), so the pair differs in orientation and jitter only.
     """
 
     from kiosk.vision.loader import load_image
@@ -664,10 +691,13 @@ def camera_batches(
         for j, i in enumerate(picked):
             rng = camera.rng(epoch=epoch, index=int(i))
             families = camera.families_for(rng, label=int(y[i]))
-            photo = load_image(paths[i]) if families or paired else None
+            photo = load_image(paths[i]) if families or (paired and partner == "camera") else None
             if families:
                 images[j] = preprocess(camera.apply(photo, families, rng=rng), size=size, recipe=recipe)
-            if paired:
+            if paired and partner == "view":
+                turns = 1 + int(camera.partner_rng(epoch=epoch, index=int(i)).integers(3))
+                images[len(picked) + j] = np.rot90(images[len(picked) + j], turns).copy()
+            elif paired:
                 rng = camera.partner_rng(epoch=epoch, index=int(i))
                 changed = camera.apply(photo, camera.partner_families(rng, label=int(y[i])), rng=rng)
                 images[len(picked) + j] = preprocess(changed, size=size, recipe=recipe)
@@ -680,7 +710,7 @@ def camera_batches(
         augment=augment,
         seed=seed,
         before_layers=camera_step,
-        workers=2,
+        workers=workers,
         targets=targets,
         paired=paired,
     )
