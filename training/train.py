@@ -50,9 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics, export)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with benign/ and malignant/")
-    p.add_argument("--arch", choices=["mobile", "paper"], default="mobile")
+    p.add_argument(
+        "--arch",
+        choices=["mobile", "paper", "lite"],
+        default="mobile",
+        help="lite: EfficientNet-Lite0 narrowed to --alpha (start it from ImageNet: training.lite and --init)",
+    )
     p.add_argument("--size", type=int, default=160, help="input side in pixels")
-    p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier")
+    p.add_argument("--alpha", type=float, default=0.35, help="width multiplier (MobileNetV2, Lite0)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -272,7 +277,7 @@ def main(argv=None) -> int:
         targets = ((1.0 - args.teacher_weight) * targets + args.teacher_weight * soft).astype(np.float32)
         distilled_from["weight"] = args.teacher_weight
 
-    from .models import mobile_net, paper_cnn
+    from .models import build_model
 
     paired = args.consistency > 0  # each batch: half as many photos, then their camera-augmented copies
     steps_per_epoch = int(np.ceil(len(x_train) / (args.batch // 2 if paired else args.batch)))
@@ -304,7 +309,7 @@ def main(argv=None) -> int:
         state.pop("stopped_early", None)
         print(f"resuming after epoch {state['epoch']} (best AUC {state['best_auc']:.4f})", file=sys.stderr)
     else:
-        model = paper_cnn(args.size) if args.arch == "paper" else mobile_net(args.size, alpha=args.alpha)
+        model = build_model(args.arch, args.size, args.alpha)
         if args.init is not None:
             problem = load_initial_weights(model, Path(args.init))
             if problem:
@@ -781,8 +786,10 @@ def initial_weights_record(path: Path) -> dict:
         recovery = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return record
-    if isinstance(recovery, dict) and recovery.get("sha256") == record["sha256"] and "recovered_from" in recovery:
-        record["recovered_from"] = recovery["recovered_from"]
+    if isinstance(recovery, dict) and recovery.get("sha256") == record["sha256"]:
+        for key in ("recovered_from", "pretrained_from"):
+            if key in recovery:
+                record[key] = recovery[key]
     return record
 
 
