@@ -425,6 +425,43 @@ def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_pat
     assert sorted(map(tuple, np.asarray(wanted).tolist())) == sorted(map(tuple, soft.tolist()))
     assert sorted(np.asarray(weights).tolist()) == [1.0, 1.0, 3.0, 3.0]
 
+    # A trained run's export is a teacher too (a float network too large for the kiosk, say): the mean of its
+    # Keras model over the eight views of every training-side photo.
+    import keras
+
+    from training.data import preprocessed_arrays
+    from training.teacher import dihedral_views
+    from training.teacher import main as teacher_main
+
+    targets = tmp_path / "from-export.npz"
+    assert (
+        teacher_main(
+            [
+                "--model",
+                str(out / "export"),
+                "--data",
+                str(dataset),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--out",
+                str(targets),
+            ]
+        )
+        == 0
+    )
+    side, _, _ = make_split(dataset, list_samples(dataset))
+    with np.load(targets) as made:
+        assert made["paths"].tolist() == [s.path for s in side] and int(made["views"]) == 8
+        first = float(made["malignant"][0])
+    x, _ = preprocessed_arrays(
+        dataset, side[:1], size=32, recipe=info["preprocessing_recipe"], cache_dir=tmp_path / "cache"
+    )
+    network = keras.models.load_model(out / "export" / "model.keras")
+    views = np.stack(dihedral_views(x[0])).astype(np.float32)
+    assert first == pytest.approx(float(network.predict(views, verbose=0)[:, 1].mean()), abs=1e-5)
+    assert teacher_main(["--model", str(tmp_path), "--data", str(dataset), "--out", str(tmp_path / "no.npz")]) == 2
+    assert not (tmp_path / "no.npz").exists()
+
 
 def test_exporting_an_average_that_is_not_kept_is_one_line(tmp_path, capsys):
     from training.train import main

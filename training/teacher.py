@@ -1,6 +1,7 @@
 """Soft targets from a model averaged over the eight turns and mirrors of each photo, for distillation.
 
     python -m training.teacher --model models/melanoma_int8.tflite --out runs/teacher.npz
+    python -m training.teacher --model runs/lf128/export --out runs/teacher-lf128.npz   # a trained run's export
 
 The shipped int8 model answers differently when the same photo is turned (honest split, single view
 AUC 0.9647-0.9704 by orientation); the mean over the eight dihedral views is a better model (AUC 0.9722,
@@ -26,6 +27,7 @@ import numpy as np
 
 from kiosk.progress import progress
 
+from .convert import BuildError
 from .data import DEFAULT_DATA, list_samples, make_split, preprocessed_arrays
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +45,45 @@ def dihedral_probability(model, image: np.ndarray) -> float:
     return float(np.mean([model.malignant_probability(view) for view in dihedral_views(image)]))
 
 
+def export_targets(export_dir: Path, root: Path, *, cache_dir: Path, chunk: int = 256) -> dict:
+    """:func:`teacher_targets` from a trainer export (``RUN/export``): its float Keras model, in batches.
+
+    For a teacher too large for the kiosk (an int8 build of it need never exist), e.g. full EfficientNet-Lite0.
+    """
+    import keras
+
+    from .convert import read_export
+
+    info = read_export(export_dir)
+    size, recipe = int(info["input"]["height"]), str(info["preprocessing_recipe"])
+    model_file = export_dir / "model.keras"
+    model = keras.models.load_model(model_file)
+    samples = list_samples(root)
+    train, _val, split_id = make_split(root, samples)
+    x, y = preprocessed_arrays(root, train, size=size, recipe=recipe, cache_dir=cache_dir)
+    malignant = np.zeros(len(x), np.float64)
+    for start in progress(range(0, len(x), chunk), label="teacher", total=int(np.ceil(len(x) / chunk))):
+        views = [dihedral_views(image) for image in x[start : start + chunk]]
+        for k in range(VIEWS):
+            batch = np.stack([v[k] for v in views]).astype(np.float32)
+            malignant[start : start + len(views)] += model.predict(batch, batch_size=64, verbose=0)[:, 1] / VIEWS
+    return {
+        "paths": np.array([s.path for s in train]),
+        "malignant": malignant.astype(np.float32),
+        "labels": y,
+        "model_sha256": np.array(hashlib.sha256(model_file.read_bytes()).hexdigest()),
+        "recipe": np.array(recipe),
+        "split_id": np.array(split_id),
+        "views": np.array(VIEWS),
+    }
+
+
 def teacher_targets(model_path: Path, root: Path, *, cache_dir: Path) -> dict:
     """{paths, malignant, labels, ...}: the dihedral-mean probability of every training-side photo."""
     from kiosk.model import Model
+
+    if model_path.is_dir():
+        return export_targets(model_path, root, cache_dir=cache_dir)
 
     model = Model.load(model_path)
     samples = list_samples(root)
@@ -89,7 +127,12 @@ def load_targets(path: Path, paths: list[str]) -> tuple[np.ndarray, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.teacher", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "melanoma_int8.tflite")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "models" / "melanoma_int8.tflite",
+        help="an int8 model with its manifest, or a trainer export folder (RUN/export)",
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--cache", type=Path, default=REPO_ROOT / "cache")
     p.add_argument("--out", type=Path, required=True, help="the .npz to write")
@@ -97,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "benign").is_dir():
         print(f"error: no images at {args.data} (give --data)", file=sys.stderr)
         return 2
-    targets = teacher_targets(args.model, args.data, cache_dir=args.cache)
+    try:
+        targets = teacher_targets(args.model, args.data, cache_dir=args.cache)
+    except BuildError as exc:
+        print(f"error: --model {args.model}: {exc}", file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp.npz")
     np.savez(tmp, **targets)
