@@ -195,6 +195,8 @@ def test_lite_refuses_a_bad_width_and_a_file_that_is_not_a_state_dict(tmp_path, 
 
     assert main(["--width", "0", "--out", str(tmp_path / "x.keras")]) == 2
     assert "--width" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x.h5")]) == 2
+    assert capsys.readouterr().err.strip() == f"lite: error: --out must name a .keras file, not {tmp_path / 'x.h5'}"
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a pickle at all")
     assert main(["--weights", str(junk), "--out", str(tmp_path / "x.keras")]) == 2

@@ -459,6 +459,23 @@ def test_distillation_trains_towards_the_teacher_and_records_it(dataset, tmp_pat
     network = keras.models.load_model(out / "export" / "model.keras")
     views = np.stack(dihedral_views(x[0])).astype(np.float32)
     assert first == pytest.approx(float(network.predict(views, verbose=0)[:, 1].mean()), abs=1e-5)
+    # And an int8 model with its manifest, scored one photo at a time through the kiosk's Model.
+    from kiosk.model import Model
+    from tests.conftest import COMMITTED_MODEL
+    from training.teacher import dihedral_probability
+
+    int8_targets = tmp_path / "from-int8.npz"
+    cache = ["--cache", str(tmp_path / "cache")]
+    assert (
+        teacher_main(["--model", str(COMMITTED_MODEL), "--data", str(dataset), *cache, "--out", str(int8_targets)]) == 0
+    )
+    tiny = Model.load(COMMITTED_MODEL)
+    x, _ = preprocessed_arrays(
+        dataset, side[:1], size=tiny.input_size, recipe=tiny.manifest.preprocessing_recipe, cache_dir=tmp_path / "cache"
+    )
+    with np.load(int8_targets) as made:
+        assert made["paths"].tolist() == [s.path for s in side] and str(made["model_sha256"]) == tiny.sha256
+        assert float(made["malignant"][0]) == pytest.approx(dihedral_probability(tiny, x[0]), abs=1e-6)
     assert teacher_main(["--model", str(tmp_path), "--data", str(dataset), "--out", str(tmp_path / "no.npz")]) == 2
     assert not (tmp_path / "no.npz").exists()
 

@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.width <= 1:
         print("lite: error: --width must be in (0, 1]", file=sys.stderr)
         return 2
+    if args.out.suffix != ".keras":
+        print(f"lite: error: --out must name a .keras file, not {args.out}", file=sys.stderr)
+        return 2
     path = args.weights or wheel_weights()
     try:
         state = read_state_dict(path)
@@ -256,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         print(f"lite: error: {path}: not a Lite0 state dict ({exc})", file=sys.stderr)
         return 2
+    from .train import save_model_atomic
+
     model = lite0(width=args.width, size=args.size, state=state)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.out)
+    save_model_atomic(model, args.out)  # a start cut short by a power cut is no start at all
     # training.train --init copies "pretrained_from" into the run's record while the hash matches.
     record = {
         "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),

@@ -45,8 +45,8 @@ def dihedral_probability(model, image: np.ndarray) -> float:
     return float(np.mean([model.malignant_probability(view) for view in dihedral_views(image)]))
 
 
-def export_targets(export_dir: Path, root: Path, *, cache_dir: Path, chunk: int = 256) -> dict:
-    """:func:`teacher_targets` from a trainer export (``RUN/export``): its float Keras model, in batches.
+def _export_scorer(export_dir: Path, *, chunk: int = 256):
+    """(size, recipe, sha256, scorer) of a trainer export (``RUN/export``): its float Keras model, in batches.
 
     For a teacher too large for the kiosk (an int8 build of it need never exist), e.g. full EfficientNet-Lite0.
     """
@@ -55,51 +55,48 @@ def export_targets(export_dir: Path, root: Path, *, cache_dir: Path, chunk: int 
     from .convert import read_export
 
     info = read_export(export_dir)
-    size, recipe = int(info["input"]["height"]), str(info["preprocessing_recipe"])
     model_file = export_dir / "model.keras"
     model = keras.models.load_model(model_file)
-    samples = list_samples(root)
-    train, _val, split_id = make_split(root, samples)
-    x, y = preprocessed_arrays(root, train, size=size, recipe=recipe, cache_dir=cache_dir)
-    malignant = np.zeros(len(x), np.float64)
-    for start in progress(range(0, len(x), chunk), label="teacher", total=int(np.ceil(len(x) / chunk))):
-        views = [dihedral_views(image) for image in x[start : start + chunk]]
-        for k in range(VIEWS):
-            batch = np.stack([v[k] for v in views]).astype(np.float32)
-            malignant[start : start + len(views)] += model.predict(batch, batch_size=64, verbose=0)[:, 1] / VIEWS
-    return {
-        "paths": np.array([s.path for s in train]),
-        "malignant": malignant.astype(np.float32),
-        "labels": y,
-        "model_sha256": np.array(hashlib.sha256(model_file.read_bytes()).hexdigest()),
-        "recipe": np.array(recipe),
-        "split_id": np.array(split_id),
-        "views": np.array(VIEWS),
-    }
+
+    def score(x: np.ndarray) -> np.ndarray:
+        malignant = np.zeros(len(x), np.float64)
+        for start in progress(range(0, len(x), chunk), label="teacher", total=int(np.ceil(len(x) / chunk))):
+            views = [dihedral_views(image) for image in x[start : start + chunk]]
+            for k in range(VIEWS):
+                batch = np.stack([v[k] for v in views]).astype(np.float32)
+                malignant[start : start + len(views)] += model.predict(batch, batch_size=64, verbose=0)[:, 1] / VIEWS
+        return malignant
+
+    sha256 = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    return int(info["input"]["height"]), str(info["preprocessing_recipe"]), sha256, score
+
+
+def _int8_scorer(model_path: Path):
+    """(size, recipe, sha256, scorer) of an int8 model with its manifest, one photo at a time."""
+    from kiosk.model import Model
+
+    model = Model.load(model_path)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        return np.array([dihedral_probability(model, image) for image in progress(x, label="teacher", total=len(x))])
+
+    return model.input_size, model.manifest.preprocessing_recipe, model.sha256, score
 
 
 def teacher_targets(model_path: Path, root: Path, *, cache_dir: Path) -> dict:
-    """{paths, malignant, labels, ...}: the dihedral-mean probability of every training-side photo."""
-    from kiosk.model import Model
+    """{paths, malignant, labels, ...}: the dihedral-mean probability of every training-side photo.
 
-    if model_path.is_dir():
-        return export_targets(model_path, root, cache_dir=cache_dir)
-
-    model = Model.load(model_path)
-    samples = list_samples(root)
-    train, _val, split_id = make_split(root, samples)
-    x, y = preprocessed_arrays(
-        root, train, size=model.input_size, recipe=model.manifest.preprocessing_recipe, cache_dir=cache_dir
-    )
-    malignant = np.array(
-        [dihedral_probability(model, image) for image in progress(x, label="teacher", total=len(x))], np.float32
-    )
+    ``model_path``: an int8 model with its manifest, or a trainer export folder.
+    """
+    size, recipe, sha256, score = _export_scorer(model_path) if model_path.is_dir() else _int8_scorer(model_path)
+    train, _val, split_id = make_split(root, list_samples(root))
+    x, y = preprocessed_arrays(root, train, size=size, recipe=recipe, cache_dir=cache_dir)
     return {
         "paths": np.array([s.path for s in train]),
-        "malignant": malignant,
+        "malignant": score(x).astype(np.float32),
         "labels": y,
-        "model_sha256": np.array(model.sha256),
-        "recipe": np.array(model.manifest.preprocessing_recipe),
+        "model_sha256": np.array(sha256),
+        "recipe": np.array(recipe),
         "split_id": np.array(split_id),
         "views": np.array(VIEWS),
     }
